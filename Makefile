@@ -1,0 +1,47 @@
+# Every target installs what it needs: a virtualenv in .venv for the two packages and the
+# test tools, and .venv-meltano for Meltano (which installs the plugins from meltano.yml itself).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MELTANO_VENV := .venv-meltano
+MELTANO := $(MELTANO_VENV)/bin/meltano
+export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
+export MELTANO_BIN := $(abspath $(MELTANO))
+
+.PHONY: install install-meltano test lint format clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: tap-stripe/pyproject.toml target-duckdb/pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ./tap-stripe -e ./target-duckdb -r requirements-dev.txt
+	touch $@
+
+install-meltano: $(MELTANO_VENV)/.installed
+
+$(MELTANO_VENV)/.installed:
+	$(PYTHON) -m venv $(MELTANO_VENV)
+	$(MELTANO_VENV)/bin/pip install --quiet --disable-pip-version-check 'meltano>=4.0,<5'
+	touch $@
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install install-meltano lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) $(MELTANO_VENV) .meltano .pytest_cache .ruff_cache
+
+# Regenerates tap-stripe/tap_stripe/schemas/ from Stripe's OpenAPI description. Only this
+# target reads ../shared; the generated files are committed and nothing reads ../shared at run time.
+STRIPE_OPENAPI ?= ../shared/stripe-openapi
+.PHONY: schemas
+schemas: install
+	$(BIN)/python tap-stripe/scripts/generate_schemas.py --spec $(STRIPE_OPENAPI)/spec3.json --out tap-stripe/tap_stripe/schemas
