@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, SchemaError
 from tap_stripe.tables import TABLES
 
 Schema = dict[str, Any]
@@ -315,7 +315,10 @@ def run(args: argparse.Namespace) -> int:
     for table in TABLES:
         source = stream_source(spec, table.name, table.path)
         schema = stream_schema(converter, source)
-        Draft7Validator.check_schema(schema)
+        try:
+            Draft7Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise SpecError(f"{table.name}: not a valid Draft 7 schema: {exc.message}") from None
         target = args.out / f"{table.name}.json"
         text = render(schema)
         current = target.read_bytes() if target.is_file() else None
