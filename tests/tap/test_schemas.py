@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import tap_stripe
 from jsonschema import Draft7Validator
-from tap_stripe.tables import TABLES
+from tap_stripe.tables import TABLES, TableSpec
 
 SCHEMA_DIR = Path(tap_stripe.__file__).parent / "schemas"
 GENERATOR = Path(__file__).parents[2] / "tap-stripe" / "scripts" / "generate_schemas.py"
@@ -307,7 +307,7 @@ def mini_run(generator, tmp_path, monkeypatch):
     (tmp_path / "fixtures3.json").write_text(
         json.dumps({"resources": {"widget": {"id": "w_1", "created": 1, "owner": "s_1"}}})
     )
-    table = TABLES[0].__class__(name="widget", path="/v1/widgets")
+    table = TableSpec(name="widget", path="/v1/widgets")
     monkeypatch.setattr(generator, "TABLES", (table,))
     out = tmp_path / "schemas"
 
