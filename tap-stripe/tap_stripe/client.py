@@ -1,0 +1,270 @@
+"""The tap's one HTTP client for Stripe: auth, version pinning, rate budget, retries, errors.
+
+Every request of every stream goes through one :class:`StripeClient`, so the rate
+limiter is the single budget for the whole run and the retry rules live in one place.
+The API key is only ever sent as a header and is scrubbed from every error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+LOGGER = logging.getLogger("tap-stripe")
+
+DEFAULT_API_URL = "https://api.stripe.com"
+DEFAULT_API_VERSION = "2023-08-16"
+# Below Stripe's published read limits (100/s live, 25/s test mode).
+DEFAULT_LIVE_RATE = 90.0
+DEFAULT_TEST_RATE = 20.0
+
+Sleep = Callable[[float], None]
+Clock = Callable[[], float]
+
+
+class StripeError(Exception):
+    """A failure talking to Stripe; ``str()`` is one line and never holds the key."""
+
+
+class StripeAPIError(StripeError):
+    """Stripe answered with an error the tap does not retry."""
+
+    def __init__(
+        self,
+        stream: str,
+        status: int,
+        error_type: str | None,
+        message: str | None,
+        request_id: str | None,
+    ) -> None:
+        self.stream = stream
+        self.status = status
+        self.error_type = error_type
+        self.request_id = request_id
+        if status == 401:
+            detail = "Stripe refused the API key (check api_key, its mode and its permissions)"
+            if message:
+                detail += f": {message}"
+        else:
+            detail = f"{error_type or 'error'}: {message or 'no message'}"
+        super().__init__(
+            f"stream '{stream}': HTTP {status} {detail} (Request-Id: {request_id or 'none'})"
+        )
+
+
+def default_rate_for_key(api_key: str) -> float:
+    """Requests per second to allow by default, from the key's mode."""
+    return DEFAULT_TEST_RATE if "_test_" in api_key else DEFAULT_LIVE_RATE
+
+
+class RateLimiter:
+    """A thread-safe request budget shared by every request of the run.
+
+    Requests are spaced evenly at the current rate. A 429 halves the rate and pauses
+    everyone for the wait Stripe asked for; each success then wins back a little of the
+    configured rate (multiplicative decrease, additive increase).
+    """
+
+    def __init__(
+        self,
+        max_rate: float | None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self.max_rate = max_rate if max_rate and max_rate > 0 else None
+        self.rate = self.max_rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Wait for this request's slot in the budget."""
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            if self.rate is not None:
+                self._next = slot + 1.0 / self.rate
+            else:
+                self._next = slot
+        if slot > now:
+            self._sleep(slot - now)
+
+    def throttled(self, pause: float) -> None:
+        """Stripe rate-limited a request: slow down and pause everyone for ``pause`` s."""
+        with self._lock:
+            if self.rate is not None:
+                self.rate = max(1.0, self.rate / 2)
+            self._next = max(self._next, self._clock() + pause)
+
+    def succeeded(self) -> None:
+        """A request went through: recover part of the configured rate."""
+        if self.rate is not None and self.rate < self.max_rate:
+            with self._lock:
+                self.rate = min(self.max_rate, self.rate + self.max_rate / 50)
+
+
+class StripeClient:
+    """One HTTP session for the whole tap."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_url: str = DEFAULT_API_URL,
+        api_version: str = DEFAULT_API_VERSION,
+        account_id: str | None = None,
+        timeout: float = 60.0,
+        rate_limiter: RateLimiter | None = None,
+        max_attempts: int = 8,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        pool_size: int = 10,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self._api_key = api_key
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        self.rate_limiter = rate_limiter or RateLimiter(default_rate_for_key(api_key))
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._sleep = sleep
+        self.request_count = 0
+        self.throttled_count = 0
+        self._count_lock = threading.Lock()
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1))
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers.update(
+            {
+                "Authorization": f"Bearer {api_key}",
+                "Stripe-Version": api_version,
+                "User-Agent": "tap-stripe (Singer tap)",
+                "Accept": "application/json",
+            }
+        )
+        if account_id:
+            self.session.headers["Stripe-Account"] = account_id
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the API key removed."""
+        return text.replace(self._api_key, "<api_key>") if self._api_key else text
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None, *, stream: str) -> Any:
+        """GET ``path`` and return the decoded JSON body, retrying what Stripe allows."""
+        url = f"{self.api_url}{path}"
+        attempt = 0
+        while True:
+            attempt += 1
+            self.rate_limiter.acquire()
+            with self._count_lock:
+                self.request_count += 1
+            try:
+                response = self.session.get(url, params=params, timeout=self.timeout)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                reason = f"{type(exc).__name__}: {self.scrub(str(exc))}"
+                self._retry_or_raise(stream, attempt, reason, None)
+                continue
+            status = response.status_code
+            if status < 300:
+                self.rate_limiter.succeeded()
+                try:
+                    return orjson.loads(response.content)
+                except orjson.JSONDecodeError as exc:
+                    raise StripeError(
+                        f"stream '{stream}': Stripe sent a body that is not JSON "
+                        f"(HTTP {status}, Request-Id: {response.headers.get('Request-Id')})"
+                    ) from exc
+            self._handle_error_response(stream, attempt, response)
+
+    def _handle_error_response(
+        self, stream: str, attempt: int, response: requests.Response
+    ) -> None:
+        """Return to retry ``response``'s request, or raise the error it carries."""
+        status = response.status_code
+        should_retry = response.headers.get("Stripe-Should-Retry")
+        if should_retry == "false":
+            raise self._api_error(stream, response)
+        if status == 429:
+            with self._count_lock:
+                self.throttled_count += 1
+            wait = _retry_after(response)
+            reason = response.headers.get("Stripe-Rate-Limited-Reason") or "rate limited"
+            pause = wait if wait is not None else self._backoff(attempt)
+            self.rate_limiter.throttled(pause)
+            self._retry_or_raise(stream, attempt, f"HTTP 429 ({reason})", response, pause=0.0)
+            return
+        if status in (409,) or status >= 500 or should_retry == "true":
+            self._retry_or_raise(stream, attempt, f"HTTP {status}", response)
+            return
+        raise self._api_error(stream, response)
+
+    def _retry_or_raise(
+        self,
+        stream: str,
+        attempt: int,
+        reason: str,
+        response: requests.Response | None,
+        pause: float | None = None,
+    ) -> None:
+        if attempt >= self.max_attempts:
+            if response is not None:
+                raise self._api_error(stream, response)
+            raise StripeError(
+                f"stream '{stream}': giving up after {attempt} attempts, last error {reason}"
+            )
+        delay = self._backoff(attempt) if pause is None else pause
+        LOGGER.warning(
+            "stream '%s': %s, retry %d of %d in %.1fs",
+            stream,
+            reason,
+            attempt,
+            self.max_attempts - 1,
+            delay,
+        )
+        if delay > 0:
+            self._sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter, bounded by ``backoff_max``."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return ceiling * (0.5 + random.random() / 2)
+
+    def _api_error(self, stream: str, response: requests.Response) -> StripeAPIError:
+        error_type = message = None
+        try:
+            body = orjson.loads(response.content)
+            error = body.get("error") if isinstance(body, dict) else None
+            if isinstance(error, dict):
+                error_type = error.get("type")
+                message = error.get("message")
+        except orjson.JSONDecodeError:
+            message = response.reason
+        return StripeAPIError(
+            stream,
+            response.status_code,
+            error_type,
+            self.scrub(message) if message else message,
+            response.headers.get("Request-Id"),
+        )
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,382 @@
+"""One generic Stripe stream, built from a :class:`~tap_stripe.tables.TableSpec`.
+
+The stream owns its record path instead of the SDK's per-record loop:
+
+* pages are fetched by a pool of threads, window by window (see ``windows.py``), all
+  under the client's one rate budget;
+* the main thread emits records exactly as Stripe sent them (no conform/validate pass),
+  serialised with orjson, and re-announces the SCHEMA when a record carries a top-level
+  property the last SCHEMA did not declare;
+* the ``created`` bookmark is managed here (not by the SDK's max-value logic, which
+  would be wrong for newest-first pages and out-of-order windows): it moves to the end
+  of the contiguous prefix of completed windows, after their records are written.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import orjson
+from singer_sdk import Stream
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.singerlib import RecordMessage, SchemaMessage
+
+from tap_stripe.client import StripeClient
+from tap_stripe.output import FastSingerWriter
+from tap_stripe.tables import TableSpec
+from tap_stripe.windows import Frontier, Scheduler, Window
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers import types
+
+    from tap_stripe.tap import TapStripe
+
+PAGE_SIZE = 100
+# Pages waiting for the main thread; bounds memory when output is slower than fetching.
+MAX_QUEUED_PAGES = 64
+
+
+def infer_schema(value: Any) -> dict:
+    """A permissive JSON Schema for a property first seen with ``value``."""
+    if isinstance(value, bool):
+        kind = "boolean"
+    elif isinstance(value, int):
+        kind = "integer"
+    elif isinstance(value, float):
+        kind = "number"
+    elif isinstance(value, str):
+        kind = "string"
+    elif isinstance(value, dict):
+        kind = "object"
+    elif isinstance(value, list):
+        kind = "array"
+    else:
+        return {}
+    return {"type": [kind, "null"]}
+
+
+class _Page:
+    """Records of one fetched page, and the window it finished (if it did)."""
+
+    __slots__ = ("finished", "records", "time_extracted")
+
+    def __init__(self, records: list[dict], finished: Window | None) -> None:
+        self.records = records
+        self.finished = finished
+        self.time_extracted = datetime.datetime.now(datetime.UTC)
+
+
+class _WorkerFailed:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_WORKER_EXIT = object()
+
+
+class StripeStream(Stream):
+    """A Stripe table: a paged list endpoint, or a single object (``account``)."""
+
+    is_sorted = False
+
+    def __init__(self, tap: TapStripe, spec: TableSpec, schema: dict) -> None:
+        self.spec = spec
+        super().__init__(tap, schema=schema, name=spec.name)
+        self.primary_keys = ("id",)
+        self.replication_key = spec.replication_key
+        self._stripe_tap = tap
+
+    @property
+    def client(self) -> StripeClient:
+        """The tap's one HTTP client."""
+        return self._stripe_tap.client
+
+    # ---- reading -------------------------------------------------------------------
+
+    def _list_params(self, window: Window | None, cursor: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": PAGE_SIZE, **self.spec.filters}
+        if window is not None:
+            params["created[gte]"] = window.lo
+            params["created[lt]"] = window.hi
+        if cursor:
+            params["starting_after"] = cursor
+        if self.spec.expand:
+            params["expand[]"] = [f"data.{field}" for field in self.spec.expand]
+        return params
+
+    def _complete_nested_lists(self, record: dict) -> None:
+        """Page in the rest of nested lists Stripe cut short (it sends 10 items)."""
+        for field, template in self.spec.nested_lists.items():
+            nested = record.get(field)
+            if not (isinstance(nested, dict) and nested.get("has_more")):
+                continue
+            data = nested.get("data") or []
+            path, _, query = template.format(id=record["id"]).partition("?")
+            base = dict(parse_qsl(query))
+            cursor = data[-1]["id"] if data else None
+            while True:
+                params: dict[str, Any] = {**base, "limit": PAGE_SIZE}
+                if cursor:
+                    params["starting_after"] = cursor
+                page = self.client.get(path, params, stream=self.name)
+                items = page.get("data") or []
+                data.extend(items)
+                if not (page.get("has_more") and items):
+                    break
+                cursor = items[-1]["id"]
+            nested["data"] = data
+            nested["has_more"] = False
+
+    def _fetch(self, window: Window | None) -> tuple[list[dict], bool]:
+        cursor = window.cursor if window else None
+        page = self.client.get(self.spec.path, self._list_params(window, cursor), stream=self.name)
+        records = page.get("data") or []
+        if self.spec.nested_lists:
+            for record in records:
+                self._complete_nested_lists(record)
+        return records, bool(page.get("has_more")) and bool(records)
+
+    def _worker(self, scheduler: Scheduler, pages: queue.Queue) -> None:
+        try:
+            while (window := scheduler.take()) is not None:
+                records, has_more = self._fetch(window)
+                if has_more:
+                    last = records[-1]
+                    pages.put(_Page(records, None))
+                    scheduler.continue_after(window, int(last["created"]), last["id"])
+                else:
+                    pages.put(_Page(records, window))
+                    scheduler.done()
+        except BaseException as exc:  # handed to the main thread, which raises it
+            scheduler.stop()
+            pages.put(_WorkerFailed(exc))
+        finally:
+            pages.put(_WORKER_EXIT)
+
+    def _pages_concurrently(self, windows: list[Window]) -> Iterator[_Page]:
+        """Fetch ``windows`` with a thread pool; yield pages as they arrive."""
+        workers = self._stripe_tap.concurrency
+        scheduler = Scheduler(windows, workers)
+        pages: queue.Queue = queue.Queue(maxsize=MAX_QUEUED_PAGES)
+        threads = [
+            threading.Thread(
+                target=self._worker,
+                args=(scheduler, pages),
+                name=f"tap-stripe-{self.name}-{i}",
+                daemon=True,
+            )
+            for i in range(workers)
+        ]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
+        error: BaseException | None = None
+        try:
+            while running:
+                item = pages.get()
+                if item is _WORKER_EXIT:
+                    running -= 1
+                elif isinstance(item, _WorkerFailed):
+                    error = error or item.error
+                elif error is None:
+                    yield item
+        finally:
+            scheduler.stop()
+            while running:  # unblock workers stuck on a full queue, then let them end
+                if pages.get() is _WORKER_EXIT:
+                    running -= 1
+        if error is not None:
+            raise error
+
+    def _pages_full_table(self) -> Iterator[_Page]:
+        if self.spec.single_object:
+            params = {"expand[]": list(self.spec.expand)} if self.spec.expand else None
+            record = self.client.get(self.spec.path, params, stream=self.name)
+            yield _Page([record], None)
+            return
+        cursor: str | None = None
+        while True:
+            records, has_more = self._fetch(Window(0, 0, cursor) if cursor else None)
+            yield _Page(records, None)
+            if not has_more:
+                return
+            cursor = records[-1]["id"]
+
+    # ---- bookmark ------------------------------------------------------------------
+
+    def _bookmark(self) -> int | None:
+        state = self.get_context_state(None)
+        if state.get("replication_key") != self.replication_key:
+            return None
+        value = state.get("replication_key_value")
+        return int(value) if isinstance(value, (int, float)) else None
+
+    def _set_bookmark(self, value: int) -> None:
+        state = self.get_context_state(None)
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = value
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def _start_of_range(self, bookmark: int | None) -> int:
+        start_date = self.config.get("start_date")
+        floor = 0
+        if start_date:
+            parsed = datetime.datetime.fromisoformat(str(start_date).replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=datetime.UTC)
+            floor = int(parsed.timestamp())
+        if bookmark is None:
+            return floor
+        lookback = int(self.config.get("lookback_window", 300))
+        return max(floor, bookmark - lookback)
+
+    # ---- emitting ------------------------------------------------------------------
+
+    def _sync_records(
+        self,
+        context: types.Context | None = None,
+        *,
+        write_messages: bool = True,
+    ) -> Iterable[dict]:
+        """Fetch and emit every record, managing the bookmark (replaces the SDK loop)."""
+        if not write_messages:
+            return list(self.get_records(context))
+        emitter = _Emitter(self)
+        with self.get_record_counter() as counter, self.get_sync_timer():
+            try:
+                if self.replication_key is None:
+                    for page in self._pages_full_table():
+                        counter.increment(emitter.emit(page))
+                else:
+                    self._sync_incremental(emitter, counter)
+            finally:
+                emitter.flush()
+        self._write_state_message()
+        return ()
+
+    def _sync_incremental(self, emitter: _Emitter, counter: Any) -> None:
+        bookmark = self._bookmark()
+        start = self._start_of_range(bookmark)
+        end = int(self._stripe_tap.sync_started_at)
+        if start >= end:
+            self.logger.info("Nothing to read: range starts at %d, sync started at %d", start, end)
+            return
+        self.logger.info("Reading created in [%d, %d)", start, end)
+        frontier = Frontier(start)
+        for page in self._pages_concurrently([Window(start, end)]):
+            counter.increment(emitter.emit(page))
+            if page.finished is not None and frontier.complete(page.finished):
+                position = frontier.position
+                if bookmark is None or position > bookmark:
+                    self._set_bookmark(position)
+
+    def get_records(self, context: types.Context | None) -> Iterable[dict]:
+        """Every record, without the tap's bookmarking (for SDK callers such as tests)."""
+        if self.replication_key is None:
+            pages = self._pages_full_table()
+        else:
+            start = self._start_of_range(self._bookmark())
+            end = int(self._stripe_tap.sync_started_at)
+            pages = self._pages_concurrently([Window(start, end)]) if start < end else iter(())
+        for page in pages:
+            yield from page.records
+
+
+class _Emitter:
+    """Writes a stream's records: exact, orjson-encoded, schema re-announced when needed."""
+
+    def __init__(self, stream: StripeStream) -> None:
+        self.stream = stream
+        self.writer = stream._tap.message_writer
+        maps = stream.stream_maps
+        self.fast = (
+            isinstance(self.writer, FastSingerWriter)
+            and len(maps) == 1
+            and isinstance(maps[0], SameRecordTransform)
+            and maps[0].stream_alias == stream.name
+        )
+        deselected = [bc for bc, selected in stream.mask.items() if bc and not selected]
+        self.drop_top_level = frozenset(
+            bc[1] for bc in deselected if len(bc) == 2 and bc[0] == "properties"
+        )
+        self.prune_nested = any(len(bc) > 2 for bc in deselected)
+        self.schemas = {m.stream_alias: m.transformed_schema for m in maps}
+        self.known = frozenset(stream.schema.get("properties", {})) - self.drop_top_level
+        self.prefix = b'{"type":"RECORD","stream":' + orjson.dumps(stream.name) + b',"record":'
+
+    def emit(self, page: _Page) -> int:
+        """Write ``page``'s records; return how many."""
+        records = page.records
+        if not records:
+            return 0
+        for record in records:
+            self._prune(record)
+            if not self.known.issuperset(record):
+                self._reannounce(record)
+        if self.fast:
+            suffix = b',"time_extracted":' + orjson.dumps(page.time_extracted) + b"}\n"
+            prefix = self.prefix
+            dumps = orjson.dumps
+            self.writer.write_record_line(
+                b"".join([prefix + dumps(record) + suffix for record in records])
+            )
+        else:
+            self._emit_mapped(records, page.time_extracted)
+        return len(records)
+
+    def _prune(self, record: dict) -> None:
+        for name in self.drop_top_level:
+            record.pop(name, None)
+        if self.prune_nested:
+            pop_deselected_record_properties(record, self.stream.schema, self.stream.mask)
+
+    def _reannounce(self, record: dict) -> None:
+        new = [name for name in record if name not in self.known]
+        self.stream.logger.info(
+            "Stripe sent properties the schema does not declare; re-announcing the schema with: %s",
+            ", ".join(new),
+        )
+        for alias, schema in self.schemas.items():
+            updated = copy.deepcopy(schema)
+            properties = updated.setdefault("properties", {})
+            for name in new:
+                properties.setdefault(name, infer_schema(record[name]))
+            self.schemas[alias] = updated
+            self.stream._tap.write_message(
+                SchemaMessage(
+                    alias,
+                    updated,
+                    list(self.stream.primary_keys or []),
+                    [self.stream.replication_key] if self.stream.replication_key else None,
+                )
+            )
+        self.known = self.known | frozenset(new)
+
+    def _emit_mapped(self, records: list[dict], time_extracted: datetime.datetime) -> None:
+        """Slow path for configured stream maps: the SDK's mappers, still no conform."""
+        for record in records:
+            for stream_map in self.stream.stream_maps:
+                mapped = stream_map.transform(record)
+                if mapped is not None:
+                    self.stream._tap.write_message(
+                        RecordMessage(
+                            stream=stream_map.stream_alias,
+                            record=mapped,
+                            time_extracted=time_extracted,
+                        )
+                    )
+
+    def flush(self) -> None:
+        """Write out buffered records."""
+        if isinstance(self.writer, FastSingerWriter):
+            self.writer.flush()
