@@ -1,0 +1,228 @@
+"""The single DuckDB connection: DDL, column changes, bulk loads and the state table."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import duckdb
+
+from target_duckdb import types
+from target_duckdb.errors import DatabaseError
+
+STATE_TABLE = "_singer_state"
+
+logger = logging.getLogger("target-duckdb")
+
+
+def quote(identifier: str) -> str:
+    """A DuckDB identifier, quoted."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A DuckDB string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def connect(
+    path: str, *, lock_timeout: float = 0, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """Open (creating it and its folder if missing) the DuckDB file at `path`.
+
+    A file locked by another process is retried for `lock_timeout` seconds: in
+    `tap --state <(target-duckdb-state ...) | target-duckdb` the state command may still
+    hold the file for a moment when the target starts.
+    """
+    location = path if path == ":memory:" else str(Path(path).expanduser())
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.05
+    while True:
+        try:
+            if location != ":memory:" and not read_only:
+                Path(location).parent.mkdir(parents=True, exist_ok=True)
+            connection = duckdb.connect(location, read_only=read_only)
+            break
+        except (OSError, duckdb.Error) as error:
+            message = _first_line(error)
+            locked = "lock" in message.lower()
+            if locked and time.monotonic() + delay < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            if locked:
+                raise DatabaseError(
+                    f"DuckDB file {path} is locked by another process: {message}"
+                ) from error
+            raise DatabaseError(f"cannot open DuckDB file {path}: {message}") from error
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
+
+
+class Database:
+    """Everything the target does to the DuckDB file goes through this class."""
+
+    def __init__(
+        self, path: str, state_schema: str, *, lock_timeout: float = 0, read_only: bool = False
+    ) -> None:
+        """Open the file; the state table lives in `state_schema`."""
+        self.path = path
+        self.connection = connect(path, lock_timeout=lock_timeout, read_only=read_only)
+        self._state_schema = state_schema
+        self._schemas: set[str] = set()
+
+    def close(self) -> None:
+        """Release the file (and its lock)."""
+        self.connection.close()
+
+    def execute(self, sql: str, parameters: Sequence | None = None) -> duckdb.DuckDBPyConnection:
+        """Run one statement, turning DuckDB errors into one-line DatabaseErrors."""
+        try:
+            return self.connection.execute(sql, parameters)
+        except duckdb.Error as error:
+            raise DatabaseError(f"DuckDB error: {_first_line(error)}") from error
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT, rolled back if the body raises."""
+        self.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                self.connection.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    # Tables and columns
+
+    def ensure_schema(self, schema: str) -> None:
+        """CREATE SCHEMA IF NOT EXISTS, once per run."""
+        if schema not in self._schemas:
+            self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+            self._schemas.add(schema)
+
+    def columns(self, schema: str, table: str) -> dict[str, str]:
+        """Existing columns of a table (name → type), empty when there is no table."""
+        rows = self.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = ? AND table_name = ? "
+            "ORDER BY column_index",
+            [schema, table],
+        ).fetchall()
+        return {name: types.normalize(data_type) for name, data_type in rows}
+
+    def create_table(self, schema: str, table: str, columns: Mapping[str, str]) -> None:
+        """CREATE TABLE with the given columns."""
+        self.ensure_schema(schema)
+        body = ", ".join(f"{quote(name)} {type_}" for name, type_ in columns.items())
+        self.execute(f"CREATE TABLE IF NOT EXISTS {quote(schema)}.{quote(table)} ({body})")
+
+    def add_column(self, schema: str, table: str, name: str, type_: str) -> None:
+        """ALTER TABLE ADD COLUMN."""
+        self.execute(f"ALTER TABLE {quote(schema)}.{quote(table)} ADD COLUMN {quote(name)} {type_}")
+
+    def change_column_type(
+        self, schema: str, table: str, name: str, source: str, dest: str
+    ) -> None:
+        """Widen a column in place, converting its values without loss."""
+        expression = types.conversion(quote(name), source, dest)
+        self.execute(
+            f"ALTER TABLE {quote(schema)}.{quote(table)} ALTER COLUMN {quote(name)} "
+            f"SET DATA TYPE {dest} USING {expression}"
+        )
+
+    # Loading
+
+    def load(
+        self,
+        schema: str,
+        table: str,
+        ndjson_path: str,
+        columns: Mapping[str, str],
+        *,
+        keys: Sequence[str],
+        method: str,
+        hard_delete: bool,
+    ) -> None:
+        """Load a newline-delimited JSON file of records into a table (inside a transaction).
+
+        `method` is upsert (delete the rows whose keys arrive, then insert), append-only or
+        overwrite (delete every row first). With `hard_delete`, records carrying
+        `_sdc_deleted_at` remove their rows instead of landing as tombstones.
+        """
+        target = f"{quote(schema)}.{quote(table)}"
+        spec = ", ".join(f"{literal(name)}: {literal(type_)}" for name, type_ in columns.items())
+        source = (
+            f"read_json({literal(ndjson_path)}, columns = {{{spec}}}, "
+            "format = 'newline_delimited', records = true, maximum_object_size = 1073741824)"
+        )
+        deleted_filter = (
+            " WHERE _sdc_deleted_at IS NULL" if hard_delete and "_sdc_deleted_at" in columns else ""
+        )
+        if method == "overwrite":
+            self.execute(f"DELETE FROM {target}")
+        if method != "upsert" or not keys:
+            self.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}{deleted_filter}")
+            return
+        self.execute(f"CREATE OR REPLACE TEMP TABLE _target_duckdb_stage AS SELECT * FROM {source}")
+        match = " AND ".join(f"{target}.{quote(k)} = s.{quote(k)}" for k in keys)
+        self.execute(f"DELETE FROM {target} USING _target_duckdb_stage AS s WHERE {match}")
+        self.execute(
+            f"INSERT INTO {target} BY NAME SELECT * FROM _target_duckdb_stage{deleted_filter}"
+        )
+        self.execute("DROP TABLE _target_duckdb_stage")
+
+    def activate_version(self, schema: str, table: str, version: int, *, hard_delete: bool) -> None:
+        """Remove (or mark `_sdc_deleted_at`) rows loaded under an older table version."""
+        target = f"{quote(schema)}.{quote(table)}"
+        older = "(_sdc_table_version IS NULL OR _sdc_table_version < ?)"
+        if hard_delete:
+            self.execute(f"DELETE FROM {target} WHERE {older}", [version])
+        else:
+            self.execute(
+                f"UPDATE {target} SET _sdc_deleted_at = current_timestamp "
+                f"WHERE {older} AND _sdc_deleted_at IS NULL",
+                [version],
+            )
+
+    # State
+
+    def _state_table(self) -> str:
+        return f"{quote(self._state_schema)}.{quote(STATE_TABLE)}"
+
+    def ensure_state_table(self) -> None:
+        """Create the table holding the last committed state of each state id."""
+        self.ensure_schema(self._state_schema)
+        self.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._state_table()} "
+            "(state_id VARCHAR PRIMARY KEY, state JSON, committed_at TIMESTAMPTZ)"
+        )
+
+    def save_state(self, state_id: str, state_json: str) -> None:
+        """Persist a state given as JSON text (inside the caller's transaction)."""
+        self.execute(
+            f"INSERT OR REPLACE INTO {self._state_table()} VALUES (?, ?, current_timestamp)",
+            [state_id, state_json],
+        )
+
+    def load_state(self, state_id: str) -> str | None:
+        """The last persisted state as JSON text, or None."""
+        exists = self.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ?",
+            [self._state_schema, STATE_TABLE],
+        ).fetchone()
+        if not exists or not exists[0]:
+            return None
+        row = self.execute(
+            f"SELECT state FROM {self._state_table()} WHERE state_id = ?", [state_id]
+        ).fetchone()
+        return row[0] if row else None

@@ -1,0 +1,102 @@
+"""Reading Singer messages: one msgspec decode per line, records kept as raw JSON text."""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+from collections import Counter
+from collections.abc import Callable
+
+import msgspec
+from singer_sdk.io_base import GenericSingerReader
+
+from target_duckdb.errors import BadMessageError, TargetError
+
+NO_RECORD = msgspec.Raw(b"")
+
+
+class Message(msgspec.Struct):
+    """A Singer message; `record` stays undecoded until its stream's sink reads it."""
+
+    type: t.Any = None
+    stream: t.Any = None
+    record: msgspec.Raw = NO_RECORD
+    schema: t.Any = None
+    key_properties: t.Any = None
+    value: t.Any = None
+    version: t.Any = None
+    time_extracted: t.Any = None
+
+
+_decoder = msgspec.json.Decoder(Message)
+
+
+class Terminated(Exception):  # noqa: N818 - a signal, not an error
+    """Raised when SIGTERM/SIGINT arrives while the reader waits for input."""
+
+
+class MessageReader(GenericSingerReader):
+    """Decodes lines, counts them, and tags errors with the line number."""
+
+    def __init__(self) -> None:
+        """Start before line 1."""
+        super().__init__()
+        self.line_number = 0
+        self.waiting = False
+        self.stop_requested = False
+
+    @property
+    def default_input(self) -> t.IO:
+        """Standard input, as bytes."""
+        return sys.stdin.buffer
+
+    def deserialize_json(self, line: str | bytes) -> dict:
+        """Decode one line (the SDK interface; the loop below uses `decode`)."""
+        return msgspec.json.decode(line)
+
+    def decode(self, line: str | bytes) -> Message:
+        """One line → Message, or BadMessageError naming what is wrong."""
+        try:
+            message = _decoder.decode(line)
+        except msgspec.ValidationError as error:
+            if str(error).startswith("Expected `object`"):
+                raise BadMessageError("line is JSON but not a JSON object") from error
+            raise BadMessageError(f"invalid Singer message: {error}") from error
+        except msgspec.DecodeError as error:
+            raise BadMessageError(f"line is not valid JSON ({error})") from error
+        if message.type is None:
+            raise BadMessageError("message has no 'type'")
+        if not isinstance(message.type, str):
+            raise BadMessageError(f"message 'type' is not a string: {message.type!r}")
+        return message
+
+    def process_lines(
+        self,
+        file_input: t.IO | None,
+        callbacks: dict[str, Callable[[t.Any], None]],
+    ) -> Counter[str]:
+        """Dispatch each line to the callback for its message type."""
+        stats: Counter[str] = Counter()
+        lines = iter(file_input or self.default_input)
+        while True:
+            self.waiting = True
+            if self.stop_requested:
+                raise Terminated
+            line = next(lines, None)
+            self.waiting = False
+            if line is None:
+                return stats
+            self.line_number += 1
+            if not line.strip():
+                continue
+            try:
+                message = self.decode(line)
+                callback = callbacks.get(message.type)
+                if callback is None:
+                    raise BadMessageError(f"unknown message type {message.type!r}")
+                callback(message)
+            except TargetError as error:
+                if error.line_number is None:
+                    error.line_number = self.line_number
+                raise
+            stats[message.type] += 1

@@ -1,0 +1,406 @@
+"""One sink per stream: its table's columns, the record path, batching, bulk loads.
+
+The record path is built for speed: each stream gets a msgspec Struct type generated from
+its table's columns, so one C-level decode checks every top-level value against its column
+type, rejects properties the table does not have, and leaves nested objects and arrays as
+raw JSON text (never parsed into Python objects). Records that pass are re-encoded straight
+into the batch. Anything unusual (an unknown property, a value a column cannot hold, stream
+maps, full JSON Schema validation) takes the slower dict path, which adds or widens columns
+so that no value is lost.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import operator
+import os
+import tempfile
+import typing as t
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import jsonschema
+import msgspec
+
+from target_duckdb import types
+from target_duckdb.database import Database
+from target_duckdb.errors import (
+    BadMessageError,
+    BadSchemaError,
+    InvalidRecordError,
+    MissingKeyError,
+)
+
+logger = logging.getLogger("target-duckdb")
+
+_RAW_NULL = msgspec.Raw(b"null")
+_INT64 = t.Annotated[int, msgspec.Meta(ge=types.INT64_MIN, le=types.INT64_MAX)]
+_INT128 = t.Annotated[int, msgspec.Meta(ge=types.INT128_MIN, le=types.INT128_MAX)]
+_FIELD_TYPES: dict[str, t.Any] = {
+    types.BIGINT: _INT64 | None,
+    types.HUGEINT: _INT128 | None,
+    types.DOUBLE: float | None,
+    types.BOOLEAN: bool | None,
+    types.TIMESTAMPTZ: datetime.datetime | None,
+    types.DATE: datetime.date | None,
+}
+
+# Metadata columns (the SDK's `add_record_metadata` set) and their types.
+SDC_COLUMNS = {
+    "_sdc_extracted_at": types.TIMESTAMPTZ,
+    "_sdc_received_at": types.TIMESTAMPTZ,
+    "_sdc_batched_at": types.TIMESTAMPTZ,
+    "_sdc_deleted_at": types.TIMESTAMPTZ,
+    "_sdc_sequence": types.BIGINT,
+    "_sdc_table_version": types.BIGINT,
+    "_sdc_sync_started_at": types.BIGINT,
+}
+VERSION_COLUMNS = ("_sdc_table_version", "_sdc_deleted_at")
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    """Settings shared by every sink of a run."""
+
+    database: Database
+    temp_dir: str
+    load_method: str | None
+    hard_delete: bool
+    add_record_metadata: bool
+    validate_records: bool
+    fail_on_invalid: bool
+    sync_started_at: int
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def check_schema(stream: str, schema: object) -> dict:
+    """The stream's properties, or BadSchemaError when the schema cannot be used."""
+    if not isinstance(schema, dict):
+        raise BadSchemaError(f"SCHEMA for stream '{stream}' is not a JSON object")
+    properties = schema.get("properties")
+    if not isinstance(properties, dict) or not properties:
+        raise BadSchemaError(f"SCHEMA for stream '{stream}' has no properties")
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as error:
+        where = "/".join(str(part) for part in error.absolute_path) or "(root)"
+        raise BadSchemaError(
+            f"SCHEMA for stream '{stream}' is not a valid JSON Schema at {where}: {error.message}"
+        ) from error
+    return properties
+
+
+class Sink:
+    """Batches one stream's records and bulk-loads them into its table."""
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        schema_name: str,
+        table: str,
+        schema: dict,
+        key_properties: Sequence[str],
+        settings: SinkSettings,
+        overwritten: set[str],
+    ) -> None:
+        """Create or evolve the table for the stream's schema."""
+        self.stream = stream
+        self.schema_name = schema_name
+        self.table = table
+        self.settings = settings
+        self._db = settings.database
+        self._overwritten = overwritten
+        handle, self._file = tempfile.mkstemp(dir=settings.temp_dir, suffix=".json")
+        os.close(handle)
+        self.columns: dict[str, str] = {}
+        self._table_names: dict[str, str] = {}
+        self._pending: dict[t.Any, bytes] | list[bytes] = []
+        self.pending_bytes = 0
+        self.update_schema(schema, key_properties)
+
+    # Schema and columns
+
+    def update_schema(self, schema: dict, key_properties: Sequence[str]) -> None:
+        """Adopt a (new) SCHEMA: add and widen columns, never drop any."""
+        properties = dict(check_schema(self.stream, schema))
+        if self.settings.add_record_metadata:
+            for name, type_ in SDC_COLUMNS.items():
+                properties.setdefault(name, _SDC_SCHEMAS[type_])
+        missing = [key for key in key_properties if key not in properties]
+        if missing:
+            raise BadSchemaError(
+                f"SCHEMA for stream '{self.stream}' lacks its key properties {missing}"
+            )
+        self.key_properties = list(key_properties)
+        self._kinds = {name: types.schema_kinds(prop) for name, prop in properties.items()}
+        self._validator = (
+            jsonschema.validators.validator_for(schema)(schema)
+            if self.settings.validate_records
+            else None
+        )
+        existing = self._db.columns(self.schema_name, self.table)
+        self._table_names = {name.lower(): name for name in existing}
+        wanted = {name: types.column_type(prop) for name, prop in properties.items()}
+        if not existing:
+            self._db.create_table(self.schema_name, self.table, wanted)
+            existing = self._db.columns(self.schema_name, self.table)
+            self._table_names = {name.lower(): name for name in existing}
+        self.columns = {}
+        for name in existing:
+            self.columns[name] = existing[name]
+        for name, type_ in wanted.items():
+            self._set_column(name, type_)
+        self._build_decoder()
+        if not self._pending:
+            self.start_batch()
+
+    def _set_column(self, name: str, type_: str | None) -> bool:
+        """Make column `name` hold values of `type_`; True when the table changed."""
+        table_name = self._table_names.get(name.lower())
+        if table_name is None:
+            new_type = type_ or types.JSON
+            self._db.add_column(self.schema_name, self.table, name, new_type)
+            self._table_names[name.lower()] = name
+            self.columns[name] = new_type
+            return True
+        current = self.columns.pop(table_name) if table_name != name else self.columns[name]
+        widened = types.widen(current, type_)
+        self.columns[name] = widened
+        if widened == current:
+            return False
+        logger.info(
+            "Widening column %s.%s.%s from %s to %s",
+            self.schema_name,
+            self.table,
+            table_name,
+            current,
+            widened,
+        )
+        self._db.change_column_type(self.schema_name, self.table, table_name, current, widened)
+        return True
+
+    def _build_decoder(self) -> None:
+        fields = []
+        rename = {}
+        for index, (name, type_) in enumerate(self.columns.items()):
+            attribute = f"f{index}"
+            rename[attribute] = name
+            field_type = _FIELD_TYPES.get(type_)
+            if type_ == types.VARCHAR and self._kinds.get(name, {"string"}) <= {"string", "null"}:
+                field_type = str | None
+            if field_type is None:
+                fields.append((attribute, msgspec.Raw, _RAW_NULL))
+            else:
+                fields.append((attribute, field_type, None))
+        struct = msgspec.defstruct(
+            f"{self.table}_record", fields, rename=rename, forbid_unknown_fields=True
+        )
+        self._decoder = msgspec.json.Decoder(struct)
+        self._encoder = msgspec.json.Encoder()
+        attributes = {name: attribute for attribute, name in rename.items()}
+        self._attributes = attributes
+        self._key_getter: Callable[[t.Any], t.Any] | None = (
+            operator.attrgetter(*(attributes[key] for key in self.key_properties))
+            if self.key_properties
+            else None
+        )
+
+    # Records
+
+    @property
+    def method(self) -> str:
+        """The load method for this stream (upsert by default when it has keys)."""
+        method = self.settings.load_method or ("upsert" if self.key_properties else "append-only")
+        return "append-only" if method == "upsert" and not self.key_properties else method
+
+    @property
+    def pending(self) -> int:
+        """Records waiting for the next load."""
+        return len(self._pending)
+
+    def add_raw(self, raw: bytes, version: int | None, time_extracted: str | None) -> None:
+        """Add a record given as its raw JSON text (the fast path)."""
+        if version is not None:
+            self._ensure_version_columns()
+        if self._validator is None:
+            try:
+                record = self._decoder.decode(raw)
+            except msgspec.ValidationError:
+                pass
+            else:
+                if self.settings.add_record_metadata or version is not None:
+                    self._stamp_struct(record, version, time_extracted)
+                self._append(self._key(record, self._key_getter), self._encoder.encode(record))
+                return
+        value = msgspec.json.decode(raw)
+        if not isinstance(value, dict):
+            raise BadMessageError(f"RECORD for stream '{self.stream}' is not a JSON object")
+        self.add_dict(value, version, time_extracted)
+
+    def add_dict(self, record: dict, version: int | None, time_extracted: str | None) -> None:
+        """Add a record given as a dict (stream maps, unusual records, validation)."""
+        if version is not None:
+            self._ensure_version_columns()
+        if self._validator is not None:
+            error = jsonschema.exceptions.best_match(self._validator.iter_errors(record))
+            if error is not None:
+                where = "/".join(str(part) for part in error.absolute_path) or "(record)"
+                self._invalid(f"property {where}: {error.message}")
+        changed = False
+        for name, value in record.items():
+            kinds = self._kinds.get(name)
+            if kinds is not None and value is not None and _kind(value) not in kinds:
+                if not (_kind(value) == "integer" and "number" in kinds):
+                    self._invalid(
+                        f"property '{name}' is {_kind(value)}, schema allows "
+                        f"{', '.join(sorted(kinds))}"
+                    )
+            table_name = self._table_names.get(name.lower())
+            if table_name is None:
+                type_ = SDC_COLUMNS.get(name) or types.value_type(value)
+                logger.warning(
+                    "Stream '%s': property '%s' is not in its schema; adding column as %s",
+                    self.stream,
+                    name,
+                    type_ or types.JSON,
+                )
+                changed |= self._set_column(name, type_)
+            elif not types.fits(self.columns[table_name], value):
+                changed |= self._set_column(name, types.value_type(value))
+        if changed:
+            self._build_decoder()
+        if self.settings.add_record_metadata or version is not None:
+            self._stamp_dict(record, version, time_extracted)
+        key = self._key(record, _dict_key_getter(self.key_properties))
+        self._append(key, msgspec.json.encode(record))
+
+    def _invalid(self, message: str) -> None:
+        text = f"record for stream '{self.stream}' fails validation: {message}"
+        if self.settings.fail_on_invalid:
+            raise InvalidRecordError(text)
+        logger.warning("%s (loaded anyway)", text)
+
+    def _key(self, record: t.Any, getter: Callable[[t.Any], t.Any] | None) -> t.Any:  # noqa: ANN401
+        if getter is None:
+            return None
+        key = getter(record)
+        if isinstance(key, msgspec.Raw):
+            key = None if bytes(key) == b"null" else bytes(key)
+        elif isinstance(key, dict | list):
+            key = msgspec.json.encode(key)
+        if key is None or (isinstance(key, tuple) and None in key):
+            raise MissingKeyError(
+                f"record for stream '{self.stream}' lacks key properties {self.key_properties}"
+            )
+        return key
+
+    def _append(self, key: t.Any, line: bytes) -> None:  # noqa: ANN401
+        self.pending_bytes += len(line)
+        if isinstance(self._pending, dict):
+            self._pending[key] = line
+        else:
+            self._pending.append(line)
+
+    def _ensure_version_columns(self) -> None:
+        if all(name.lower() in self._table_names for name in VERSION_COLUMNS):
+            return
+        for name in VERSION_COLUMNS:
+            self._set_column(name, SDC_COLUMNS[name])
+        self._build_decoder()
+
+    def _metadata(self, version: int | None, time_extracted: str | None) -> dict[str, t.Any]:
+        if not self.settings.add_record_metadata:
+            return {"_sdc_table_version": version}
+        now = datetime.datetime.now(datetime.UTC)
+        return {
+            "_sdc_extracted_at": time_extracted,
+            "_sdc_received_at": now,
+            "_sdc_batched_at": now,
+            "_sdc_sequence": int(now.timestamp() * 1000),
+            "_sdc_table_version": version,
+            "_sdc_sync_started_at": self.settings.sync_started_at,
+        }
+
+    def _stamp_struct(self, record: t.Any, version: int | None, extracted: str | None) -> None:  # noqa: ANN401
+        for name, value in self._metadata(version, extracted).items():
+            setattr(record, self._attributes[name], value)
+
+    def _stamp_dict(self, record: dict, version: int | None, extracted: str | None) -> None:
+        record.update(self._metadata(version, extracted))
+
+    # Loading
+
+    def start_batch(self) -> None:
+        """Choose the batch container: upserts keep only the last record per key."""
+        self._pending = {} if self.method == "upsert" else []
+        self.pending_bytes = 0
+
+    def load(self) -> int:
+        """Bulk-load the pending records (the caller holds the transaction)."""
+        if not self._pending:
+            return 0
+        lines = self._pending.values() if isinstance(self._pending, dict) else self._pending
+        with open(self._file, "wb") as handle:
+            for line in lines:
+                handle.write(line)
+                handle.write(b"\n")
+        method = self.method
+        table_id = f"{self.schema_name}.{self.table}"
+        if method == "overwrite":
+            if table_id in self._overwritten:
+                method = "append-only"
+            else:
+                self._overwritten.add(table_id)
+        self._db.load(
+            self.schema_name,
+            self.table,
+            self._file,
+            self.columns,
+            keys=self.key_properties,
+            method=method,
+            hard_delete=self.settings.hard_delete,
+        )
+        return len(self._pending)
+
+    def clear(self) -> None:
+        """Forget the pending records once their transaction committed."""
+        self.start_batch()
+        if os.path.exists(self._file):
+            os.remove(self._file)
+
+    def activate_version(self, version: int) -> None:
+        """Retire rows of older table versions."""
+        self._ensure_version_columns()
+        self._db.activate_version(
+            self.schema_name, self.table, version, hard_delete=self.settings.hard_delete
+        )
+
+
+_SDC_SCHEMAS: Mapping[str, dict] = {
+    types.TIMESTAMPTZ: {"type": ["null", "string"], "format": "date-time"},
+    types.BIGINT: {"type": ["null", "integer"]},
+}
+
+
+def _dict_key_getter(keys: Sequence[str]) -> Callable[[dict], t.Any] | None:
+    if not keys:
+        return None
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda record: record.get(key)
+    return lambda record: tuple(record.get(key) for key in keys)
