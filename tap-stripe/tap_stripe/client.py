@@ -30,6 +30,22 @@ Sleep = Callable[[float], None]
 Clock = Callable[[], float]
 
 
+_SECRETS: set[str] = set()
+
+
+def register_secret(secret: str) -> None:
+    """Remember ``secret`` so that :func:`scrub` removes it from any text."""
+    if secret:
+        _SECRETS.add(secret)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every registered secret replaced."""
+    for secret in _SECRETS:
+        text = text.replace(secret, "<api_key>")
+    return text
+
+
 class StripeError(Exception):
     """A failure talking to Stripe; ``str()`` is one line and never holds the key."""
 
@@ -77,13 +93,13 @@ class RateLimiter:
         self,
         max_rate: float | None,
         *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
         self.max_rate = max_rate if max_rate and max_rate > 0 else None
         self.rate = self.max_rate
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock or time.monotonic
+        self._sleep = sleep or time.sleep
         self._next = 0.0
         self._lock = threading.Lock()
 
@@ -129,16 +145,16 @@ class StripeClient:
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         pool_size: int = 10,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
     ) -> None:
-        self._api_key = api_key
+        register_secret(api_key)
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         self.rate_limiter = rate_limiter or RateLimiter(default_rate_for_key(api_key))
         self.max_attempts = max(1, max_attempts)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self._sleep = sleep
+        self._sleep = sleep or time.sleep
         self.request_count = 0
         self.throttled_count = 0
         self._count_lock = threading.Lock()
@@ -157,10 +173,6 @@ class StripeClient:
         if account_id:
             self.session.headers["Stripe-Account"] = account_id
 
-    def scrub(self, text: str) -> str:
-        """``text`` with the API key removed."""
-        return text.replace(self._api_key, "<api_key>") if self._api_key else text
-
     def get(self, path: str, params: Mapping[str, Any] | None = None, *, stream: str) -> Any:
         """GET ``path`` and return the decoded JSON body, retrying what Stripe allows."""
         url = f"{self.api_url}{path}"
@@ -173,7 +185,7 @@ class StripeClient:
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout)
             except (requests.Timeout, requests.ConnectionError) as exc:
-                reason = f"{type(exc).__name__}: {self.scrub(str(exc))}"
+                reason = f"{type(exc).__name__}: {scrub(str(exc))}"
                 self._retry_or_raise(stream, attempt, reason, None)
                 continue
             status = response.status_code
@@ -255,7 +267,7 @@ class StripeClient:
             stream,
             response.status_code,
             error_type,
-            self.scrub(message) if message else message,
+            scrub(message) if message else message,
             response.headers.get("Request-Id"),
         )
 

@@ -21,6 +21,8 @@ from tap_stripe.client import (
     StripeClient,
     StripeError,
     default_rate_for_key,
+    register_secret,
+    scrub,
 )
 from tap_stripe.output import FastSingerWriter
 from tap_stripe.streams import StripeStream
@@ -100,12 +102,17 @@ class TapStripe(Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         api_key = self.config.get("api_key")
+        if isinstance(api_key, str):
+            register_secret(api_key)
+        if not api_key:
+            msg = "api_key is required (in the config file or TAP_STRIPE_API_KEY)"
+            raise ConfigValidationError(msg, errors=[msg])
         if not isinstance(api_key, str) or not api_key.startswith(KEY_PREFIXES):
-            msg = "api_key is not a Stripe secret or restricted key"
-            raise ConfigValidationError(
-                msg,
-                errors=[f"{msg}: expected a key starting with one of {', '.join(KEY_PREFIXES)}"],
+            msg = (
+                "api_key is not a Stripe secret or restricted key: expected a key starting "
+                f"with one of {', '.join(KEY_PREFIXES)}"
             )
+            raise ConfigValidationError(msg, errors=[msg])
         self.sync_started_at = time.time()
 
     @cached_property
@@ -153,9 +160,16 @@ class TapStripe(Tap):
 
 
 def main() -> None:
-    """``tap-stripe`` command: the SDK's CLI, with Stripe failures as one clear line."""
+    """``tap-stripe`` command: the SDK's CLI, with bad input and Stripe failures as one line.
+
+    Covers Stripe's errors, unreadable or malformed config/state/catalog files and bad
+    values; anything else is a bug and keeps its traceback.
+    """
     try:
         TapStripe.cli()
     except StripeError as exc:
-        print(f"tap-stripe: error: {exc}", file=sys.stderr)
+        print(f"tap-stripe: error: {scrub(str(exc))}", file=sys.stderr)
+        sys.exit(1)
+    except (OSError, ValueError) as exc:
+        print(f"tap-stripe: error: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr)
         sys.exit(1)

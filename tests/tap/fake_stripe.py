@@ -69,6 +69,7 @@ class FakeStripe:
 
     def __init__(self, mocker: requests_mock.Mocker, api_url: str = API_URL) -> None:
         self.api_url = api_url
+        self.mocker = mocker
         self.objects: dict[str, list[dict]] = {path: [] for path in LIST_PATHS.values()}
         self.account: dict = {"id": "acct_1Fake", "object": "account", "country": "US"}
         self.nested: dict[str, list[dict]] = {}

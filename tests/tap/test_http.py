@@ -1,0 +1,230 @@
+"""The client: headers, retries (429, 409, 5xx, connection errors), errors, rate budget."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from tap_stripe.client import RateLimiter, StripeAPIError, StripeError, default_rate_for_key
+from tap_stripe.tap import TapStripe
+
+from tests.tap.conftest import base_config, run_tap
+from tests.tap.fake_stripe import API_KEY, FakeStripe, error, make_object
+
+
+def one_charge(stripe: FakeStripe) -> dict:
+    return stripe.add("charge", [make_object("charge", 1_700_000_000)])[0]
+
+
+def test_every_request_carries_auth_version_and_account(stripe: FakeStripe) -> None:
+    one_charge(stripe)
+    with_account = base_config(account_id="acct_connected", api_version="2023-08-16")
+
+    run_tap(with_account, streams=("charge",))
+
+    request = stripe.mocker.request_history[0]
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert request.headers["Stripe-Version"] == "2023-08-16"
+    assert request.headers["Stripe-Account"] == "acct_connected"
+    assert API_KEY not in request.url
+
+
+def test_429_then_success_honours_retry_after(stripe: FakeStripe, no_sleep: list[float]) -> None:
+    expected = one_charge(stripe)
+    stripe.failures.append(
+        error(
+            429,
+            {"Retry-After": "7", "Stripe-Rate-Limited-Reason": "global-rate"},
+            {"error": {"type": "rate_limit_error", "message": "Too many requests"}},
+        )
+    )
+
+    result = run_tap(streams=("charge",))
+
+    assert result.error is None
+    assert result.records["charge"] == [expected]
+    assert len(stripe.list_requests("charge")) == 2
+    assert max(no_sleep) == pytest.approx(7, abs=0.1)
+
+
+@pytest.mark.parametrize("status", [409, 500, 502, 503])
+def test_conflict_and_server_errors_are_retried(
+    stripe: FakeStripe, no_sleep: list[float], status: int
+) -> None:
+    expected = one_charge(stripe)
+    stripe.failures += [error(status), error(status)]
+
+    result = run_tap(base_config(retry_backoff_seconds=2.0), streams=("charge",))
+
+    assert result.error is None
+    assert result.records["charge"] == [expected]
+    assert len(stripe.list_requests("charge")) == 3
+    # Exponential with jitter: attempt n waits between half and all of base * 2**(n-1).
+    assert 1.0 <= no_sleep[0] <= 2.0
+    assert 2.0 <= no_sleep[1] <= 4.0
+
+
+def test_connection_error_then_success(stripe: FakeStripe, no_sleep: list[float]) -> None:
+    expected = one_charge(stripe)
+
+    def drop(request: object, context: object) -> dict:
+        raise requests.ConnectionError("connection reset by peer")
+
+    def time_out(request: object, context: object) -> dict:
+        raise requests.Timeout("read timed out")
+
+    stripe.failures += [drop, time_out]
+
+    result = run_tap(streams=("charge",))
+
+    assert result.error is None
+    assert result.records["charge"] == [expected]
+    assert len(no_sleep) == 2
+
+
+def test_retries_are_bounded(stripe: FakeStripe, no_sleep: list[float]) -> None:
+    one_charge(stripe)
+    stripe.failures += [error(500, {"Request-Id": "req_500"})] * 20
+
+    result = run_tap(streams=("charge",))
+
+    assert isinstance(result.error, StripeAPIError)
+    assert "HTTP 500" in str(result.error) and "req_500" in str(result.error)
+    assert len(stripe.list_requests("charge")) == 8
+    assert all(delay <= 60 for delay in no_sleep)
+
+
+def test_should_retry_false_is_not_retried(stripe: FakeStripe, no_sleep: list[float]) -> None:
+    one_charge(stripe)
+    stripe.failures.append(error(500, {"Stripe-Should-Retry": "false", "Request-Id": "req_x"}))
+
+    result = run_tap(streams=("charge",))
+
+    assert isinstance(result.error, StripeAPIError)
+    assert len(stripe.list_requests("charge")) == 1
+    assert no_sleep == []
+
+
+def test_401_says_the_key_was_refused_and_never_shows_it(stripe: FakeStripe) -> None:
+    stripe.failures.append(
+        error(
+            401,
+            {"Request-Id": "req_401"},
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": f"Invalid API Key provided: {API_KEY}",
+                }
+            },
+        )
+    )
+
+    result = run_tap(streams=("charge",))
+
+    message = str(result.error)
+    assert isinstance(result.error, StripeAPIError)
+    assert message.startswith("stream 'charge': HTTP 401 Stripe refused the API key")
+    assert "req_401" in message
+    assert API_KEY not in message
+    assert "\n" not in message
+
+
+def test_400_names_stream_status_type_message_and_request_id(stripe: FakeStripe) -> None:
+    stripe.failures.append(
+        error(
+            400,
+            {"Request-Id": "req_400"},
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": "Received unknown parameter: foo",
+                }
+            },
+        )
+    )
+
+    result = run_tap(streams=("charge",))
+
+    assert str(result.error) == (
+        "stream 'charge': HTTP 400 invalid_request_error: Received unknown parameter: foo "
+        "(Request-Id: req_400)"
+    )
+
+
+def test_an_error_in_one_window_stops_the_concurrent_stream(
+    stripe: FakeStripe, no_sleep: list[float]
+) -> None:
+    stripe.add("charge", [make_object("charge", 1_600_000_000 + i * 3600) for i in range(900)])
+    stripe.fail_after = 4
+
+    result = run_tap(base_config(max_concurrency=4), streams=("charge",))
+
+    assert isinstance(result.error, StripeError)
+    assert "HTTP 400" in str(result.error)
+
+
+def test_default_rate_follows_the_key_mode() -> None:
+    assert default_rate_for_key("sk_test_abc") == 20
+    assert default_rate_for_key("rk_test_abc") == 20
+    assert default_rate_for_key("sk_live_abc") == 90
+    assert default_rate_for_key("rk_live_abc") == 90
+    tap = TapStripe(config={"api_key": "sk_live_abc"}, parse_env_config=False)
+    assert tap.client.rate_limiter.rate == 90
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_rate_limiter_spaces_requests_evenly() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+
+    for _ in range(21):
+        limiter.acquire()
+
+    assert clock.now == pytest.approx(102.0)
+
+
+def test_rate_limiter_backs_off_on_429_and_recovers() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(100, clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+
+    limiter.throttled(pause=3)
+    limiter.acquire()
+
+    assert clock.now == pytest.approx(103.0)
+    assert limiter.rate == 50
+    for _ in range(200):
+        limiter.succeeded()
+    assert limiter.rate == 100
+
+
+def test_rate_limiter_is_shared_across_threads() -> None:
+    import threading
+
+    clock = FakeClock()
+    lock = threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            clock.sleeps.append(seconds)
+
+    limiter = RateLimiter(50, clock=clock, sleep=sleep)
+    threads = [threading.Thread(target=limiter.acquire) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # 40 requests at 50/s from one instant: the slots are 0, 20 ms, ..., 780 ms.
+    assert sorted(round(s, 3) for s in clock.sleeps) == [round(i * 0.02, 3) for i in range(1, 40)]
