@@ -213,7 +213,14 @@ class StripeStream(Stream):
 
     # ---- bookmark ------------------------------------------------------------------
 
+    @property
+    def _incremental(self) -> bool:
+        """The catalog may force FULL_TABLE: then read from start_date and keep no bookmark."""
+        return self.replication_method == "INCREMENTAL"
+
     def _bookmark(self) -> int | None:
+        if not self._incremental:
+            return None
         state = self.get_context_state(None)
         if state.get("replication_key") != self.replication_key:
             return None
@@ -221,6 +228,8 @@ class StripeStream(Stream):
         return int(value) if isinstance(value, (int, float)) else None
 
     def _set_bookmark(self, value: int) -> None:
+        if not self._incremental:
+            return
         state = self.get_context_state(None)
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = value
@@ -254,7 +263,7 @@ class StripeStream(Stream):
         emitter = _Emitter(self)
         with self.get_record_counter() as counter, self.get_sync_timer():
             try:
-                if self.replication_key is None:
+                if self.spec.replication_key is None:
                     for page in self._pages_full_table():
                         counter.increment(emitter.emit(page))
                 else:
@@ -282,7 +291,7 @@ class StripeStream(Stream):
 
     def get_records(self, context: types.Context | None) -> Iterable[dict]:
         """Every record, without the tap's bookmarking (for SDK callers such as tests)."""
-        if self.replication_key is None:
+        if self.spec.replication_key is None:
             pages = self._pages_full_table()
         else:
             start = self._start_of_range(self._bookmark())

@@ -6,6 +6,7 @@ import datetime
 import time
 
 import pytest
+from tap_stripe.tap import TapStripe
 
 from tests.tap.conftest import base_config, run_tap
 from tests.tap.fake_stripe import FakeStripe, make_object, stripe_list
@@ -255,3 +256,25 @@ def test_account_is_one_full_table_record(stripe: FakeStripe) -> None:
     assert "account" not in result.last_state.get("bookmarks", {}) or (
         "replication_key_value" not in result.last_state["bookmarks"]["account"]
     )
+
+
+def test_a_catalog_forcing_full_table_ignores_and_keeps_no_bookmark(stripe: FakeStripe) -> None:
+    expected = charges(stripe, 3, start=1_600_000_000, step=DAY)
+    tap_catalog = TapStripe(config=base_config(), parse_env_config=False).catalog_dict
+    for entry in tap_catalog["streams"]:
+        selected = entry["tap_stream_id"] == "charge"
+        entry["metadata"][0]["metadata"]["selected"] = selected
+        if selected:
+            entry["replication_method"] = "FULL_TABLE"
+            entry["metadata"][0]["metadata"]["forced-replication-method"] = "FULL_TABLE"
+    state = {
+        "bookmarks": {
+            "charge": {"replication_key": "created", "replication_key_value": 1_700_000_000}
+        }
+    }
+
+    result = run_tap(catalog=tap_catalog, state=state)
+
+    assert stripe.list_requests("charge")[0]["created[gte]"] == "0"
+    assert by_id(result.records["charge"]) == by_id(expected)
+    assert result.bookmark("charge") == 1_700_000_000
