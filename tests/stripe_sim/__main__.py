@@ -1,0 +1,105 @@
+"""``python -m tests.stripe_sim [flags]``: serve a simulated Stripe account on 127.0.0.1.
+
+Prints ``listening on http://127.0.0.1:PORT`` on stdout once ready; everything else goes
+to stderr. Stops cleanly on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from tests.stripe_sim.config import API_KEY, DEFAULT_COUNTS, MAIN_ACCOUNT, SimConfig
+from tests.stripe_sim.server import serve
+from tests.stripe_sim.state import SimState
+
+
+def parse_count(text: str) -> tuple[str, int]:
+    table, _, number = text.partition("=")
+    if table not in DEFAULT_COUNTS or not number.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"expected TABLE=N with TABLE one of {', '.join(DEFAULT_COUNTS)}, got {text!r}"
+        )
+    return table, int(number)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tests.stripe_sim", description=__doc__)
+    p.add_argument("--port", type=int, default=12111, help="0 picks a free port")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--days", type=float, default=365.0, help="time span of the data, in days")
+    p.add_argument("--now", type=int, default=None, help="simulated unix time at start")
+    p.add_argument(
+        "--count",
+        type=parse_count,
+        action="append",
+        default=[],
+        metavar="TABLE=N",
+        help=f"objects per table (repeatable); defaults: {DEFAULT_COUNTS}",
+    )
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--rate-limit", type=float, default=0.0, help="requests/s; 0 = no limit")
+    p.add_argument("--fault-rate", type=float, default=0.0, help="share of 5xx/dropped requests")
+    p.add_argument("--other-api-version-rate", type=float, default=0.0)
+    p.add_argument("--newer-fields-rate", type=float, default=0.05)
+    p.add_argument("--connected-scale", type=float, default=0.05)
+    p.add_argument("--api-key", default=API_KEY)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        config = SimConfig(
+            counts={**DEFAULT_COUNTS, **dict(args.count)},
+            days=args.days,
+            seed=args.seed,
+            now=args.now,
+            latency_ms=args.latency_ms,
+            rate_limit=args.rate_limit,
+            fault_rate=args.fault_rate,
+            other_api_version_rate=args.other_api_version_rate,
+            newer_fields_rate=args.newer_fields_rate,
+            connected_scale=args.connected_scale,
+            api_key=args.api_key,
+            port=args.port,
+        )
+    except ValueError as exc:
+        print(f"stripe_sim: {exc}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    state = SimState(config)
+    try:
+        server = serve(state, "127.0.0.1", config.port)
+    except OSError as exc:
+        print(f"stripe_sim: cannot listen on 127.0.0.1:{config.port}: {exc}", file=sys.stderr)
+        return 1
+    counts = {stream: len(table) for stream, table in state.accounts[MAIN_ACCOUNT].tables.items()}
+    print(
+        f"stripe_sim: generated {counts} in {time.monotonic() - started:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(target=server.serve_forever, name="stripe-sim", daemon=True)
+    thread.start()
+    print(f"listening on {server.url}", flush=True)
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    print("stripe_sim: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Admin endpoints under ``/_sim`` (no API key): stats, truth per table, mutation, knobs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tests.stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, STREAMS
+from tests.stripe_sim.dataset import EVENT_RETENTION
+from tests.stripe_sim.mutate import MutationError, mutate
+
+if TYPE_CHECKING:
+    from tests.stripe_sim.server import SimServer
+
+KNOBS = ("latency_ms", "rate_limit", "fault_rate", "other_api_version_rate")
+
+
+def reply(status: int, obj: Any) -> tuple[int, bytes]:
+    return status, orjson.dumps(obj)
+
+
+def handle_admin(
+    server: SimServer, method: str, path: str, query: dict[str, list[str]], payload: bytes
+) -> tuple[int, bytes]:
+    """Route one admin request; returns ``(status, body)``."""
+    flag = lambda name: query.get(name, ["0"])[0] not in ("0", "", "false")  # noqa: E731
+    parts = path.strip("/").split("/")[1:]
+    if parts == ["health"]:
+        return reply(200, {"ok": True})
+    if parts == ["info"]:
+        return reply(200, info(server))
+    if parts == ["stats"]:
+        return reply(200, server.stats.snapshot(with_log=flag("log"), reset=flag("reset")))
+    if parts == ["stats", "reset"] and method == "POST":
+        server.stats.reset()
+        return reply(200, {"ok": True})
+    if len(parts) == 2 and parts[0] == "objects":
+        return objects(server, parts[1], query.get("account", [MAIN_ACCOUNT])[0], flag("ids_only"))
+    if parts == ["mutate"] and method == "POST":
+        try:
+            return reply(200, mutate(server.state, parse_json(payload)))
+        except MutationError as exc:
+            return reply(400, {"error": str(exc)})
+    if parts == ["knobs"] and method == "POST":
+        return set_knobs(server, payload)
+    return reply(404, {"error": f"unknown admin endpoint {method} {path}"})
+
+
+def parse_json(payload: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(payload or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise MutationError(f"body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise MutationError("body must be a JSON object")
+    return body
+
+
+def info(server: SimServer) -> dict[str, Any]:
+    state = server.state
+    return {
+        "url": server.url,
+        "accounts": [MAIN_ACCOUNT, CONNECTED_ACCOUNT],
+        "now": state.clock(),
+        "knobs": vars(state.knobs),
+        "counts": {
+            account_id: {stream: len(table) for stream, table in data.tables.items()}
+            for account_id, data in state.accounts.items()
+        },
+    }
+
+
+def objects(server: SimServer, stream: str, account: str, ids_only: bool) -> tuple[int, bytes]:
+    """Current truth of one table, newest first (events: only those still retained)."""
+    state = server.state
+    data = state.account(account)
+    if data is None:
+        return reply(404, {"error": f"unknown account {account}"})
+    if stream not in STREAMS:
+        return reply(404, {"error": f"unknown stream {stream}; known: {', '.join(STREAMS)}"})
+    if stream == "account":
+        rows_ids, bodies = [data.account_id], [data.account]
+    else:
+        rows = data.tables[stream].rows
+        if stream == "event":
+            oldest = state.clock() - EVENT_RETENTION
+            rows = tuple(row for row in rows if row.created >= oldest)
+        rows_ids, bodies = [row.id for row in rows], [row.body for row in rows]
+    head = orjson.dumps({"stream": stream, "account": account, "ids": rows_ids})[:-1]
+    if ids_only:
+        return 200, head + b"}"
+    return 200, head + b',"objects":[' + b",".join(bodies) + b"]}"
+
+
+def set_knobs(server: SimServer, payload: bytes) -> tuple[int, bytes]:
+    try:
+        changes = parse_json(payload)
+    except MutationError as exc:
+        return reply(400, {"error": str(exc)})
+    unknown = sorted(set(changes) - set(KNOBS))
+    if unknown:
+        return reply(400, {"error": f"unknown knob(s): {', '.join(unknown)}; known: {KNOBS}"})
+    for name, value in changes.items():
+        if not isinstance(value, int | float) or value < 0:
+            return reply(400, {"error": f"{name} must be a number >= 0"})
+        setattr(server.state.knobs, name, float(value))
+    return reply(200, vars(server.state.knobs))

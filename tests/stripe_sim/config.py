@@ -1,0 +1,77 @@
+"""The simulator's knobs, shared by the command line and the Python context manager."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+API_KEY = "sk_test_simulator"
+API_VERSION = "2023-08-16"
+OTHER_API_VERSION = "2020-08-27"
+MAIN_ACCOUNT = "acct_1SimMainAccount0"
+CONNECTED_ACCOUNT = "acct_1SimConnectedAcc"
+
+DEFAULT_COUNTS: dict[str, int] = {
+    "charge": 1000,
+    "customer": 200,
+    "subscription": 150,
+    "invoice": 400,
+    "product": 20,
+    "price": 50,
+    "coupon": 15,
+}
+STREAMS = (
+    "account",
+    "balancetransaction",
+    "charge",
+    "coupon",
+    "customer",
+    "event",
+    "invoice",
+    "price",
+    "product",
+    "subscription",
+)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything that shapes the simulated account and the server's behaviour.
+
+    ``counts`` sets objects per seed table (``balancetransaction`` and ``event`` follow from
+    the others); ``connected_scale`` sizes the connected account's data relative to the main
+    one; ``now`` is the simulated clock at start (defaults to the real time), and the
+    clock advances in real time afterwards.
+    """
+
+    counts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_COUNTS))
+    days: float = 365.0
+    seed: int = 42
+    now: int | None = None
+    latency_ms: float = 0.0
+    rate_limit: float = 0.0
+    fault_rate: float = 0.0
+    other_api_version_rate: float = 0.0
+    newer_fields_rate: float = 0.05
+    connected_scale: float = 0.05
+    api_key: str = API_KEY
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.counts) - set(DEFAULT_COUNTS))
+        if unknown:
+            raise ValueError(f"unknown table(s) in counts: {', '.join(unknown)}")
+        if any(n < 0 for n in self.counts.values()):
+            raise ValueError("counts must be >= 0")
+        for name in ("fault_rate", "other_api_version_rate", "newer_fields_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.days <= 0 or self.latency_ms < 0 or self.rate_limit < 0:
+            raise ValueError("days must be > 0; latency_ms and rate_limit must be >= 0")
+
+    def count(self, table: str) -> int:
+        return self.counts.get(table, DEFAULT_COUNTS[table])
+
+    def start_time(self) -> int:
+        return int(self.now if self.now is not None else time.time())

@@ -1,0 +1,232 @@
+"""Mutate an account between runs: create, update and delete objects, appending events.
+
+Body of ``POST /_sim/mutate``::
+
+    {"account": "acct_...",                      # optional, defaults to the main account
+     "customer": {"create": 2, "update": 3, "delete": 1},
+     "charge": {"create": 10}}
+
+Tables are processed in dependency order (products before prices, customers before
+subscriptions...), so objects created in one call can be referenced by later tables.
+Deleted objects leave lists and ``GET /v1/<plural>/<id>`` answers 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from tests.stripe_sim.config import MAIN_ACCOUNT
+from tests.stripe_sim.dataset import (
+    AccountData,
+    Generator,
+    Pool,
+    created_event_type,
+    encode,
+    event_prefix,
+    row_of,
+)
+from tests.stripe_sim.state import SimState
+from tests.stripe_sim.store import Row
+
+ORDER = ("product", "price", "coupon", "customer", "subscription", "invoice", "charge")
+DELETABLE = frozenset({"product", "price", "coupon", "customer", "subscription", "invoice"})
+OPERATIONS = ("create", "update", "delete")
+STATUS_NEXT = {"active": "past_due", "past_due": "active", "trialing": "active"}
+
+
+class MutationError(ValueError):
+    """The mutation request is malformed or asks for something Stripe cannot do."""
+
+
+def validate(body: dict[str, Any]) -> tuple[str, dict[str, dict[str, int]]]:
+    account = body.get("account", MAIN_ACCOUNT)
+    plan: dict[str, dict[str, int]] = {}
+    for stream, ops in body.items():
+        if stream == "account":
+            continue
+        if stream not in ORDER:
+            raise MutationError(f"cannot mutate {stream!r}; mutable tables: {', '.join(ORDER)}")
+        if not isinstance(ops, dict) or set(ops) - set(OPERATIONS):
+            raise MutationError(f"{stream}: expected an object with keys {OPERATIONS}")
+        for op, n in ops.items():
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise MutationError(f"{stream}.{op} must be an integer >= 0")
+        if ops.get("delete") and stream not in DELETABLE:
+            raise MutationError(f"Stripe objects of type {stream!r} cannot be deleted")
+        plan[stream] = ops
+    return str(account), plan
+
+
+def mutate(state: SimState, body: dict[str, Any]) -> dict[str, Any]:
+    """Apply a mutation request; returns the ids touched and the events appended."""
+    account, plan = validate(body)
+    data = state.account(account)
+    if data is None:
+        raise MutationError(f"unknown account {account!r}")
+    with state.lock:
+        generator = state.generators[data.account_id]
+        generator.now = state.clock()
+        mutation = Mutation(state, data, generator)
+        for stream in ORDER:
+            ops = plan.get(stream, {})
+            mutation.create(stream, ops.get("create", 0))
+            mutation.update(stream, ops.get("update", 0))
+            mutation.delete(stream, ops.get("delete", 0))
+        mutation.commit_events()
+        return mutation.summary()
+
+
+class Mutation:
+    """One mutation call's work on an account's tables."""
+
+    def __init__(self, state: SimState, data: AccountData, generator: Generator) -> None:
+        self.state = state
+        self.data = data
+        self.gen = generator
+        self.now = generator.now
+        self.events: list[Row] = []
+        self.touched: dict[str, dict[str, list[str]]] = {op: {} for op in OPERATIONS}
+
+    def event(
+        self, stream: str, event_type: str, body: bytes, previous: dict[str, Any] | None = None
+    ) -> None:
+        rate = self.state.knobs.other_api_version_rate
+        self.events.append(self.gen.event(self.now, event_type, body, previous, rate))
+
+    def pool(self, stream: str, full: bool = False) -> Pool:
+        """Existing objects of ``stream``, oldest first (ids and times, or whole objects)."""
+        rows = reversed(self.data.tables[stream].rows)
+        if full:
+            return Pool([orjson.loads(row.body) for row in rows])
+        return Pool([{"id": r.id, "created": r.created, **r.attrs} for r in rows])
+
+    def create(self, stream: str, n: int) -> None:
+        if n == 0:
+            return
+        gen, now = self.gen, self.now
+        objects: list[dict[str, Any]] = []
+        extra: list[Row] = []
+        for _ in range(n):
+            if stream == "product":
+                objects.append(gen.product(now))
+            elif stream == "price":
+                objects.append(gen.price(now, self.pool("product")))
+            elif stream == "coupon":
+                objects.append(gen.coupon(now))
+            elif stream == "customer":
+                objects.append(gen.customer(now))
+            elif stream == "subscription":
+                prices = self.pool("price", full=True)
+                recurring = Pool([p for p in prices.items if p["type"] == "recurring"])
+                objects.append(gen.subscription(now, self.pool("customer"), recurring, self.data))
+            elif stream == "invoice":
+                prices = self.pool("price", full=True).items
+                objects.append(
+                    gen.invoice(
+                        now, self.pool("customer"), self.pool("subscription"), prices, self.data
+                    )
+                )
+            else:
+                customer = gen.pick_before(self.pool("customer"), now)
+                charge = gen.charge(
+                    now, customer["id"] if customer else None, gen.synth.money(), None
+                )
+                objects.append(charge)
+        rows = [row_of(stream, obj) for obj in objects]
+        if stream == "charge":
+            extra = gen.balance_transactions(rows)
+            self.replace("balancetransaction", upserts=extra)
+        self.replace(stream, upserts=rows)
+        for obj, row in zip(objects, rows, strict=True):
+            event_type = created_event_type(stream, obj)
+            if event_type:
+                self.event(stream, event_type, row.body)
+        self.touched["create"][stream] = [row.id for row in rows]
+
+    def update(self, stream: str, n: int) -> None:
+        rows = self.pick(stream, n)
+        if not rows:
+            return
+        updated: list[Row] = []
+        for row in rows:
+            obj = orjson.loads(row.body)
+            previous = self.change(stream, obj)
+            new_row = row_of(stream, obj)
+            updated.append(new_row)
+            self.event(stream, f"{event_prefix(stream)}.updated", new_row.body, previous)
+        self.replace(stream, upserts=updated)
+        self.touched["update"][stream] = [row.id for row in updated]
+
+    def delete(self, stream: str, n: int) -> None:
+        rows = self.pick(stream, n)
+        if not rows:
+            return
+        for row in rows:
+            body = row.body
+            if stream == "subscription":
+                obj = orjson.loads(body)
+                obj.update(status="canceled", canceled_at=self.now, ended_at=self.now)
+                body = encode(obj)
+            self.event(stream, f"{event_prefix(stream)}.deleted", body)
+            self.data.subscription_items.pop(row.id, None)
+            self.data.invoice_lines.pop(row.id, None)
+        self.replace(stream, deletes=[row.id for row in rows])
+        self.touched["delete"][stream] = [row.id for row in rows]
+
+    def pick(self, stream: str, n: int) -> list[Row]:
+        rows = self.data.tables[stream].rows
+        if n == 0 or not rows:
+            return []
+        return [rows[i] for i in sorted(self.gen.rng.sample(range(len(rows)), min(n, len(rows))))]
+
+    def change(self, stream: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Apply a plausible update; returns Stripe's ``previous_attributes``."""
+        synth = self.gen.synth
+        previous: dict[str, Any] = {"metadata": obj.get("metadata")}
+        obj["metadata"] = {**(obj.get("metadata") or {}), "sim_revision": synth.token(6)}
+        if stream == "customer":
+            previous["email"] = obj["email"]
+            obj["email"] = synth.email()
+        elif stream == "subscription" and obj["status"] in STATUS_NEXT:
+            previous["status"] = obj["status"]
+            obj["status"] = STATUS_NEXT[obj["status"]]
+        elif stream == "invoice" and obj["status"] in ("draft", "open"):
+            previous.update(status=obj["status"], paid=obj["paid"])
+            if obj["status"] == "draft":
+                obj["status"] = "open"
+            else:
+                previous.update(
+                    amount_paid=obj["amount_paid"], amount_remaining=obj["amount_remaining"]
+                )
+                obj.update(status="paid", paid=True, amount_paid=obj["total"], amount_remaining=0)
+        elif stream in ("charge", "product"):
+            previous["description"] = obj.get("description")
+            obj["description"] = synth.words(5)
+            if stream == "product":
+                previous["updated"] = obj["updated"]
+                obj["updated"] = self.now
+        elif stream in ("price", "coupon"):
+            field = "nickname" if stream == "price" else "name"
+            previous[field] = obj.get(field)
+            obj[field] = synth.words(2)
+        return previous
+
+    def replace(
+        self, stream: str, upserts: list[Row] | None = None, deletes: list[str] | None = None
+    ) -> None:
+        table = self.data.tables[stream]
+        self.data.tables[stream] = table.replaced(upserts or (), deletes or ())
+
+    def commit_events(self) -> None:
+        if self.events:
+            self.replace("event", upserts=self.events)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "account": self.data.account_id,
+            "now": self.now,
+            **self.touched,
+            "events": [{"id": row.id, "type": row.attrs["type"]} for row in self.events],
+        }

@@ -1,0 +1,277 @@
+"""Derive the simulator's object shapes from Stripe's OpenAPI fixtures and spec.
+
+Reads Stripe's example objects (``fixtures3.json`` for API 2023-08-16 and
+``fixtures3.latest.json`` for fields added since) together with the spec's component
+schemas, and writes ``tests/stripe_sim/shapes.json``: for each resource the simulator
+serves, the field names, value kinds, nesting, nullability, enum members and expandable
+references. No descriptions are copied and no fixture value is kept except short
+categorical words (``usd``, ``visa``) a shape needs to stay realistic.
+
+Run once when the reference data changes; the output is committed and nothing reads the
+reference data at run or test time::
+
+    python tests/stripe_sim/scripts/derive_shapes.py --openapi ../shared/stripe-openapi
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+RESOURCES = (
+    "account",
+    "balance_transaction",
+    "charge",
+    "coupon",
+    "customer",
+    "event",
+    "invoice",
+    "line_item",
+    "price",
+    "product",
+    "subscription",
+    "subscription_item",
+)
+API_VERSION = "2023-08-16"
+ID_RE = re.compile(r"^([a-z]+(?:_[a-z]+)*)_([A-Za-z0-9]{8,})$")
+WORD_RE = re.compile(r"^[a-z][a-z_]{0,23}$")
+MONEY_HINTS = ("amount", "fee", "net", "total", "subtotal", "balance", "tax")
+FILL_PROBABILITY = 0.5
+MAX_SPEC_DEPTH = 2
+
+Shape = dict[str, Any]
+
+
+class Spec:
+    """Resolves ``$ref`` pointers of the OpenAPI component schemas."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.schemas: dict[str, Any] = spec["components"]["schemas"]
+
+    def deref(self, schema: dict[str, Any] | None) -> dict[str, Any]:
+        """Follow ``$ref`` until a concrete schema; keep the outer ``nullable`` flag."""
+        schema = schema or {}
+        nullable = bool(schema.get("nullable"))
+        while "$ref" in schema:
+            schema = self.schemas[schema["$ref"].rsplit("/", 1)[1]]
+            nullable = nullable or bool(schema.get("nullable"))
+        return {**schema, "nullable": nullable} if nullable else schema
+
+    def branch(self, schema: dict[str, Any], value: Any) -> dict[str, Any]:
+        """Pick the ``anyOf`` branch that fits ``value`` (string id vs embedded object)."""
+        schema = self.deref(schema)
+        options = schema.get("anyOf")
+        if not options:
+            return schema
+        nullable = bool(schema.get("nullable"))
+        resolved = [self.deref(o) for o in options]
+        if isinstance(value, str):
+            chosen = next((o for o in resolved if o.get("type") == "string"), resolved[0])
+        elif isinstance(value, dict):
+            chosen = max(resolved, key=lambda o: len(set(o.get("properties", {})) & set(value)))
+        else:
+            chosen = next((o for o in resolved if o.get("type") != "string"), resolved[0])
+        return {**chosen, "nullable": nullable or bool(chosen.get("nullable"))}
+
+
+def expansion(schema: dict[str, Any]) -> list[str]:
+    """Resource names an expandable field can embed (empty when not expandable)."""
+    refs = schema.get("x-expansionResources", {}).get("oneOf", [])
+    return [r["$ref"].rsplit("/", 1)[1] for r in refs]
+
+
+def string_kind(name: str, value: str | None, schema: dict[str, Any]) -> Shape:
+    """Classify a string field into a synthesis kind."""
+    if schema.get("enum"):
+        return {"g": "enum", "v": list(schema["enum"])}
+    if name == "currency" or name.endswith("_currency"):
+        return {"g": "const", "v": "usd"}
+    if name == "country" or name.endswith("_country"):
+        return {"g": "const", "v": "US"}
+    if value is not None:
+        match = ID_RE.match(value)
+        if match and not value.startswith(("http", "client_secret")):
+            return {"g": "id", "prefix": match.group(1), "len": len(match.group(2))}
+    lowered = name.lower()
+    if "email" in lowered or (value and "@" in value):
+        return {"g": "email"}
+    if "url" in lowered or (value and value.startswith("http")):
+        return {"g": "url"}
+    if "phone" in lowered:
+        return {"g": "phone"}
+    if lowered == "name" or lowered.endswith("_name"):
+        return {"g": "name"}
+    if value is None:
+        return {"g": "text", "words": 2}
+    if value.isdigit():
+        return {"g": "digits", "len": len(value)}
+    if WORD_RE.match(value):
+        return {"g": "const", "v": value}
+    if " " not in value and value.isalnum():
+        return {"g": "token", "len": len(value), "upper": value.isupper()}
+    return {"g": "text", "words": max(1, len(value.split()))}
+
+
+def int_kind(name: str, value: int | None, schema: dict[str, Any]) -> Shape:
+    """Classify an integer field into a synthesis kind."""
+    if schema.get("format") == "unix-time" or name == "created":
+        return {"g": "time"}
+    if name == "exp_year":
+        return {"g": "year"}
+    if name == "exp_month":
+        return {"g": "month"}
+    if any(hint in name for hint in MONEY_HINTS):
+        return {"g": "money"}
+    return {"g": "small", "max": max(3, 2 * (value or 0))}
+
+
+def scalar_shape(name: str, value: Any, schema: dict[str, Any]) -> Shape | None:
+    """Shape of a scalar field, or None when the schema is not a scalar."""
+    kind = schema.get("type")
+    if isinstance(value, bool) or (value is None and kind == "boolean"):
+        return {"t": "bool"}
+    if isinstance(value, int) or (value is None and kind == "integer"):
+        return {"t": "int", **int_kind(name, value, schema)}
+    if isinstance(value, float) or (value is None and kind == "number"):
+        return {"t": "num"}
+    if isinstance(value, str) or (value is None and kind == "string"):
+        return {"t": "str", **string_kind(name, value, schema)}
+    return None
+
+
+class Deriver:
+    """Walks fixture values alongside their spec schemas to build shape trees."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+
+    def value_shape(self, name: str, value: Any, schema: dict[str, Any] | None) -> Shape:
+        outer = self.spec.deref(schema)
+        refs = expansion(outer)
+        resolved = self.spec.branch(outer, value) if schema else {}
+        nullable = bool(outer.get("nullable") or resolved.get("nullable"))
+        if value is None:
+            shape = self.null_shape(name, outer, resolved, refs)
+        elif isinstance(value, dict):
+            shape = self.object_shape(name, value, resolved)
+        elif isinstance(value, list):
+            items = self.spec.deref(resolved.get("items")) if resolved else {}
+            shape = {"t": "arr", "i": self.value_shape(name, value[0], items) if value else None}
+        else:
+            shape = scalar_shape(name, value, resolved) or {"t": "null"}
+        if refs:
+            shape["x"] = refs
+        if nullable:
+            shape["n"] = True
+        return shape
+
+    def object_shape(self, name: str, value: dict[str, Any], schema: dict[str, Any]) -> Shape:
+        props = schema.get("properties", {})
+        if name == "metadata" or (
+            not props and isinstance(schema.get("additionalProperties"), dict)
+        ):
+            return {"t": "map"}
+        if value.get("object") == "list" and "data" in value:
+            items = self.spec.deref(props.get("data", {}).get("items"))
+            first = value["data"][0] if value["data"] else None
+            url = str(value.get("url", ""))
+            return {
+                "t": "list",
+                "i": self.value_shape(name, first, items) if first is not None else None,
+                "url": re.sub(r"[a-z]+_[A-Za-z0-9]{8,}", "{id}", url),
+            }
+        return {
+            "t": "obj",
+            "f": {k: self.value_shape(k, v, props.get(k)) for k, v in value.items()},
+        }
+
+    def null_shape(
+        self, name: str, outer: dict[str, Any], resolved: dict[str, Any], refs: list[str]
+    ) -> Shape:
+        """A field the fixture leaves null: fill it sometimes when the spec says how."""
+        if refs or len(outer.get("anyOf", ())) > 1:
+            return {"t": "null"}
+        filled = self.spec_shape(name, resolved, 0)
+        if filled is None:
+            return {"t": "null"}
+        return {**filled, "p": FILL_PROBABILITY}
+
+    def spec_shape(self, name: str, schema: dict[str, Any], depth: int) -> Shape | None:
+        """Shape of a field known only from the spec (bounded depth, scalars and objects)."""
+        schema = self.spec.deref(schema)
+        if schema.get("anyOf"):
+            options = schema["anyOf"]
+            if len(options) != 1 or expansion(schema):
+                return None
+            schema = self.spec.deref(options[0])
+        scalar = scalar_shape(name, None, schema)
+        if scalar is not None:
+            return scalar
+        props = schema.get("properties")
+        if schema.get("type") != "object" or not props or depth >= MAX_SPEC_DEPTH:
+            return None
+        fields: dict[str, Shape] = {}
+        for key, sub in props.items():
+            sub_schema = self.spec.deref(sub)
+            shape = self.spec_shape(key, sub_schema, depth + 1)
+            if shape is None:
+                fields[key] = {"t": "null", "n": True} if sub_schema.get("nullable") else {}
+                if not fields[key]:
+                    return None
+                continue
+            if sub_schema.get("nullable"):
+                shape["n"] = True
+            fields[key] = shape
+        return {"t": "obj", "f": fields}
+
+
+def derive(spec: dict[str, Any], fixtures: dict[str, Any], latest: dict[str, Any]) -> Shape:
+    """Build the shapes document for every resource the simulator serves."""
+    resolver = Spec(spec)
+    deriver = Deriver(resolver)
+    resources: dict[str, Any] = {}
+    for resource in RESOURCES:
+        schema = resolver.deref({"$ref": f"#/components/schemas/{resource}"})
+        props = schema.get("properties", {})
+        example = fixtures[resource]
+        fields = {k: deriver.value_shape(k, example[k], props.get(k)) for k in sorted(example)}
+        newer_example = latest.get(resource, {})
+        newer = {
+            k: deriver.value_shape(k, newer_example[k], None)
+            for k in sorted(newer_example)
+            if k not in props and k not in example
+        }
+        resources[resource] = {
+            "fields": fields,
+            "newer_fields": newer,
+            "expandable": sorted(schema.get("x-expandableFields", [])),
+        }
+    return {"api_version": API_VERSION, "resources": resources}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--openapi", type=Path, default=Path("../shared/stripe-openapi"))
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent.parent / "shapes.json"
+    )
+    args = parser.parse_args(argv)
+    try:
+        spec = json.loads((args.openapi / "spec3.json").read_text())
+        fixtures = json.loads((args.openapi / "fixtures3.json").read_text())["resources"]
+        latest = json.loads((args.openapi / "fixtures3.latest.json").read_text())["resources"]
+    except (OSError, KeyError, ValueError) as exc:
+        print(f"derive_shapes: cannot read Stripe reference data: {exc}", file=sys.stderr)
+        return 1
+    document = derive(spec, fixtures, latest)
+    args.out.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
