@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    thread = threading.Thread(target=server.serve_forever, name="stripe-sim", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="stripe-sim", daemon=True
+    )
     thread.start()
     print(f"listening on {server.url}", flush=True)
     stop.wait()

@@ -421,10 +421,13 @@ class Generator:
             quantity=quantity,
             subscription=subscription["id"] if subscription else None,
             type="subscription" if subscription else "invoiceitem",
-            invoice_item=None if subscription else self.synth.stripe_id("ii", 24),
             period={"start": created - 30 * DAY, "end": created},
         )
-        if "invoice" in line:
+        if subscription is None:
+            line["invoice_item"] = self.synth.stripe_id("ii", 24)
+        else:
+            del line["invoice_item"]  # Stripe leaves it out of subscription lines
+        if "invoice" in line:  # a field of newer API versions, present in some objects
             line["invoice"] = invoice_id
         del line["created"]
         return line

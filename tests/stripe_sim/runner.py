@@ -117,7 +117,9 @@ def run_simulator(*, subprocess: bool = False, **knobs: Any) -> Iterator[SimHand
         return
     state = SimState(config)
     server = serve(state, "127.0.0.1", config.port)
-    thread = threading.Thread(target=server.serve_forever, name="stripe-sim", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="stripe-sim", daemon=True
+    )
     thread.start()
     try:
         yield SimHandle(server.url, config.api_key)

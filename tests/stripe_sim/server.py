@@ -24,7 +24,7 @@ LOG_LIMIT = 100_000
 
 
 class RateLimiter:
-    """Token bucket: ``rate`` requests a second with a burst of one second's worth."""
+    """Token bucket: ``rate`` requests a second, bursts up to one second's worth (at least 1)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -37,9 +37,10 @@ class RateLimiter:
             return True
         with self.lock:
             now = time.monotonic()
+            capacity = max(1.0, rate)
             if rate != self.rate:
-                self.rate, self.tokens = rate, rate
-            self.tokens = min(rate, self.tokens + (now - self.stamp) * rate)
+                self.rate, self.tokens = rate, capacity
+            self.tokens = min(capacity, self.tokens + (now - self.stamp) * rate)
             self.stamp = now
             if self.tokens >= 1.0:
                 self.tokens -= 1.0

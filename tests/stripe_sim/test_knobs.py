@@ -1,0 +1,53 @@
+"""Knobs: rate limit answered with 429 and Stripe's headers, injected faults, stats."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+
+
+def test_rate_limit_answers_429_with_stripe_headers(fresh_sim):
+    sim = fresh_sim
+    sim.set_knobs(rate_limit=0.01)  # one request, then one token per 100 s
+    assert sim.request("/v1/coupons").status == 200
+    limited = sim.request("/v1/coupons")
+    assert limited.status == 429
+    assert limited.json()["error"]["code"] == "rate_limit"
+    assert limited.headers["Stripe-Rate-Limited-Reason"] == "global-rate"
+    assert limited.headers["Stripe-Should-Retry"] == "true"
+    assert sim.stats()["by_path"]["/v1/coupons"] == {"200": 1, "429": 1}
+
+
+def test_fault_rate_one_fails_every_request(fresh_sim):
+    sim = fresh_sim
+    sim.set_knobs(fault_rate=1.0)
+    outcomes = set()
+    for _ in range(20):
+        try:
+            outcomes.add(sim.request("/v1/coupons").status)
+        except (urllib.error.URLError, ConnectionError):
+            outcomes.add("dropped")
+    assert outcomes <= {500, 502, 503, "dropped"}
+    assert "dropped" in outcomes and outcomes & {500, 502, 503}
+    stats = sim.stats()
+    assert stats["total"] == 20
+    assert "200" not in stats["by_status"]
+    sim.set_knobs(fault_rate=0)
+    assert sim.request("/v1/coupons").status == 200
+
+
+def test_stats_count_per_path_and_reset(fresh_sim):
+    sim = fresh_sim
+    sim.reset_stats()
+    sim.request("/v1/charges")
+    sim.request("/v1/charges", {"limit": 500})
+    stats = sim.stats(log=True, reset=True)
+    assert stats["by_path"]["/v1/charges"] == {"200": 1, "400": 1}
+    assert stats["log"][1]["query"] == "limit=500"
+    assert sim.stats()["total"] == 0
+
+
+def test_unknown_knob_is_rejected(fresh_sim):
+    with pytest.raises(RuntimeError):
+        fresh_sim.set_knobs(speed=3)
