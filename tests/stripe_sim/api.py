@@ -333,6 +333,12 @@ def event_type_checks(params: Params) -> list[Callable[[Row], bool]]:
             return [lambda row: fnmatch.fnmatchcase(row.attrs["type"], single)]
         return [lambda row: row.attrs["type"] == single]
     if many is not None:
+        if len(many) > 20 or any("*" in name for name in many):
+            raise errors.StripeError(
+                400,
+                "types takes up to 20 specific event names; use type for one '*' wildcard.",
+                param="types",
+            )
         wanted = set(many)
         return [lambda row: row.attrs["type"] in wanted]
     return []

@@ -89,9 +89,7 @@ class Mutation:
         self.events: list[Row] = []
         self.touched: dict[str, dict[str, list[str]]] = {op: {} for op in OPERATIONS}
 
-    def event(
-        self, stream: str, event_type: str, body: bytes, previous: dict[str, Any] | None = None
-    ) -> None:
+    def event(self, event_type: str, body: bytes, previous: dict[str, Any] | None = None) -> None:
         rate = self.state.knobs.other_api_version_rate
         self.events.append(self.gen.event(self.now, event_type, body, previous, rate))
 
@@ -142,7 +140,7 @@ class Mutation:
         for obj, row in zip(objects, rows, strict=True):
             event_type = created_event_type(stream, obj)
             if event_type:
-                self.event(stream, event_type, row.body)
+                self.event(event_type, row.body)
         self.touched["create"][stream] = [row.id for row in rows]
 
     def update(self, stream: str, n: int) -> None:
@@ -155,7 +153,7 @@ class Mutation:
             previous = self.change(stream, obj)
             new_row = row_of(stream, obj)
             updated.append(new_row)
-            self.event(stream, f"{event_prefix(stream)}.updated", new_row.body, previous)
+            self.event(f"{event_prefix(stream)}.updated", new_row.body, previous)
         self.replace(stream, upserts=updated)
         self.touched["update"][stream] = [row.id for row in updated]
 
@@ -169,7 +167,7 @@ class Mutation:
                 obj = orjson.loads(body)
                 obj.update(status="canceled", canceled_at=self.now, ended_at=self.now)
                 body = encode(obj)
-            self.event(stream, f"{event_prefix(stream)}.deleted", body)
+            self.event(f"{event_prefix(stream)}.deleted", body)
             self.data.subscription_items.pop(row.id, None)
             self.data.invoice_lines.pop(row.id, None)
         self.replace(stream, deletes=[row.id for row in rows])

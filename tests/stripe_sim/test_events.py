@@ -38,6 +38,9 @@ def test_type_wildcard_and_types_filters(sim):
     assert {e["id"] for e in subs} <= {e["id"] for e in customers}
     both = sim.request("/v1/events", {"type": "invoice.created", "types[]": "invoice.created"})
     assert both.status == 400
+    wildcard = sim.request("/v1/events", {"types[]": ["customer.*"]})
+    assert wildcard.status == 400
+    assert wildcard.json()["error"]["param"] == "types"
 
 
 def test_events_older_than_thirty_days_are_gone(sim):
