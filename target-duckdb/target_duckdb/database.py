@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -14,6 +16,7 @@ from target_duckdb import types
 from target_duckdb.errors import DatabaseError
 
 STATE_TABLE = "_singer_state"
+DEFAULT_MEMORY_LIMIT = "192MB"
 
 logger = logging.getLogger("target-duckdb")
 
@@ -33,7 +36,11 @@ def _first_line(error: BaseException) -> str:
 
 
 def connect(
-    path: str, *, lock_timeout: float = 0, read_only: bool = False
+    path: str,
+    *,
+    lock_timeout: float = 0,
+    read_only: bool = False,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> duckdb.DuckDBPyConnection:
     """Open (creating it and its folder if missing) the DuckDB file at `path`.
 
@@ -63,6 +70,9 @@ def connect(
                 ) from error
             raise DatabaseError(f"cannot open DuckDB file {path}: {message}") from error
     connection.execute("SET TimeZone = 'UTC'")
+    # One DuckDB thread: the other core decodes the next batch while this one loads.
+    connection.execute("SET threads = 1")
+    connection.execute(f"SET memory_limit = {literal(memory_limit)}")
     return connection
 
 
@@ -70,20 +80,63 @@ class Database:
     """Everything the target does to the DuckDB file goes through this class."""
 
     def __init__(
-        self, path: str, state_schema: str, *, lock_timeout: float = 0, read_only: bool = False
+        self,
+        path: str,
+        state_schema: str,
+        *,
+        lock_timeout: float = 0,
+        read_only: bool = False,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         """Open the file; the state table lives in `state_schema`."""
         self.path = path
-        self.connection = connect(path, lock_timeout=lock_timeout, read_only=read_only)
+        self.connection = connect(
+            path, lock_timeout=lock_timeout, read_only=read_only, memory_limit=memory_limit
+        )
         self._state_schema = state_schema
         self._schemas: set[str] = set()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-load")
+        self._job: Future | None = None
+        self._worker: int | None = None
 
     def close(self) -> None:
-        """Release the file (and its lock)."""
-        self.connection.close()
+        """Wait for the background load, then release the file (and its lock)."""
+        try:
+            self.wait()
+        finally:
+            self._executor.shutdown(wait=True)
+            self.connection.close()
+
+    # Background work: one job at a time, so loading a batch overlaps reading the next.
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run `job` on the loader thread once the previous job finished."""
+        self.wait()
+        self._job = self._executor.submit(self._run_job, job)
+
+    def _run_job(self, job: Callable[[], None]) -> None:
+        self._worker = threading.get_ident()
+        job()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a background job is still running."""
+        return self._job is not None and not self._job.done()
+
+    def wait(self) -> None:
+        """Block until the background job finished; re-raise its error if it failed."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.result()
 
     def execute(self, sql: str, parameters: Sequence | None = None) -> duckdb.DuckDBPyConnection:
-        """Run one statement, turning DuckDB errors into one-line DatabaseErrors."""
+        """Run one statement, turning DuckDB errors into one-line DatabaseErrors.
+
+        Called from the main thread it first waits for the background job: the
+        connection is never used by two threads at once.
+        """
+        if self._job is not None and threading.get_ident() != self._worker:
+            self.wait()
         try:
             return self.connection.execute(sql, parameters)
         except duckdb.Error as error:
@@ -149,6 +202,7 @@ class Database:
         columns: Mapping[str, str],
         *,
         keys: Sequence[str],
+        key_values: list | None,
         method: str,
         hard_delete: bool,
     ) -> None:
@@ -156,19 +210,29 @@ class Database:
 
         `method` is upsert (delete the rows whose keys arrive, then insert), append-only or
         overwrite (delete every row first). With `hard_delete`, records carrying
-        `_sdc_deleted_at` remove their rows instead of landing as tombstones.
+        `_sdc_deleted_at` remove their rows instead of landing as tombstones. A single key
+        whose values are given (`key_values`) is deleted by value; otherwise the file goes
+        through a staging table first.
         """
         target = f"{quote(schema)}.{quote(table)}"
         spec = ", ".join(f"{literal(name)}: {literal(type_)}" for name, type_ in columns.items())
         source = (
             f"read_json({literal(ndjson_path)}, columns = {{{spec}}}, "
-            "format = 'newline_delimited', records = true, maximum_object_size = 1073741824)"
+            "format = 'newline_delimited', records = true)"
         )
         deleted_filter = (
             " WHERE _sdc_deleted_at IS NULL" if hard_delete and "_sdc_deleted_at" in columns else ""
         )
         if method == "overwrite":
             self.execute(f"DELETE FROM {target}")
+        if method == "upsert" and len(keys) == 1 and key_values is not None:
+            key_type = columns.get(keys[0], "VARCHAR")
+            self.execute(
+                f"DELETE FROM {target} WHERE {quote(keys[0])} IN "
+                f"(SELECT unnest(CAST(? AS {key_type}[])))",
+                [key_values],
+            )
+            method = "append-only"
         if method != "upsert" or not keys:
             self.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}{deleted_filter}")
             return

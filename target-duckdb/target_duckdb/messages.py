@@ -31,7 +31,7 @@ class Message(msgspec.Struct):
 _decoder = msgspec.json.Decoder(Message)
 
 
-class Terminated(Exception):  # noqa: N818 - a signal, not an error
+class Terminated(Exception):
     """Raised when SIGTERM/SIGINT arrives while the reader waits for input."""
 
 

@@ -125,8 +125,8 @@ class Sink:
         self.settings = settings
         self._db = settings.database
         self._overwritten = overwritten
-        handle, self._file = tempfile.mkstemp(dir=settings.temp_dir, suffix=".json")
-        os.close(handle)
+        # Two files: the loader thread reads one while the next batch is written to the other.
+        self._files = (_temp_file(settings.temp_dir), _temp_file(settings.temp_dir))
         self.columns: dict[str, str] = {}
         self._table_names: dict[str, str] = {}
         self._pending: dict[t.Any, bytes] | list[bytes] = []
@@ -264,12 +264,16 @@ class Sink:
         changed = False
         for name, value in record.items():
             kinds = self._kinds.get(name)
-            if kinds is not None and value is not None and _kind(value) not in kinds:
-                if not (_kind(value) == "integer" and "number" in kinds):
-                    self._invalid(
-                        f"property '{name}' is {_kind(value)}, schema allows "
-                        f"{', '.join(sorted(kinds))}"
-                    )
+            kind = _kind(value)
+            if (
+                kinds is not None
+                and kind not in kinds
+                and kind != "null"
+                and not (kind == "integer" and "number" in kinds)
+            ):
+                self._invalid(
+                    f"property '{name}' is {kind}, schema allows {', '.join(sorted(kinds))}"
+                )
             table_name = self._table_names.get(name.lower())
             if table_name is None:
                 type_ = SDC_COLUMNS.get(name) or types.value_type(value)
@@ -295,7 +299,7 @@ class Sink:
             raise InvalidRecordError(text)
         logger.warning("%s (loaded anyway)", text)
 
-    def _key(self, record: t.Any, getter: Callable[[t.Any], t.Any] | None) -> t.Any:  # noqa: ANN401
+    def _key(self, record: t.Any, getter: Callable[[t.Any], t.Any] | None) -> t.Any:
         if getter is None:
             return None
         key = getter(record)
@@ -309,7 +313,8 @@ class Sink:
             )
         return key
 
-    def _append(self, key: t.Any, line: bytes) -> None:  # noqa: ANN401
+    def _append(self, key: t.Any, line: bytes) -> None:
+        line += b"\n"
         self.pending_bytes += len(line)
         if isinstance(self._pending, dict):
             self._pending[key] = line
@@ -336,7 +341,7 @@ class Sink:
             "_sdc_sync_started_at": self.settings.sync_started_at,
         }
 
-    def _stamp_struct(self, record: t.Any, version: int | None, extracted: str | None) -> None:  # noqa: ANN401
+    def _stamp_struct(self, record: t.Any, version: int | None, extracted: str | None) -> None:
         for name, value in self._metadata(version, extracted).items():
             setattr(record, self._attributes[name], value)
 
@@ -350,15 +355,8 @@ class Sink:
         self._pending = {} if self.method == "upsert" else []
         self.pending_bytes = 0
 
-    def load(self) -> int:
-        """Bulk-load the pending records (the caller holds the transaction)."""
-        if not self._pending:
-            return 0
-        lines = self._pending.values() if isinstance(self._pending, dict) else self._pending
-        with open(self._file, "wb") as handle:
-            for line in lines:
-                handle.write(line)
-                handle.write(b"\n")
+    def take_batch(self) -> Batch:
+        """Hand the pending records over as a Batch and start a new one."""
         method = self.method
         table_id = f"{self.schema_name}.{self.table}"
         if method == "overwrite":
@@ -366,22 +364,29 @@ class Sink:
                 method = "append-only"
             else:
                 self._overwritten.add(table_id)
-        self._db.load(
-            self.schema_name,
-            self.table,
-            self._file,
-            self.columns,
-            keys=self.key_properties,
+        pending = self._pending
+        key_values = None
+        if isinstance(pending, dict):
+            lines: Sequence[bytes] = list(pending.values())
+            if len(self.key_properties) == 1 and all(type(key) in (str, int) for key in pending):
+                key_values = list(pending)
+        else:
+            lines = pending
+        self._files = (self._files[1], self._files[0])
+        batch = Batch(
+            schema_name=self.schema_name,
+            table=self.table,
+            file=self._files[0],
+            payload=b"".join(lines),
+            count=len(lines),
+            columns=dict(self.columns),
+            keys=list(self.key_properties),
+            key_values=key_values,
             method=method,
             hard_delete=self.settings.hard_delete,
         )
-        return len(self._pending)
-
-    def clear(self) -> None:
-        """Forget the pending records once their transaction committed."""
         self.start_batch()
-        if os.path.exists(self._file):
-            os.remove(self._file)
+        return batch
 
     def activate_version(self, version: int) -> None:
         """Retire rows of older table versions."""
@@ -389,6 +394,50 @@ class Sink:
         self._db.activate_version(
             self.schema_name, self.table, version, hard_delete=self.settings.hard_delete
         )
+
+
+@dataclass
+class Batch:
+    """One stream's records to load, detached from the sink so another thread can load it."""
+
+    schema_name: str
+    table: str
+    file: str
+    payload: bytes
+    count: int
+    columns: dict[str, str]
+    keys: list[str]
+    key_values: list | None
+    method: str
+    hard_delete: bool
+
+    def load(self, database: Database) -> int:
+        """Write the records (newline-terminated JSON) to the file and bulk-load them.
+
+        One write of the joined payload: it releases the GIL, unlike writing line by line,
+        which would contend with the main thread decoding the next batch.
+        """
+        with open(self.file, "wb") as handle:
+            handle.write(self.payload)
+        self.payload = b""  # the file has it now: keep memory flat while DuckDB loads
+        database.load(
+            self.schema_name,
+            self.table,
+            self.file,
+            self.columns,
+            keys=self.keys,
+            key_values=self.key_values,
+            method=self.method,
+            hard_delete=self.hard_delete,
+        )
+        os.truncate(self.file, 0)
+        return self.count
+
+
+def _temp_file(directory: str) -> str:
+    handle, path = tempfile.mkstemp(dir=directory, suffix=".json")
+    os.close(handle)
+    return path
 
 
 _SDC_SCHEMAS: Mapping[str, dict] = {

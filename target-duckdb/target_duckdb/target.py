@@ -20,7 +20,7 @@ from singer_sdk.exceptions import MapExpressionError, StreamMapConfigError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
-from target_duckdb.database import Database
+from target_duckdb.database import DEFAULT_MEMORY_LIMIT, Database
 from target_duckdb.errors import (
     BadMessageError,
     BadSchemaError,
@@ -38,10 +38,10 @@ if t.TYPE_CHECKING:
     from singer_sdk.mapper import StreamMap
     from singer_sdk.plugin_base import _ConfigInput
 
-DEFAULT_BATCH_SIZE_ROWS = 20_000
+DEFAULT_BATCH_SIZE_ROWS = 10_000
 # Flush when one stream's batch holds this many bytes of JSON, whatever its row count, so
 # memory stays flat for very large records.
-MAX_BATCH_BYTES = 64 * 1024 * 1024
+MAX_BATCH_BYTES = 32 * 1024 * 1024
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
@@ -123,6 +123,12 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Key of this pipeline's row in the _singer_state table.",
     ),
     th.Property(
+        "memory_limit",
+        th.StringType,
+        default=DEFAULT_MEMORY_LIMIT,
+        description="DuckDB's memory_limit (it spills to disk beyond it).",
+    ),
+    th.Property(
         "lock_timeout_seconds",
         th.NumberType,
         default=5,
@@ -148,7 +154,7 @@ class TargetDuckDB(Target):
         TargetCapabilities.TARGET_SCHEMA,
     ]
 
-    def __init__(self, **kwargs: t.Any) -> None:  # noqa: ANN401
+    def __init__(self, **kwargs: t.Any) -> None:
         """Set up the reader; the database opens on first use."""
         super().__init__(**kwargs)
         self.message_reader: MessageReader = MessageReader()
@@ -160,7 +166,6 @@ class TargetDuckDB(Target):
         self._overwritten: set[str] = set()
         self._state: object | None = None
         self._committed_state: bytes | None = None
-        self._emitted_state: bytes | None = None
         self._batch_size = int(self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS)
         self._max_age = float(self.config.get("max_batch_age_seconds", 60))
         self._batch_started = time.monotonic()
@@ -175,6 +180,7 @@ class TargetDuckDB(Target):
                 self.config["path"],
                 self.state_schema,
                 lock_timeout=float(self.config.get("lock_timeout_seconds", 5)),
+                memory_limit=self.config.get("memory_limit", DEFAULT_MEMORY_LIMIT),
             )
         return self._database
 
@@ -288,7 +294,10 @@ class TargetDuckDB(Target):
             self.logger.warning("Ignoring an empty STATE message after a non-empty one")
             return
         self._state = value
-        if not any(sink.pending for sink in self._sinks.values()):
+        # Nothing pending and the loader idle: commit and emit the state right away. Otherwise
+        # it goes with the next flush (waiting here would stall reading behind the loader).
+        idle = self._database is None or not self._database.busy
+        if idle and not any(sink.pending for sink in self._sinks.values()):
             self.flush()
 
     def _process_activate_version_message(self, message: Message) -> None:  # type: ignore[override]
@@ -309,40 +318,48 @@ class TargetDuckDB(Target):
     # Flushing and state
 
     def flush(self) -> None:
-        """Load every pending batch and the latest state in one transaction, then emit it."""
+        """Commit every pending batch and the latest state in one transaction, then emit it.
+
+        The load runs on the database's loader thread while the next batch is read; the
+        state goes to stdout only after its transaction committed.
+        """
         self._batch_started = time.monotonic()
-        sinks = [sink for sink in self._sinks.values() if sink.pending]
+        batches = [sink.take_batch() for sink in self._sinks.values() if sink.pending]
         state = msgspec.json.encode(self._state) if self._state is not None else None
-        if not sinks and state == self._committed_state:
+        if not batches and state == self._committed_state:
             return
-        started = time.perf_counter()
-        database = self.database
-        loaded = 0
-        with database.transaction():
-            for sink in sinks:
-                loaded += sink.load()
-            if state is not None and state != self._committed_state:
-                database.ensure_state_table()
-                database.save_state(self.config.get("state_id", "default"), state.decode())
-        for sink in sinks:
-            sink.clear()
+        new_state = state if state != self._committed_state else None
         self._committed_state = state
-        if loaded:
-            self.logger.info(
-                "Committed %d records from %d streams in %.2fs",
-                loaded,
-                len(sinks),
-                time.perf_counter() - started,
-            )
-        if state is not None and state != self._emitted_state:
-            sys.stdout.write(state.decode() + "\n")
-            sys.stdout.flush()
-            self._emitted_state = state
+        database = self.database
+        state_id = self.config.get("state_id", "default")
+        if new_state is not None:
+            database.ensure_state_table()
+
+        def commit() -> None:
+            started = time.perf_counter()
+            with database.transaction():
+                loaded = sum(batch.load(database) for batch in batches)
+                if new_state is not None:
+                    database.save_state(state_id, new_state.decode())
+            if loaded:
+                self.logger.info(
+                    "Committed %d records from %d streams in %.2fs",
+                    loaded,
+                    len(batches),
+                    time.perf_counter() - started,
+                )
+            if new_state is not None:
+                sys.stdout.write(new_state.decode() + "\n")
+                sys.stdout.flush()
+
+        database.submit(commit)
 
     def finish(self) -> None:
-        """Flush whatever is pending, then close."""
+        """Flush whatever is pending, wait for it to commit, then close."""
         try:
             self.flush()
+            if self._database is not None:
+                self._database.wait()
         finally:
             self.close()
 

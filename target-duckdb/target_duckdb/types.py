@@ -90,7 +90,7 @@ def column_type(schema: dict) -> str:
     return JSON
 
 
-def value_type(value: Any) -> str | None:  # noqa: ANN401 - any decoded JSON value
+def value_type(value: Any) -> str | None:
     """Narrowest column type holding `value`; None for null, which says nothing."""
     if value is None:
         return None
@@ -109,7 +109,7 @@ def value_type(value: Any) -> str | None:  # noqa: ANN401 - any decoded JSON val
     return JSON
 
 
-def fits(column: str, value: Any) -> bool:  # noqa: ANN401 - any decoded JSON value
+def fits(column: str, value: Any) -> bool:
     """Whether a column of this type can load `value` without losing it."""
     if value is None or column in (JSON, VARCHAR):
         return True

@@ -126,7 +126,20 @@ SCHEMA: dict = {
     },
 }
 
-_WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+_WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+]
 
 
 def _token(rng: random.Random, n: int = 24) -> str:
