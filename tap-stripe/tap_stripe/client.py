@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
@@ -172,9 +173,26 @@ class StripeClient:
         )
         if account_id:
             self.session.headers["Stripe-Account"] = account_id
+        # Resolve proxy and CA settings from the environment once, not on every request
+        # (requests otherwise re-reads them, and ~/.netrc, per request; a netrc entry
+        # would even replace the Authorization header).
+        env = self.session.merge_environment_settings(self.api_url, {}, None, None, None)
+        self.session.proxies.update(env["proxies"])
+        self.session.verify = env["verify"]
+        self.session.trust_env = False
 
     def get(self, path: str, params: Mapping[str, Any] | None = None, *, stream: str) -> Any:
         """GET ``path`` and return the decoded JSON body, retrying what Stripe allows."""
+        body = self.get_bytes(path, params, stream=stream)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise StripeError(f"stream '{stream}': Stripe sent a body that is not JSON") from exc
+
+    def get_bytes(
+        self, path: str, params: Mapping[str, Any] | None = None, *, stream: str
+    ) -> bytes:
+        """GET ``path`` and return the JSON body on one line (Stripe pretty-prints it)."""
         url = f"{self.api_url}{path}"
         attempt = 0
         while True:
@@ -191,13 +209,13 @@ class StripeClient:
             status = response.status_code
             if status < 300:
                 self.rate_limiter.succeeded()
+                content = response.content
+                if b"\n" not in content:
+                    return content
                 try:
-                    return orjson.loads(response.content)
-                except orjson.JSONDecodeError as exc:
-                    raise StripeError(
-                        f"stream '{stream}': Stripe sent a body that is not JSON "
-                        f"(HTTP {status}, Request-Id: {response.headers.get('Request-Id')})"
-                    ) from exc
+                    return msgspec.json.format(content, indent=-1)
+                except msgspec.DecodeError as exc:
+                    raise unexpected_body(stream, response) from exc
             self._handle_error_response(stream, attempt, response)
 
     def _handle_error_response(
@@ -270,6 +288,14 @@ class StripeClient:
             scrub(message) if message else message,
             response.headers.get("Request-Id"),
         )
+
+
+def unexpected_body(stream: str, response: requests.Response) -> StripeError:
+    """The error for a successful response whose body is not the JSON expected."""
+    return StripeError(
+        f"stream '{stream}': Stripe sent a body that is not the expected JSON "
+        f"(HTTP {response.status_code}, Request-Id: {response.headers.get('Request-Id')})"
+    )
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -4,9 +4,9 @@ The stream owns its record path instead of the SDK's per-record loop:
 
 * pages are fetched by a pool of threads, window by window (see ``windows.py``), all
   under the client's one rate budget;
-* the main thread emits records exactly as Stripe sent them (no conform/validate pass),
-  serialised with orjson, and re-announces the SCHEMA when a record carries a top-level
-  property the last SCHEMA did not declare;
+* the main thread writes each record's JSON exactly as Stripe sent it (see
+  ``records.py``: no conform/validate pass, no parse and re-serialise), and re-announces
+  the SCHEMA when a record carries a top-level property the last SCHEMA did not declare;
 * the ``created`` bookmark is managed here (not by the SDK's max-value logic, which
   would be wrong for newest-first pages and out-of-order windows): it moves to the end
   of the contiguous prefix of completed windows, after their records are written.
@@ -22,14 +22,16 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+import msgspec
 import orjson
 from singer_sdk import Stream
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage, SchemaMessage
 
-from tap_stripe.client import StripeClient
+from tap_stripe.client import StripeClient, StripeError
 from tap_stripe.output import FastSingerWriter
+from tap_stripe.records import KeyCheck, NestedListCheck, RawRecord, cursor_of, split_page
 from tap_stripe.tables import TableSpec
 from tap_stripe.windows import Frontier, Scheduler, Window
 
@@ -63,14 +65,18 @@ def infer_schema(value: Any) -> dict:
 
 
 class _Page:
-    """Records of one fetched page, and the window it finished (if it did)."""
+    """Raw records of one fetched page, and the window it finished (if it did)."""
 
-    __slots__ = ("finished", "records", "time_extracted")
+    __slots__ = ("finished", "raws", "time_extracted")
 
-    def __init__(self, records: list[dict], finished: Window | None) -> None:
-        self.records = records
+    def __init__(self, raws: list[RawRecord], finished: Window | None) -> None:
+        self.raws = raws
         self.finished = finished
         self.time_extracted = datetime.datetime.now(datetime.UTC)
+
+    def records(self) -> list[dict]:
+        """The records as Python objects (for the paths that must change them)."""
+        return [orjson.loads(memoryview(raw)) for raw in self.raws]
 
 
 class _WorkerFailed:
@@ -94,6 +100,7 @@ class StripeStream(Stream):
         self.primary_keys = ("id",)
         self.replication_key = spec.replication_key
         self._stripe_tap = tap
+        self._nested_check = NestedListCheck(spec.nested_lists) if spec.nested_lists else None
 
     @property
     def client(self) -> StripeClient:
@@ -102,59 +109,72 @@ class StripeStream(Stream):
 
     # ---- reading -------------------------------------------------------------------
 
-    def _list_params(self, window: Window | None, cursor: str | None) -> dict[str, Any]:
+    def _list_params(self, window: Window | None) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": PAGE_SIZE, **self.spec.filters}
         if window is not None:
-            params["created[gte]"] = window.lo
-            params["created[lt]"] = window.hi
-        if cursor:
-            params["starting_after"] = cursor
+            if window.hi > window.lo:
+                params["created[gte]"] = window.lo
+                params["created[lt]"] = window.hi
+            if window.cursor:
+                params["starting_after"] = window.cursor
         if self.spec.expand:
             params["expand[]"] = [f"data.{field}" for field in self.spec.expand]
         return params
 
-    def _complete_nested_lists(self, record: dict) -> None:
-        """Page in the rest of nested lists Stripe cut short (it sends 10 items)."""
-        for field, template in self.spec.nested_lists.items():
-            nested = record.get(field)
-            if not (isinstance(nested, dict) and nested.get("has_more")):
-                continue
-            data = nested.get("data") or []
-            path, _, query = template.format(id=record["id"]).partition("?")
-            base = dict(parse_qsl(query))
-            cursor = data[-1]["id"] if data else None
-            while True:
-                params: dict[str, Any] = {**base, "limit": PAGE_SIZE}
-                if cursor:
-                    params["starting_after"] = cursor
-                page = self.client.get(path, params, stream=self.name)
-                items = page.get("data") or []
-                data.extend(items)
-                if not (page.get("has_more") and items):
-                    break
-                cursor = items[-1]["id"]
-            nested["data"] = data
-            nested["has_more"] = False
+    def _complete_nested_lists(self, raws: list[RawRecord]) -> None:
+        """Replace records whose nested lists Stripe cut short (at 10) by complete ones."""
+        if self._nested_check is None:
+            return
+        for index, raw in enumerate(raws):
+            if self._nested_check.cut_short(raw):
+                record = orjson.loads(memoryview(raw))
+                for field, template in self.spec.nested_lists.items():
+                    self._complete_nested_list(record, field, template)
+                raws[index] = orjson.dumps(record)
 
-    def _fetch(self, window: Window | None) -> tuple[list[dict], bool]:
-        cursor = window.cursor if window else None
-        page = self.client.get(self.spec.path, self._list_params(window, cursor), stream=self.name)
-        records = page.get("data") or []
-        if self.spec.nested_lists:
-            for record in records:
-                self._complete_nested_lists(record)
-        return records, bool(page.get("has_more")) and bool(records)
+    def _complete_nested_list(self, record: dict, field: str, template: str) -> None:
+        nested = record.get(field)
+        if not (isinstance(nested, dict) and nested.get("has_more")):
+            return
+        data = nested.get("data") or []
+        path, _, query = template.format(id=record["id"]).partition("?")
+        base = dict(parse_qsl(query))
+        cursor = data[-1]["id"] if data else None
+        while True:
+            params: dict[str, Any] = {**base, "limit": PAGE_SIZE}
+            if cursor:
+                params["starting_after"] = cursor
+            page = self.client.get(path, params, stream=self.name)
+            items = page.get("data") or []
+            data.extend(items)
+            if not (page.get("has_more") and items):
+                break
+            cursor = items[-1]["id"]
+        nested["data"] = data
+        nested["has_more"] = False
+
+    def _fetch(self, window: Window | None) -> tuple[list[RawRecord], bool]:
+        """One page of ``window``: its raw records and whether more follow."""
+        body = self.client.get_bytes(self.spec.path, self._list_params(window), stream=self.name)
+        try:
+            raws, has_more = split_page(body)
+        except msgspec.DecodeError as exc:
+            msg = f"stream '{self.name}': Stripe sent a list that could not be read: {exc}"
+            raise StripeError(msg) from exc
+        records: list[RawRecord] = list(raws)
+        self._complete_nested_lists(records)
+        return records, has_more and bool(records)
 
     def _worker(self, scheduler: Scheduler, pages: queue.Queue) -> None:
         try:
             while (window := scheduler.take()) is not None:
-                records, has_more = self._fetch(window)
+                raws, has_more = self._fetch(window)
                 if has_more:
-                    last = records[-1]
-                    pages.put(_Page(records, None))
-                    scheduler.continue_after(window, int(last["created"]), last["id"])
+                    last_id, last_created = cursor_of(raws[-1])
+                    pages.put(_Page(raws, None))
+                    scheduler.continue_after(window, last_created, last_id)
                 else:
-                    pages.put(_Page(records, window))
+                    pages.put(_Page(raws, window))
                     scheduler.done()
         except BaseException as exc:  # handed to the main thread, which raises it
             scheduler.stop()
@@ -200,16 +220,16 @@ class StripeStream(Stream):
     def _pages_full_table(self) -> Iterator[_Page]:
         if self.spec.single_object:
             params = {"expand[]": list(self.spec.expand)} if self.spec.expand else None
-            record = self.client.get(self.spec.path, params, stream=self.name)
-            yield _Page([record], None)
+            body = self.client.get_bytes(self.spec.path, params, stream=self.name)
+            yield _Page([body], None)
             return
         cursor: str | None = None
         while True:
-            records, has_more = self._fetch(Window(0, 0, cursor) if cursor else None)
-            yield _Page(records, None)
+            raws, has_more = self._fetch(Window(0, 0, cursor))
+            yield _Page(raws, None)
             if not has_more:
                 return
-            cursor = records[-1]["id"]
+            cursor = cursor_of(raws[-1])[0]
 
     # ---- bookmark ------------------------------------------------------------------
 
@@ -249,6 +269,19 @@ class StripeStream(Stream):
         lookback = int(self.config.get("lookback_window", 300))
         return max(floor, bookmark - lookback)
 
+    def _pages(self) -> tuple[Iterator[_Page], int | None, int]:
+        """Every page to read, the bookmark the run started from, the range's start."""
+        if self.spec.replication_key is None:
+            return self._pages_full_table(), None, 0
+        bookmark = self._bookmark()
+        start = self._start_of_range(bookmark)
+        end = int(self._stripe_tap.sync_started_at)
+        if start >= end:
+            self.logger.info("Nothing to read: range starts at %d, sync started at %d", start, end)
+            return iter(()), bookmark, start
+        self.logger.info("Reading created in [%d, %d)", start, end)
+        return self._pages_concurrently([Window(start, end)]), bookmark, start
+
     # ---- emitting ------------------------------------------------------------------
 
     def _sync_records(
@@ -261,81 +294,78 @@ class StripeStream(Stream):
         if not write_messages:
             return list(self.get_records(context))
         emitter = _Emitter(self)
+        pages, bookmark, start = self._pages()
+        frontier = Frontier(start)
         with self.get_record_counter() as counter, self.get_sync_timer():
             try:
-                if self.spec.replication_key is None:
-                    for page in self._pages_full_table():
-                        counter.increment(emitter.emit(page))
-                else:
-                    self._sync_incremental(emitter, counter)
+                for page in pages:
+                    counter.increment(emitter.emit(page))
+                    if page.finished is None:
+                        continue
+                    if frontier.complete(page.finished) and (
+                        bookmark is None or frontier.position > bookmark
+                    ):
+                        self._set_bookmark(frontier.position)
             finally:
                 emitter.flush()
         self._write_state_message()
         return ()
 
-    def _sync_incremental(self, emitter: _Emitter, counter: Any) -> None:
-        bookmark = self._bookmark()
-        start = self._start_of_range(bookmark)
-        end = int(self._stripe_tap.sync_started_at)
-        if start >= end:
-            self.logger.info("Nothing to read: range starts at %d, sync started at %d", start, end)
-            return
-        self.logger.info("Reading created in [%d, %d)", start, end)
-        frontier = Frontier(start)
-        for page in self._pages_concurrently([Window(start, end)]):
-            counter.increment(emitter.emit(page))
-            if page.finished is not None and frontier.complete(page.finished):
-                position = frontier.position
-                if bookmark is None or position > bookmark:
-                    self._set_bookmark(position)
-
     def get_records(self, context: types.Context | None) -> Iterable[dict]:
         """Every record, without the tap's bookmarking (for SDK callers such as tests)."""
-        if self.spec.replication_key is None:
-            pages = self._pages_full_table()
-        else:
-            start = self._start_of_range(self._bookmark())
-            end = int(self._stripe_tap.sync_started_at)
-            pages = self._pages_concurrently([Window(start, end)]) if start < end else iter(())
+        pages, _, _ = self._pages()
         for page in pages:
-            yield from page.records
+            yield from page.records()
 
 
 class _Emitter:
-    """Writes a stream's records: exact, orjson-encoded, schema re-announced when needed."""
+    """Writes a stream's records: exact, schema re-announced when needed."""
 
     def __init__(self, stream: StripeStream) -> None:
         self.stream = stream
         self.writer = stream._tap.message_writer
         maps = stream.stream_maps
-        self.fast = (
-            isinstance(self.writer, FastSingerWriter)
-            and len(maps) == 1
-            and isinstance(maps[0], SameRecordTransform)
-            and maps[0].stream_alias == stream.name
-        )
         deselected = [bc for bc, selected in stream.mask.items() if bc and not selected]
         self.drop_top_level = frozenset(
             bc[1] for bc in deselected if len(bc) == 2 and bc[0] == "properties"
         )
         self.prune_nested = any(len(bc) > 2 for bc in deselected)
+        # Records go out as orjson lines unless stream maps are configured, and as
+        # Stripe's raw bytes unless the selection also removes properties.
+        self.direct = (
+            isinstance(self.writer, FastSingerWriter)
+            and len(maps) == 1
+            and isinstance(maps[0], SameRecordTransform)
+            and maps[0].stream_alias == stream.name
+        )
+        self.raw = self.direct and not deselected
         self.schemas = {m.stream_alias: m.transformed_schema for m in maps}
-        self.known = frozenset(stream.schema.get("properties", {})) - self.drop_top_level
+        self.keys = KeyCheck(frozenset(stream.schema.get("properties", {})) - self.drop_top_level)
         self.prefix = b'{"type":"RECORD","stream":' + orjson.dumps(stream.name) + b',"record":'
 
     def emit(self, page: _Page) -> int:
         """Write ``page``'s records; return how many."""
-        records = page.records
-        if not records:
+        raws = page.raws
+        if not raws:
             return 0
+        suffix = b',"time_extracted":' + orjson.dumps(page.time_extracted) + b"}\n"
+        if self.raw:
+            if not self.keys.all_known(raws):
+                for record in page.records():
+                    self._announce_unknown(record)
+            prefix = self.prefix
+            parts: list[RawRecord] = []
+            for raw in raws:
+                parts += (prefix, raw, suffix)
+            self.writer.write_record_line(b"".join(parts))
+            return len(raws)
+        records = page.records()
         for record in records:
             self._prune(record)
-            if not self.known.issuperset(record):
-                self._reannounce(record)
-        if self.fast:
-            suffix = b',"time_extracted":' + orjson.dumps(page.time_extracted) + b"}\n"
-            prefix = self.prefix
+            self._announce_unknown(record)
+        if self.direct:
             dumps = orjson.dumps
+            prefix = self.prefix
             self.writer.write_record_line(
                 b"".join([prefix + dumps(record) + suffix for record in records])
             )
@@ -349,8 +379,12 @@ class _Emitter:
         if self.prune_nested:
             pop_deselected_record_properties(record, self.stream.schema, self.stream.mask)
 
-    def _reannounce(self, record: dict) -> None:
-        new = [name for name in record if name not in self.known]
+    def _announce_unknown(self, record: dict) -> None:
+        """Re-send the SCHEMA with the properties of ``record`` it does not declare."""
+        known = self.keys.known
+        new = [name for name in record if name not in known]
+        if not new:
+            return
         self.stream.logger.info(
             "Stripe sent properties the schema does not declare; re-announcing the schema with: %s",
             ", ".join(new),
@@ -369,7 +403,7 @@ class _Emitter:
                     [self.stream.replication_key] if self.stream.replication_key else None,
                 )
             )
-        self.known = self.known | frozenset(new)
+        self.keys = KeyCheck(known | frozenset(new))
 
     def _emit_mapped(self, records: list[dict], time_extracted: datetime.datetime) -> None:
         """Slow path for configured stream maps: the SDK's mappers, still no conform."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import io
+import json
 import time
+from contextlib import redirect_stdout
 
 import pytest
 from tap_stripe.tap import TapStripe
@@ -278,3 +281,29 @@ def test_a_catalog_forcing_full_table_ignores_and_keeps_no_bookmark(stripe: Fake
     assert stripe.list_requests("charge")[0]["created[gte]"] == "0"
     assert by_id(result.records["charge"]) == by_id(expected)
     assert result.bookmark("charge") == 1_700_000_000
+
+
+def test_pretty_printed_pages_become_one_line_records(stripe: FakeStripe) -> None:
+    expected = stripe.add("charge", [make_object("charge", 1_700_000_000, note="two\nlines")])
+    body = json.dumps(stripe_list(expected, "/v1/charges"), indent=2)
+    stripe.mocker.get(f"{stripe.api_url}/v1/charges", text=body)
+
+    result = run_tap(streams=("charge",))
+
+    assert result.records["charge"] == expected
+
+
+def test_records_are_written_byte_for_byte_as_stripe_sent_them(stripe: FakeStripe) -> None:
+    record = '{"id":"ch_exact","object":"charge","created":1700000000,"amount":1E2,"x":"\\u00e9"}'
+    body = '{"object":"list","url":"/v1/charges","has_more":false,"data":[' + record + "]}"
+    stripe.mocker.get(f"{stripe.api_url}/v1/charges", text=body)
+    tap = TapStripe(config=base_config(), parse_env_config=False)
+    for name, stream in tap.streams.items():
+        stream.selected = name == "charge"
+    buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+
+    with redirect_stdout(buffer):
+        tap.sync_all()
+
+    buffer.seek(0)
+    assert f'"record":{record},' in buffer.read()

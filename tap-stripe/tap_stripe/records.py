@@ -1,0 +1,96 @@
+"""Stripe records as raw JSON: decode only what the tap must look at.
+
+Parsing a page into Python objects and serialising every record again is what makes
+a tap slow (and what could alter a value). Here a page is split into each record's raw
+JSON bytes (msgspec ``Raw``), which are written out unchanged; the tap decodes only the
+page's ``has_more``, the last record's ``id``/``created`` (the cursor), the state of nested
+lists, and checks top-level property names against the schema without building objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import msgspec
+
+RawRecord = bytes | msgspec.Raw
+
+
+class _ListPage(msgspec.Struct):
+    data: list[msgspec.Raw] = []
+    has_more: bool = False
+
+
+class _Cursor(msgspec.Struct):
+    id: str
+    created: int = 0
+
+
+class _NestedList(msgspec.Struct):
+    has_more: bool = False
+
+
+_page_decoder = msgspec.json.Decoder(_ListPage)
+_cursor_decoder = msgspec.json.Decoder(_Cursor)
+
+
+def split_page(body: bytes) -> tuple[list[msgspec.Raw], bool]:
+    """A list object's records as raw JSON, and its ``has_more``."""
+    page = _page_decoder.decode(body)
+    return page.data, page.has_more
+
+
+def cursor_of(record: RawRecord) -> tuple[str, int]:
+    """``(id, created)`` of a raw record."""
+    cursor = _cursor_decoder.decode(record)
+    return cursor.id, cursor.created
+
+
+class KeyCheck:
+    """Tells whether raw records carry only known top-level properties, cheaply.
+
+    Decodes into a struct whose fields are the known names (values kept raw) and which
+    forbids unknown fields: no Python objects are built for the values.
+    """
+
+    def __init__(self, known: Iterable[str]) -> None:
+        self.known = frozenset(known)
+        fields = [
+            (f"f{i}", msgspec.Raw, msgspec.field(name=name, default=None))
+            for i, name in enumerate(sorted(self.known))
+        ]
+        struct = msgspec.defstruct("KnownProperties", fields, forbid_unknown_fields=True)
+        self._decoder = msgspec.json.Decoder(struct)
+
+    def all_known(self, records: Sequence[RawRecord]) -> bool:
+        """Whether no record in ``records`` has a top-level property outside ``known``."""
+        decode = self._decoder.decode
+        try:
+            for record in records:
+                decode(record)
+        except msgspec.ValidationError:
+            return False
+        return True
+
+
+class NestedListCheck:
+    """Finds raw records whose nested lists (``invoice.lines``...) say ``has_more``."""
+
+    def __init__(self, fields: Iterable[str]) -> None:
+        self.fields = tuple(fields)
+        struct = msgspec.defstruct(
+            "NestedLists",
+            [
+                (f"f{i}", _NestedList | None, msgspec.field(name=name, default=None))
+                for i, name in enumerate(self.fields)
+            ],
+        )
+        self._decoder = msgspec.json.Decoder(struct)
+
+    def cut_short(self, record: RawRecord) -> bool:
+        """Whether one of the nested lists of ``record`` is incomplete."""
+        decoded = self._decoder.decode(record)
+        return any(
+            nested is not None and nested.has_more
+            for nested in (getattr(decoded, f"f{i}") for i in range(len(self.fields)))
+        )
