@@ -45,3 +45,16 @@ STRIPE_OPENAPI ?= ../shared/stripe-openapi
 .PHONY: schemas
 schemas: install
 	$(BIN)/python tap-stripe/scripts/generate_schemas.py --spec $(STRIPE_OPENAPI)/spec3.json --out tap-stripe/tap_stripe/schemas
+
+# The whole pipeline (meltano run tap-stripe target-duckdb) against the local Stripe simulator.
+.PHONY: demo run bench
+demo: install install-meltano
+	$(BIN)/python scripts/demo.py --simulator
+
+# The same against Stripe itself, with STRIPE_API_KEY from the environment.
+run: install install-meltano
+	$(BIN)/python scripts/demo.py --stripe
+
+# Throughput, requests and memory figures of issue 5 against the simulator (about 10 minutes).
+bench: install
+	$(BIN)/python -m bench
