@@ -21,6 +21,9 @@ from tests.stripe_sim.config import API_VERSION
 from tests.stripe_sim.state import SimState
 
 LOG_LIMIT = 100_000
+# A dropped connection closes without answering; a truncated one sends the headers and
+# half the body, then closes (the client sees an incomplete read).
+FAULTS = ("drop", "truncate", "500", "502", "503")
 
 
 class RateLimiter:
@@ -48,6 +51,14 @@ class RateLimiter:
             return False
 
 
+def route_of(path: str) -> str:
+    """``/v1/invoices/in_1/lines`` -> ``/v1/invoices/{id}/lines``: counts per endpoint."""
+    parts = path.split("/")
+    if len(parts) > 3 and parts[1] == "v1":
+        parts[3] = "{id}"
+    return "/".join(parts)
+
+
 class Stats:
     """Request counts per path and status, plus a bounded request log."""
 
@@ -57,12 +68,14 @@ class Stats:
 
     def reset(self) -> None:
         self.by_path: dict[str, Counter[str]] = {}
+        self.by_route: dict[str, Counter[str]] = {}
         self.by_status: Counter[str] = Counter()
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
 
     def record(self, method: str, path: str, query: str, status: str, account: str | None) -> None:
         with self.lock:
             self.by_path.setdefault(path, Counter())[status] += 1
+            self.by_route.setdefault(route_of(path), Counter())[status] += 1
             self.by_status[status] += 1
             self.log.append(
                 {
@@ -80,6 +93,7 @@ class Stats:
                 "total": sum(self.by_status.values()),
                 "by_status": dict(self.by_status),
                 "by_path": {path: dict(counts) for path, counts in self.by_path.items()},
+                "by_route": {route: dict(counts) for route, counts in self.by_route.items()},
             }
             if with_log:
                 result["log"] = list(self.log)
@@ -107,14 +121,14 @@ class SimServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def draw_fault(self) -> str | None:
-        """``"drop"``, an HTTP status as text, or None, at the configured fault rate."""
+        """``"drop"``, ``"truncate"``, an HTTP status as text, or None, at the fault rate."""
         rate = self.state.knobs.fault_rate
         if rate <= 0:
             return None
         with self.fault_lock:
             if self.fault_rng.random() >= rate:
                 return None
-            return self.fault_rng.choice(("drop", "500", "502", "503"))
+            return self.fault_rng.choice(FAULTS)
 
 
 class SimHandler(BaseHTTPRequestHandler):
@@ -159,6 +173,12 @@ class SimHandler(BaseHTTPRequestHandler):
             server.stats.record(self.command, path, query, "dropped", account)
             self.close_connection = True
             return
+        elif fault == "truncate":
+            response = api.handle(server.state, self.command, path, query, self.headers)
+            server.stats.record(self.command, path, query, "truncated", account)
+            self.close_connection = True
+            self.send(response.status, response.body, {}, cut=len(response.body) // 2)
+            return
         elif fault is not None:
             error = errors.api_error()
             status, body = int(fault), error.body()
@@ -169,8 +189,11 @@ class SimHandler(BaseHTTPRequestHandler):
         server.stats.record(self.command, path, query, str(status), account)
         self.send(status, body, extra)
 
-    def send(self, status: int, body: bytes, extra: dict[str, str]) -> None:
-        """Write status line, headers and body in one send (no Nagle stalls on keep-alive)."""
+    def send(self, status: int, body: bytes, extra: dict[str, str], cut: int | None = None) -> None:
+        """Write status line, headers and body in one send (no Nagle stalls on keep-alive).
+
+        ``cut`` sends only that many body bytes (a truncated-response fault).
+        """
         reason = self.responses.get(status, ("",))[0]
         lines = [
             f"HTTP/1.1 {status} {reason}",
@@ -180,10 +203,10 @@ class SimHandler(BaseHTTPRequestHandler):
             f"Stripe-Version: {API_VERSION}",
         ]
         lines.extend(f"{name}: {value}" for name, value in extra.items())
-        if self.close_connection:
+        if self.close_connection and cut is None:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head + body)
+        self.wfile.write(head + (body if cut is None else body[:cut]))
 
 
 def serve(state: SimState, host: str, port: int) -> SimServer:
