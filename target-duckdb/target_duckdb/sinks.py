@@ -36,10 +36,8 @@ logger = logging.getLogger("target-duckdb")
 
 _RAW_NULL = msgspec.Raw(b"null")
 _INT64 = t.Annotated[int, msgspec.Meta(ge=types.INT64_MIN, le=types.INT64_MAX)]
-_INT128 = t.Annotated[int, msgspec.Meta(ge=types.INT128_MIN, le=types.INT128_MAX)]
 _FIELD_TYPES: dict[str, t.Any] = {
     types.BIGINT: _INT64 | None,
-    types.HUGEINT: _INT128 | None,
     types.DOUBLE: float | None,
     types.BOOLEAN: bool | None,
     types.TIMESTAMPTZ: datetime.datetime | None,
@@ -71,6 +69,7 @@ class SinkSettings:
     validate_records: bool
     fail_on_invalid: bool
     sync_started_at: int
+    line_number: Callable[[], int]
 
 
 def _kind(value: object) -> str:
@@ -211,6 +210,8 @@ class Sink:
             f"{self.table}_record", fields, rename=rename, forbid_unknown_fields=True
         )
         self._decoder = msgspec.json.Decoder(struct)
+        # msgspec cannot bound integers beyond int64: HUGEINT columns take the dict path.
+        self._fast = self._validator is None and types.HUGEINT not in self.columns.values()
         self._encoder = msgspec.json.Encoder()
         attributes = {name: attribute for attribute, name in rename.items()}
         self._attributes = attributes
@@ -237,7 +238,7 @@ class Sink:
         """Add a record given as its raw JSON text (the fast path)."""
         if version is not None:
             self._ensure_version_columns()
-        if self._validator is None:
+        if self._fast:
             try:
                 record = self._decoder.decode(raw)
             except msgspec.ValidationError:
@@ -297,7 +298,7 @@ class Sink:
         text = f"record for stream '{self.stream}' fails validation: {message}"
         if self.settings.fail_on_invalid:
             raise InvalidRecordError(text)
-        logger.warning("%s (loaded anyway)", text)
+        logger.warning("input line %d: %s (loaded anyway)", self.settings.line_number(), text)
 
     def _key(self, record: t.Any, getter: Callable[[t.Any], t.Any] | None) -> t.Any:
         if getter is None:

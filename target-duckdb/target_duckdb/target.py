@@ -201,6 +201,7 @@ class TargetDuckDB(Target):
             validate_records=bool(self.config.get("validate_records")),
             fail_on_invalid=self.config.get("on_invalid_record", "fail") == "fail",
             sync_started_at=self.initialized_at,
+            line_number=lambda: self.message_reader.line_number,
         )
 
     def close(self) -> None:

@@ -1,0 +1,189 @@
+"""Load methods, de-duplication, ACTIVATE_VERSION, deletions, metadata, schemas, maps."""
+
+from __future__ import annotations
+
+from tests.target.helpers import column_types, query, record, run, schema_message, state
+
+PROPS = {"id": {"type": "integer"}, "v": {"type": ["string", "null"]}}
+
+
+def test_upsert_keeps_the_last_record_per_key_within_and_across_batches(tmp_path) -> None:
+    messages = [
+        schema_message("t", PROPS),
+        record("t", id=1, v="first"),
+        record("t", id=2, v="only"),
+        record("t", id=1, v="second"),
+        record("t", id=1, v="last"),
+    ]
+    assert run(tmp_path, messages).exit_code == 0
+    assert query(tmp_path, "SELECT id, v FROM t ORDER BY id") == [(1, "last"), (2, "only")]
+    # batches of 2: duplicates span batches and an earlier run
+    result = run(
+        tmp_path,
+        [schema_message("t", PROPS)] + [record("t", id=i % 3, v=f"run2-{i}") for i in range(7)],
+        batch_size_rows=2,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert query(tmp_path, "SELECT id, v FROM t ORDER BY id") == [
+        (0, "run2-6"),
+        (1, "run2-4"),
+        (2, "run2-5"),
+    ]
+
+
+def test_composite_keys_upsert(tmp_path) -> None:
+    props = {"a": {"type": "string"}, "b": {"type": "integer"}, "v": {"type": "integer"}}
+    messages = [
+        schema_message("t", props, keys=["a", "b"]),
+        record("t", a="x", b=1, v=1),
+        record("t", a="x", b=2, v=2),
+        record("t", a="x", b=1, v=3),
+    ]
+    assert run(tmp_path, messages).exit_code == 0
+    assert run(tmp_path, [messages[0], record("t", a="x", b=2, v=4)]).exit_code == 0
+    assert query(tmp_path, "SELECT a, b, v FROM t ORDER BY b") == [("x", 1, 3), ("x", 2, 4)]
+
+
+def test_append_only_and_streams_without_keys_keep_every_record(tmp_path) -> None:
+    messages = [
+        schema_message("t", PROPS),
+        schema_message("nokey", PROPS, keys=[]),
+        record("t", id=1, v="a"),
+        record("t", id=1, v="b"),
+        record("nokey", id=1, v="a"),
+        record("nokey", id=1, v="b"),
+    ]
+    assert run(tmp_path, messages, load_method="append-only").exit_code == 0
+    assert query(tmp_path, "SELECT count(*) FROM t") == [(2,)]
+    assert run(tmp_path, messages).exit_code == 0
+    assert query(tmp_path, "SELECT count(*) FROM nokey") == [(4,)]
+    assert query(tmp_path, "SELECT count(*) FROM t") == [(1,)]
+
+
+def test_overwrite_replaces_the_table_once_per_run(tmp_path) -> None:
+    first = [schema_message("t", PROPS)] + [record("t", id=i, v="old") for i in range(5)]
+    assert run(tmp_path, first).exit_code == 0
+    second = [schema_message("t", PROPS), record("t", id=10, v="new"), record("t", id=11, v="new")]
+    assert run(tmp_path, second, load_method="overwrite", batch_size_rows=1).exit_code == 0
+    assert query(tmp_path, "SELECT id, v FROM t ORDER BY id") == [(10, "new"), (11, "new")]
+
+
+def _versioned(version: int, ids: list[int]) -> list[dict]:
+    return [{**record("t", id=i, v=f"v{version}"), "version": version} for i in ids] + [
+        {"type": "ACTIVATE_VERSION", "stream": "t", "version": version}
+    ]
+
+
+def test_activate_version_soft_deletes_older_versions(tmp_path) -> None:
+    messages = [schema_message("t", PROPS), *_versioned(1, [1, 2, 3]), *_versioned(2, [2, 3])]
+    result = run(tmp_path, messages)
+    assert result.exit_code == 0, result.stderr
+    rows = query(
+        tmp_path,
+        "SELECT id, v, _sdc_table_version, _sdc_deleted_at IS NOT NULL FROM t ORDER BY id",
+    )
+    assert rows == [(1, "v1", 1, True), (2, "v2", 2, False), (3, "v2", 2, False)]
+
+
+def test_activate_version_hard_deletes_older_versions(tmp_path) -> None:
+    messages = [schema_message("t", PROPS), *_versioned(1, [1, 2, 3]), *_versioned(2, [2, 3])]
+    result = run(tmp_path, messages, hard_delete=True)
+    assert result.exit_code == 0, result.stderr
+    assert query(tmp_path, "SELECT id, v FROM t ORDER BY id") == [(2, "v2"), (3, "v2")]
+
+
+def test_deletion_marker_makes_a_tombstone_or_removes_the_row(tmp_path) -> None:
+    props = {**PROPS, "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"}}
+    messages = [
+        schema_message("t", props),
+        record("t", id=1, v="alive"),
+        record("t", id=2, v="doomed"),
+    ]
+    assert run(tmp_path, messages).exit_code == 0
+    tombstone = [
+        schema_message("t", props),
+        record("t", id=2, _sdc_deleted_at="2024-05-01T00:00:00Z"),
+    ]
+    assert run(tmp_path, tombstone).exit_code == 0
+    rows = query(tmp_path, "SELECT id, v, CAST(_sdc_deleted_at AS VARCHAR) FROM t ORDER BY id")
+    assert rows == [(1, "alive", None), (2, None, "2024-05-01 00:00:00+00")]
+    assert run(tmp_path, tombstone, hard_delete=True).exit_code == 0
+    assert query(tmp_path, "SELECT id FROM t") == [(1,)]
+
+
+def test_deletion_marker_outside_the_schema_is_a_timestamp_column(tmp_path) -> None:
+    messages = [
+        schema_message("t", PROPS),
+        record("t", id=1, v="x"),
+        record("t", id=1, _sdc_deleted_at="2024-05-01T00:00:00Z"),
+    ]
+    assert run(tmp_path, messages).exit_code == 0
+    assert column_types(tmp_path, "t")["_sdc_deleted_at"] == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_record_metadata_columns(tmp_path) -> None:
+    messages = [
+        schema_message("t", PROPS),
+        {**record("t", id=1, v="a"), "time_extracted": "2024-01-01T00:00:00+00:00"},
+    ]
+    assert run(tmp_path, messages, add_record_metadata=True).exit_code == 0
+    columns = column_types(tmp_path, "t")
+    assert columns["_sdc_extracted_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert columns["_sdc_received_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert columns["_sdc_sequence"] == "BIGINT"
+    rows = query(
+        tmp_path,
+        "SELECT CAST(_sdc_extracted_at AS VARCHAR), _sdc_received_at IS NOT NULL FROM t",
+    )
+    assert rows == [("2024-01-01 00:00:00+00", True)]
+
+
+def test_target_schema_and_stream_prefix(tmp_path) -> None:
+    messages = [
+        schema_message("t", PROPS),
+        schema_message("sales-orders", PROPS),
+        record("t", id=1),
+        record("sales-orders", id=2),
+        state({"s": 1}),
+    ]
+    assert run(tmp_path, messages).exit_code == 0
+    assert query(tmp_path, "SELECT id FROM main.t") == [(1,)]
+    assert query(tmp_path, "SELECT id FROM sales.orders") == [(2,)]
+    assert run(tmp_path, messages, default_target_schema="stripe").exit_code == 0
+    assert query(tmp_path, "SELECT id FROM stripe.orders") == [(2,)]
+    assert query(tmp_path, "SELECT count(*) FROM stripe._singer_state") == [(1,)]
+
+
+def test_stream_maps_alias_and_transform(tmp_path) -> None:
+    messages = [schema_message("t", PROPS), record("t", id=1, v="a"), record("t", id=2, v="b")]
+    maps = {
+        "t": {"__alias__": "renamed", "v": "v.upper()", "__filter__": "id > 1"},
+    }
+    result = run(tmp_path, messages, stream_maps=maps)
+    assert result.exit_code == 0, result.stderr
+    assert query(tmp_path, "SELECT id, v FROM renamed") == [(2, "B")]
+
+
+def test_full_validation_checks_nested_properties(tmp_path, caplog) -> None:
+    props = {
+        "id": {"type": "integer"},
+        "o": {"type": "object", "properties": {"n": {"type": "integer"}}},
+    }
+    messages = [
+        schema_message("t", props),
+        record("t", id=1, o={"n": 1}),
+        record("t", id=2, o={"n": "x"}),
+    ]
+    failed = run(tmp_path, messages, validate_records=True)
+    assert failed.exit_code == 1
+    assert failed.stderr.strip().splitlines()[-1] == (
+        "target-duckdb: error: input line 3: record for stream 't' fails validation: "
+        "property o/n: 'x' is not of type 'integer'"
+    )
+    assert query(tmp_path, "SELECT id FROM t") == [(1,)]
+    logged = run(tmp_path, messages, validate_records=True, on_invalid_record="log")
+    assert logged.exit_code == 0
+    assert "input line 3: record for stream 't' fails validation" in caplog.text
+    assert query(tmp_path, "SELECT id, o ->> '$.n' FROM t ORDER BY id") == [(1, "1"), (2, "x")]
+    # Without full validation nested values are not checked (top-level types always are).
+    assert run(tmp_path, messages).exit_code == 0
