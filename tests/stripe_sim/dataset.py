@@ -470,6 +470,9 @@ class Generator:
             failure_message="Your card was declined." if failed else None,
             failure_balance_transaction=None,
             description=self.synth.words(5),
+            billing_details=self.billing_details(),
+            payment_intent=self.synth.stripe_id("pi", 24),
+            receipt_url=f"https://pay.sim.example/receipts/payment/{self.synth.token(96)}",
             calculated_statement_descriptor="SIMULATED STORE",
             outcome={
                 "network_status": "declined_by_network" if failed else "approved_by_network",
@@ -483,6 +486,22 @@ class Generator:
             },
         )
         return obj
+
+    def billing_details(self) -> dict[str, Any]:
+        synth = self.synth
+        return {
+            "address": {
+                "city": synth.words(1),
+                "country": "US",
+                "line1": f"{self.rng.randrange(1, 999)} {synth.words(2)} St",
+                "line2": None,
+                "postal_code": synth.token(5, "0123456789"),
+                "state": self.rng.choice(("CA", "NY", "TX", "WA", "IL", "MA")),
+            },
+            "email": synth.email(),
+            "name": synth.person(),
+            "phone": None,
+        }
 
     def balance_transactions(self, charges: list[Row]) -> list[Row]:
         factory = self.factory("balance_transaction")

@@ -41,6 +41,8 @@ ID_RE = re.compile(r"^([a-z]+(?:_[a-z]+)*)_([A-Za-z0-9]{8,})$")
 WORD_RE = re.compile(r"^[a-z][a-z_]{0,23}$")
 MONEY_HINTS = ("amount", "fee", "net", "total", "subtotal", "balance", "tax")
 FILL_PROBABILITY = 0.5
+OBJECT_FILL_PROBABILITY = 0.15
+MAX_SMALL = 100
 MAX_SPEC_DEPTH = 2
 
 Shape = dict[str, Any]
@@ -118,7 +120,7 @@ def string_kind(name: str, value: str | None, schema: dict[str, Any]) -> Shape:
 
 def int_kind(name: str, value: int | None, schema: dict[str, Any]) -> Shape:
     """Classify an integer field into a synthesis kind."""
-    if schema.get("format") == "unix-time" or name == "created":
+    if schema.get("format") == "unix-time" or name == "created" or "timestamp" in name:
         return {"g": "time"}
     if name == "exp_year":
         return {"g": "year"}
@@ -126,7 +128,7 @@ def int_kind(name: str, value: int | None, schema: dict[str, Any]) -> Shape:
         return {"g": "month"}
     if any(hint in name for hint in MONEY_HINTS):
         return {"g": "money"}
-    return {"g": "small", "max": max(3, 2 * (value or 0))}
+    return {"g": "small", "max": min(MAX_SMALL, max(3, 2 * (value or 0)))}
 
 
 def scalar_shape(name: str, value: Any, schema: dict[str, Any]) -> Shape | None:
@@ -198,7 +200,8 @@ class Deriver:
         filled = self.spec_shape(name, resolved, 0)
         if filled is None:
             return {"t": "null"}
-        return {**filled, "p": FILL_PROBABILITY}
+        chance = OBJECT_FILL_PROBABILITY if filled["t"] == "obj" else FILL_PROBABILITY
+        return {**filled, "p": chance}
 
     def spec_shape(self, name: str, schema: dict[str, Any], depth: int) -> Shape | None:
         """Shape of a field known only from the spec (bounded depth, scalars and objects)."""
