@@ -64,6 +64,10 @@ class SimConfig:
             raise ValueError(f"unknown table(s) in counts: {', '.join(unknown)}")
         if any(n < 0 for n in self.counts.values()):
             raise ValueError("counts must be >= 0")
+        if self.count("price") == 0 and (self.count("subscription") or self.count("invoice")):
+            raise ValueError("subscriptions and invoices need at least one price")
+        if self.count("product") == 0 and self.count("price"):
+            raise ValueError("prices need at least one product")
         for name in ("fault_rate", "other_api_version_rate", "newer_fields_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")

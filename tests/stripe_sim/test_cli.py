@@ -40,3 +40,15 @@ def test_bad_flag_is_one_line_error_and_nonzero_exit():
     )
     assert result.returncode != 0
     assert "TABLE=N" in result.stderr
+
+
+def test_inconsistent_counts_are_refused_with_one_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.stripe_sim", "--count", "price=0"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "stripe_sim: subscriptions and invoices need at least one price"

@@ -68,3 +68,13 @@ def test_invalid_mutations_are_rejected(fresh_sim):
         result = sim.request("/_sim/mutate", method="POST", body=body, auth=False)
         assert result.status == 400, body
         assert "error" in result.json()
+
+
+def test_objects_created_in_the_same_second_page_by_id(fresh_sim):
+    sim = fresh_sim
+    created = set(sim.mutate(coupon={"create": 7})["create"]["coupon"])
+    start = sim.info()["now"] - 1
+    pages = walk(sim, "/v1/coupons", {"created[gte]": start, "limit": 2})
+    assert [c["id"] for c in pages if c["id"] in created] == sorted(created, reverse=True)
+    back = sim.request("/v1/coupons", {"ending_before": pages[-1]["id"], "limit": 2}).json()
+    assert [c["id"] for c in back["data"]] == [c["id"] for c in pages[-3:-1]]
