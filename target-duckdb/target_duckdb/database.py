@@ -51,10 +51,10 @@ def connect(
     location = path if path == ":memory:" else str(Path(path).expanduser())
     deadline = time.monotonic() + lock_timeout
     delay = 0.05
+    if location != ":memory:" and not read_only:
+        _make_folder(path, Path(location).parent)
     while True:
         try:
-            if location != ":memory:" and not read_only:
-                Path(location).parent.mkdir(parents=True, exist_ok=True)
             connection = duckdb.connect(location, read_only=read_only)
             break
         except (OSError, duckdb.Error) as error:
@@ -74,6 +74,15 @@ def connect(
     connection.execute("SET threads = 1")
     connection.execute(f"SET memory_limit = {literal(memory_limit)}")
     return connection
+
+
+def _make_folder(path: str, folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocking = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+        reason = f"{blocking} is not a folder" if not blocking.is_dir() else error.strerror
+        raise DatabaseError(f"cannot open DuckDB file {path}: {reason}") from error
 
 
 class Database:
