@@ -451,11 +451,10 @@ class Generator:
     def charge(
         self, created: int, customer_id: str | None, amount: int, invoice_id: str | None
     ) -> dict[str, Any]:
-        obj = self.factory("charge").build(created)
         status = "succeeded" if invoice_id else weighted(self.rng, CHARGE_STATUS)
         failed = status == "failed"
         refunded = status == "succeeded" and self.rng.random() < 0.03
-        obj.update(
+        fixed = dict(
             amount=amount,
             amount_captured=0 if failed else amount,
             amount_refunded=amount if refunded else 0,
@@ -485,7 +484,7 @@ class Generator:
                 "type": "issuer_declined" if failed else "authorized",
             },
         )
-        return obj
+        return self.factory("charge").build(created, fixed=fixed)
 
     def billing_details(self) -> dict[str, Any]:
         synth = self.synth
@@ -510,9 +509,8 @@ class Generator:
             charge = orjson.loads(row.body)
             if charge["balance_transaction"] is None:
                 continue
-            obj = factory.build(charge["created"], charge["balance_transaction"])
             fee = round(charge["amount"] * 0.029) + 30
-            obj.update(
+            fixed = dict(
                 amount=charge["amount"],
                 fee=fee,
                 net=charge["amount"] - fee,
@@ -533,6 +531,7 @@ class Generator:
                 description=charge["description"],
                 exchange_rate=None,
             )
+            obj = factory.build(charge["created"], charge["balance_transaction"], fixed)
             rows.append(row_of("balancetransaction", obj))
         for created in self.times(len(charges) // 25):
             obj = factory.build(created)
