@@ -24,7 +24,10 @@ def handle_admin(
     server: SimServer, method: str, path: str, query: dict[str, list[str]], payload: bytes
 ) -> tuple[int, bytes]:
     """Route one admin request; returns ``(status, body)``."""
-    flag = lambda name: query.get(name, ["0"])[0] not in ("0", "", "false")  # noqa: E731
+
+    def flag(name: str) -> bool:
+        return query.get(name, ["0"])[0] not in ("0", "", "false")
+
     parts = path.strip("/").split("/")[1:]
     if parts == ["health"]:
         return reply(200, {"ok": True})
