@@ -13,7 +13,7 @@ import threading
 import time
 from types import FrameType
 
-from tests.stripe_sim.config import API_KEY, DEFAULT_COUNTS, MAIN_ACCOUNT, SimConfig
+from tests.stripe_sim.config import API_KEY, DEFAULT_COUNTS, FAULT_KINDS, MAIN_ACCOUNT, SimConfig
 from tests.stripe_sim.server import serve
 from tests.stripe_sim.state import SimState
 
@@ -44,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--rate-limit", type=float, default=0.0, help="requests/s; 0 = no limit")
     p.add_argument("--fault-rate", type=float, default=0.0, help="share of 5xx/dropped requests")
+    p.add_argument(
+        "--fault-kinds",
+        default=",".join(FAULT_KINDS),
+        help="comma-separated faults drawn equally: drop, truncate, 500, 502, 503",
+    )
     p.add_argument("--other-api-version-rate", type=float, default=0.0)
     p.add_argument("--newer-fields-rate", type=float, default=0.05)
     p.add_argument("--connected-scale", type=float, default=0.05)
@@ -62,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             latency_ms=args.latency_ms,
             rate_limit=args.rate_limit,
             fault_rate=args.fault_rate,
+            fault_kinds=tuple(k.strip() for k in args.fault_kinds.split(",") if k.strip()),
             other_api_version_rate=args.other_api_version_rate,
             newer_fields_rate=args.newer_fields_rate,
             connected_scale=args.connected_scale,

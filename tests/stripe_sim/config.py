@@ -20,6 +20,9 @@ DEFAULT_COUNTS: dict[str, int] = {
     "price": 50,
     "coupon": 15,
 }
+# A dropped connection closes without answering; a truncated one sends the headers and
+# half the body, then closes (the client sees an incomplete read).
+FAULT_KINDS = ("drop", "truncate", "500", "502", "503")
 STREAMS = (
     "account",
     "balancetransaction",
@@ -51,6 +54,7 @@ class SimConfig:
     latency_ms: float = 0.0
     rate_limit: float = 0.0
     fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
     other_api_version_rate: float = 0.0
     newer_fields_rate: float = 0.05
     connected_scale: float = 0.05
@@ -68,6 +72,9 @@ class SimConfig:
             raise ValueError("subscriptions and invoices need at least one price")
         if self.count("product") == 0 and self.count("price"):
             raise ValueError("prices need at least one product")
+        bad_kinds = sorted(set(self.fault_kinds) - set(FAULT_KINDS))
+        if bad_kinds or not self.fault_kinds:
+            raise ValueError(f"fault kinds must be some of {', '.join(FAULT_KINDS)}")
         for name in ("fault_rate", "other_api_version_rate", "newer_fields_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")

@@ -138,6 +138,7 @@ def cli_args(config: SimConfig) -> list[str]:
         f"--latency-ms={config.latency_ms}",
         f"--rate-limit={config.rate_limit}",
         f"--fault-rate={config.fault_rate}",
+        f"--fault-kinds={','.join(config.fault_kinds)}",
         f"--other-api-version-rate={config.other_api_version_rate}",
         f"--newer-fields-rate={config.newer_fields_rate}",
         f"--connected-scale={config.connected_scale}",

@@ -21,9 +21,6 @@ from tests.stripe_sim.config import API_VERSION
 from tests.stripe_sim.state import SimState
 
 LOG_LIMIT = 100_000
-# A dropped connection closes without answering; a truncated one sends the headers and
-# half the body, then closes (the client sees an incomplete read).
-FAULTS = ("drop", "truncate", "500", "502", "503")
 
 
 class RateLimiter:
@@ -128,7 +125,7 @@ class SimServer(ThreadingHTTPServer):
         with self.fault_lock:
             if self.fault_rng.random() >= rate:
                 return None
-            return self.fault_rng.choice(FAULTS)
+            return self.fault_rng.choice(self.state.config.fault_kinds)
 
 
 class SimHandler(BaseHTTPRequestHandler):

@@ -56,3 +56,10 @@ def test_stats_count_per_path_and_reset(fresh_sim):
 def test_unknown_knob_is_rejected(fresh_sim):
     with pytest.raises(RuntimeError):
         fresh_sim.set_knobs(speed=3)
+
+
+def test_fault_kinds_can_be_narrowed():
+    from tests.stripe_sim.conftest import small_sim
+
+    with small_sim(fault_rate=1.0, fault_kinds=("503",)) as sim:
+        assert {sim.request("/v1/coupons").status for _ in range(5)} == {503}
