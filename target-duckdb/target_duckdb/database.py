@@ -107,6 +107,7 @@ class Database:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-load")
         self._job: Future | None = None
         self._worker: int | None = None
+        self._state_table_ready = False
 
     def close(self) -> None:
         """Wait for the background load, then release the file (and its lock)."""
@@ -272,7 +273,10 @@ class Database:
         return f"{quote(self._state_schema)}.{quote(STATE_TABLE)}"
 
     def ensure_state_table(self) -> None:
-        """Create the table holding the last committed state of each state id."""
+        """Create the table holding the last committed state of each state id (once)."""
+        if self._state_table_ready:
+            return
+        self._state_table_ready = True
         self.ensure_schema(self._state_schema)
         self.execute(
             f"CREATE TABLE IF NOT EXISTS {self._state_table()} "

@@ -31,6 +31,10 @@ class Message(msgspec.Struct):
 _decoder = msgspec.json.Decoder(Message)
 
 
+class BlankLine(Exception):
+    """A line holding only whitespace: skipped, not an error."""
+
+
 class Terminated(Exception):
     """Raised when SIGTERM/SIGINT arrives while the reader waits for input."""
 
@@ -63,6 +67,8 @@ class MessageReader(GenericSingerReader):
                 raise BadMessageError("line is JSON but not a JSON object") from error
             raise BadMessageError(f"invalid Singer message: {error}") from error
         except msgspec.DecodeError as error:
+            if not line.strip():
+                raise BlankLine from error
             raise BadMessageError(f"line is not valid JSON ({error})") from error
         if message.type is None:
             raise BadMessageError("message has no 'type'")
@@ -87,14 +93,14 @@ class MessageReader(GenericSingerReader):
             if line is None:
                 return stats
             self.line_number += 1
-            if not line.strip():
-                continue
             try:
                 message = self.decode(line)
                 callback = callbacks.get(message.type)
                 if callback is None:
                     raise BadMessageError(f"unknown message type {message.type!r}")
                 callback(message)
+            except BlankLine:
+                continue
             except TargetError as error:
                 if error.line_number is None:
                     error.line_number = self.line_number

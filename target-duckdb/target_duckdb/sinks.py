@@ -128,7 +128,7 @@ class Sink:
         self._files = (_temp_file(settings.temp_dir), _temp_file(settings.temp_dir))
         self.columns: dict[str, str] = {}
         self._table_names: dict[str, str] = {}
-        self._pending: dict[t.Any, bytes] | list[bytes] = []
+        self._pending: dict[t.Any, bytes | msgspec.Raw] | list[bytes | msgspec.Raw] = []
         self.pending_bytes = 0
         self.update_schema(schema, key_properties)
 
@@ -244,9 +244,13 @@ class Sink:
             except msgspec.ValidationError:
                 pass
             else:
+                key = self._key(record, self._key_getter)
                 if self.settings.add_record_metadata or version is not None:
                     self._stamp_struct(record, version, time_extracted)
-                self._append(self._key(record, self._key_getter), self._encoder.encode(record))
+                    self._append(key, self._encoder.encode(record))
+                else:
+                    # The decode proved every value fits its column: load the text as sent.
+                    self._append(key, raw)
                 return
         value = msgspec.json.decode(raw)
         if not isinstance(value, dict):
@@ -314,9 +318,8 @@ class Sink:
             )
         return key
 
-    def _append(self, key: t.Any, line: bytes) -> None:
-        line += b"\n"
-        self.pending_bytes += len(line)
+    def _append(self, key: t.Any, line: bytes | msgspec.Raw) -> None:
+        self.pending_bytes += len(line) + 1
         if isinstance(self._pending, dict):
             self._pending[key] = line
         else:
@@ -368,8 +371,8 @@ class Sink:
         pending = self._pending
         key_values = None
         if isinstance(pending, dict):
-            lines: Sequence[bytes] = list(pending.values())
-            if len(self.key_properties) == 1 and all(type(key) in (str, int) for key in pending):
+            lines: Sequence[bytes | msgspec.Raw] = list(pending.values())
+            if len(self.key_properties) == 1 and set(map(type, pending)) <= {str, int}:
                 key_values = list(pending)
         else:
             lines = pending
@@ -378,7 +381,7 @@ class Sink:
             schema_name=self.schema_name,
             table=self.table,
             file=self._files[0],
-            payload=b"".join(lines),
+            payload=b"\n".join(lines) + b"\n",
             count=len(lines),
             columns=dict(self.columns),
             keys=list(self.key_properties),
