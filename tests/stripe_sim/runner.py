@@ -26,6 +26,8 @@ from tests.stripe_sim.server import serve
 from tests.stripe_sim.state import SimState
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Talk to 127.0.0.1 directly even when the environment names an HTTP proxy.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class SimHandle:
             self.url + path + query, data=data, method=method, headers=all_headers
         )
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
+            with DIRECT.open(request, timeout=60) as response:
                 return HttpResult(response.status, dict(response.headers), response.read())
         except urllib.error.HTTPError as exc:
             return HttpResult(exc.code, dict(exc.headers), exc.read())
