@@ -130,6 +130,7 @@ class SimServer(ThreadingHTTPServer):
 
 class SimHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 300  # seconds an idle keep-alive connection (and its thread) may linger
     server: SimServer
 
     def log_message(self, format: str, *args: Any) -> None:
