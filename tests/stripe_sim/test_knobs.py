@@ -7,6 +7,8 @@ import urllib.error
 
 import pytest
 
+from tests.stripe_sim.conftest import small_sim
+
 
 def test_rate_limit_answers_429_with_stripe_headers(fresh_sim):
     sim = fresh_sim
@@ -59,7 +61,5 @@ def test_unknown_knob_is_rejected(fresh_sim):
 
 
 def test_fault_kinds_can_be_narrowed():
-    from tests.stripe_sim.conftest import small_sim
-
     with small_sim(fault_rate=1.0, fault_kinds=("503",)) as sim:
         assert {sim.request("/v1/coupons").status for _ in range(5)} == {503}

@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from tests.stripe_sim.config import STREAMS
+from tests.stripe_sim.conftest import small_sim
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "tap-stripe" / "tap_stripe" / "schemas"
 
@@ -16,8 +17,6 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "tap-stripe" / "tap_stripe" / "s
 @pytest.fixture(scope="module")
 def rich_sim():
     """Every optional path switched on: newer fields and older-version events."""
-    from tests.stripe_sim.conftest import small_sim
-
     with small_sim(newer_fields_rate=0.5, other_api_version_rate=0.5) as handle:
         handle.mutate(
             customer={"create": 2, "update": 2, "delete": 1},
