@@ -1,0 +1,77 @@
+"""``python -m bench [--quick]``: measure, print the table, write bench-results/latest.md.
+
+Exits 1 when a figure misses its target or could not be measured, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+import time
+
+from bench.report import at_most, render
+from bench.run import REPO, WORK, Bench, Plan
+
+FULL = Plan(charges=200_000, small_days=110)
+# A development run of about half a minute: the same phases on a few thousand records.
+QUICK = Plan(charges=3_000, small_days=110, timeout=120.0)
+BUDGET_SECONDS = 600
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a tiny run for development")
+    parser.add_argument(
+        "--target-records",
+        type=int,
+        default=None,
+        help="compare the targets on the first N records of the captured file only",
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    if args.target_records:
+        plan = Plan(**{**plan.__dict__, "target_records": args.target_records})
+
+    started = time.perf_counter()
+    bench = Bench(plan)
+    bench.run()
+    elapsed = time.perf_counter() - started
+    if not args.quick:
+        bench.rows.append(
+            at_most("Whole benchmark: wall time", elapsed, BUDGET_SECONDS, "s", "make bench")
+        )
+
+    text = _document(bench, elapsed, quick=args.quick)
+    out = REPO / "bench-results" / ("quick.md" if args.quick else "latest.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text.replace("\0", ""))
+    sys.stdout.write(_document(bench, elapsed, quick=args.quick, escape_pipes=False))
+    print(f"\n(written to {out.relative_to(REPO)}; logs and files in {WORK}/)")
+    return 0 if all(row.passed is not False for row in bench.rows) else 1
+
+
+def _document(bench: Bench, elapsed: float, *, quick: bool, escape_pipes: bool = True) -> str:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    title = "quick run (python -m bench --quick)" if quick else "make bench"
+    lines = [
+        f"# Benchmark: {title}",
+        "",
+        f"{now}, commit {commit or 'unknown'}, {os.cpu_count()} cores, "
+        f"{elapsed:.0f}s in all. Commands run from the repository root.",
+        "",
+        render(bench.rows, escape_pipes=escape_pipes),
+        "",
+        *(f"- {note}" for note in bench.notes),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Child processes timed by wall clock, with each one's peak memory from ``os.wait4``.
+
+Waiting with ``wait4`` (instead of ``Popen.wait``) hands back the child's own rusage, so
+``ru_maxrss`` is the peak resident memory of exactly that process (tap or target), not of
+the benchmark or of the other end of the pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class StepError(RuntimeError):
+    """A child process failed or ran out of time; the message names it and quotes stderr."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One process of a pipeline: a short name, its argv and where its stderr goes."""
+
+    name: str
+    argv: Sequence[str]
+    stderr: Path
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Wall time of the whole pipeline and each stage's peak RSS in MB."""
+
+    seconds: float
+    max_rss_mb: dict[str, float]
+
+
+def shell(argv: Sequence[str]) -> str:
+    """``argv`` as a copy-pasteable shell command."""
+    return shlex.join(argv)
+
+
+def run_pipeline(
+    stages: Sequence[Stage],
+    *,
+    cwd: Path,
+    stdin: Path | None = None,
+    stdout: Path | None = None,
+    timeout: float,
+) -> Finished:
+    """Run ``stages`` piped into each other; raise :class:`StepError` if any fails."""
+    procs: list[subprocess.Popen[bytes]] = []
+    opened = []
+    try:
+        source = open(stdin, "rb") if stdin else subprocess.DEVNULL  # noqa: SIM115
+        sink = open(stdout, "wb") if stdout else subprocess.DEVNULL  # noqa: SIM115
+        opened = [f for f in (source, sink) if not isinstance(f, int)]
+        started = time.perf_counter()
+        upstream = source
+        for index, stage in enumerate(stages):
+            last = index == len(stages) - 1
+            with open(stage.stderr, "wb") as err:
+                proc = subprocess.Popen(
+                    list(stage.argv),
+                    cwd=cwd,
+                    stdin=upstream,
+                    stdout=sink if last else subprocess.PIPE,
+                    stderr=err,
+                )
+            if procs and procs[-1].stdout is not None:
+                procs[-1].stdout.close()  # only the next stage holds the pipe's read end
+            procs.append(proc)
+            upstream = proc.stdout if proc.stdout is not None else subprocess.DEVNULL
+        return _wait_all(stages, procs, started, timeout)
+    finally:
+        for proc in procs:
+            if proc.poll() is None and proc.returncode is None:
+                _kill(proc)
+        for f in opened:
+            f.close()
+
+
+def _wait_all(
+    stages: Sequence[Stage],
+    procs: Sequence[subprocess.Popen[bytes]],
+    started: float,
+    timeout: float,
+) -> Finished:
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        for proc in procs:
+            _kill(proc)
+
+    timer = threading.Timer(timeout, expire)
+    timer.start()
+    rss: dict[str, float] = {}
+    codes: dict[str, int] = {}
+    try:
+        for stage, proc in zip(stages, procs, strict=True):
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            codes[stage.name] = proc.returncode
+            rss[stage.name] = usage.ru_maxrss / 1024
+    finally:
+        timer.cancel()
+    seconds = time.perf_counter() - started
+    if timed_out.is_set():
+        raise StepError(f"{' | '.join(s.name for s in stages)} timed out after {timeout:.0f}s")
+    for stage in stages:
+        if codes[stage.name] != 0:
+            raise StepError(
+                f"{stage.name} exited {codes[stage.name]}: {_tail(stage.stderr)} "
+                f"(log: {stage.stderr})"
+            )
+    return Finished(seconds, rss)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGKILL)
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " / ".join(line.strip() for line in text[-lines:])
