@@ -1,0 +1,255 @@
+"""Run the real commands (tap, target, state, Meltano) and read what they left behind.
+
+The pipes here are real processes connected the way a user connects them; the helpers
+only write config files, start the commands and compare DuckDB tables with the
+simulator's truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tests.stripe_sim.runner import SimHandle
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+TAP = BIN / "tap-stripe"
+TARGET = BIN / "target-duckdb"
+TARGET_STATE = BIN / "target-duckdb-state"
+SCHEMA = "stripe"
+STATE_TABLE = "_singer_state"
+STREAMS = (
+    "account",
+    "balancetransaction",
+    "charge",
+    "coupon",
+    "customer",
+    "event",
+    "invoice",
+    "price",
+    "product",
+    "subscription",
+)
+# Lists Stripe cuts at 10 entries and the tap completes: stream -> (field, path, params).
+NESTED_LISTS = {
+    "invoice": ("lines", "/v1/invoices/{id}/lines", {}),
+    "subscription": ("items", "/v1/subscription_items", {"subscription": "{id}"}),
+}
+# Small enough for seconds per run, big enough for paging, split windows and nested lists.
+# All data within the last 25 days, so no event crosses Stripe's 30-day retention mid-test.
+SIM_KNOBS: dict[str, Any] = {
+    "counts": {
+        "charge": 400,
+        "customer": 60,
+        "subscription": 50,
+        "invoice": 120,
+        "product": 8,
+        "price": 16,
+        "coupon": 6,
+    },
+    "days": 25,
+}
+RUN_TIMEOUT = 180
+
+
+@dataclass(frozen=True)
+class Configs:
+    """The config files of one pipeline and the DuckDB file it writes."""
+
+    tap: Path
+    target: Path
+    database: Path
+
+
+def write_configs(
+    folder: Path,
+    sim: SimHandle,
+    *,
+    tap: Mapping[str, Any] | None = None,
+    target: Mapping[str, Any] | None = None,
+) -> Configs:
+    """tap.json and target.json in ``folder``, pointing at ``sim`` and folder/warehouse.duckdb."""
+    folder.mkdir(parents=True, exist_ok=True)
+    database = folder / "warehouse.duckdb"
+    tap_config = {
+        "api_key": sim.api_key,
+        "api_url": sim.url,
+        "max_requests_per_second": 0,
+        "retry_backoff_seconds": 0.05,
+        **(tap or {}),
+    }
+    target_config = {"path": str(database), "default_target_schema": SCHEMA, **(target or {})}
+    (folder / "tap.json").write_text(json.dumps(tap_config))
+    (folder / "target.json").write_text(json.dumps(target_config))
+    return Configs(folder / "tap.json", folder / "target.json", database)
+
+
+def run_pipe(
+    configs: Configs,
+    *,
+    resume: bool = False,
+    catalog: Path | None = None,
+    tap_output: Path | None = None,
+    state_substitution: bool = False,
+) -> str:
+    """``tap-stripe | target-duckdb`` through bash; returns the target's stdout (states).
+
+    ``resume`` first saves ``target-duckdb-state --config target.json`` and passes it as
+    ``--state``; ``state_substitution`` runs the one-liner form instead,
+    ``--state <(target-duckdb-state --config target.json)``. ``tap_output`` keeps a copy
+    of the tap's messages (tee).
+    """
+    tap = [str(TAP), "--config", str(configs.tap)]
+    if catalog is not None:
+        tap += ["--catalog", str(catalog)]
+    state = shlex.join([str(TARGET_STATE), "--config", str(configs.target)])
+    state_file = configs.tap.with_name("state.json")
+    command = ""
+    if resume:
+        command = f"{state} > {shlex.quote(str(state_file))} && "
+        tap += ["--state", str(state_file)]
+    command += shlex.join(tap)
+    if state_substitution:
+        command += f" --state <({state})"
+    if tap_output is not None:
+        command += f" | tee {shlex.quote(str(tap_output))}"
+    command += " | " + shlex.join([str(TARGET), "--config", str(configs.target)])
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"pipeline failed ({result.returncode}):\n{result.stderr[-3000:]}"
+    )
+    return result.stdout
+
+
+def persisted_state(configs: Configs) -> dict[str, Any]:
+    """What ``target-duckdb-state`` prints for this pipeline."""
+    result = subprocess.run(
+        [str(TARGET_STATE), "--config", str(configs.target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def bookmarks(state: Mapping[str, Any]) -> dict[str, int]:
+    """Stream -> created bookmark, for the streams that have one."""
+    return {
+        stream: entry["replication_key_value"]
+        for stream, entry in state.get("bookmarks", {}).items()
+        if "replication_key_value" in entry
+    }
+
+
+def tap_records(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """RECORD messages of a saved tap output, by stream."""
+    records: dict[str, list[dict[str, Any]]] = {}
+    with path.open("rb") as lines:
+        for line in lines:
+            message = json.loads(line)
+            if message["type"] == "RECORD":
+                records.setdefault(message["stream"], []).append(message["record"])
+    return records
+
+
+def connect(database: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(database), read_only=True)
+
+
+def tables(database: Path) -> set[str]:
+    with connect(database) as connection:
+        rows = connection.execute(
+            "select table_name from information_schema.tables where table_schema = ?", [SCHEMA]
+        ).fetchall()
+    return {name for (name,) in rows} - {STATE_TABLE}
+
+
+def read_table(database: Path, table: str) -> list[dict[str, Any]]:
+    """Every row as the JSON object DuckDB makes of it (JSON columns nested), by id."""
+    with connect(database) as connection:
+        rows = connection.execute(f'select to_json(t) from {SCHEMA}."{table}" t').fetchall()
+    return sorted((json.loads(row) for (row,) in rows), key=lambda row: row["id"])
+
+
+def read_all(database: Path) -> dict[str, list[dict[str, Any]]]:
+    return {table: read_table(database, table) for table in sorted(tables(database))}
+
+
+def columns(database: Path, table: str) -> set[str]:
+    with connect(database) as connection:
+        rows = connection.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ?",
+            [SCHEMA, table],
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+def row_count(database: Path) -> int:
+    with connect(database) as connection:
+        return sum(
+            connection.execute(f'select count(*) from {SCHEMA}."{table}"').fetchall()[0][0]
+            for table in tables(database)
+        )
+
+
+def truth(sim: SimHandle, stream: str) -> list[dict[str, Any]]:
+    """The simulator's objects, nested lists completed the way the tap completes them."""
+    objects = sim.objects(stream)
+    nested = NESTED_LISTS.get(stream)
+    if nested is not None:
+        field, path, params = nested
+        for obj in objects:
+            if obj[field]["has_more"]:
+                query = {key: value.format(id=obj["id"]) for key, value in params.items()}
+                page = sim.request(path.format(id=obj["id"]), {**query, "limit": 100}).json()
+                assert not page["has_more"]
+                obj[field] = {**obj[field], "data": page["data"], "has_more": False}
+    return sorted(objects, key=lambda obj: obj["id"])
+
+
+def assert_rows_match(
+    rows: list[dict[str, Any]], expected: list[dict[str, Any]], table: str
+) -> None:
+    """Same ids in the same order, every value equal; columns the object lacks are NULL."""
+    assert [row["id"] for row in rows] == [obj["id"] for obj in expected], table
+    for row, obj in zip(rows, expected, strict=True):
+        assert set(obj) <= set(row), (table, obj["id"], set(obj) - set(row))
+        assert {key: row[key] for key in obj} == obj, (table, obj["id"])
+        assert all(row[key] is None for key in set(row) - set(obj)), (table, obj["id"])
+
+
+def assert_matches_truth(
+    database: Path, sim: SimHandle, streams: tuple[str, ...] = STREAMS
+) -> None:
+    """The schema holds exactly ``streams``, each exactly the simulator's objects."""
+    assert tables(database) == set(streams)
+    for stream in streams:
+        assert_rows_match(read_table(database, stream), truth(sim, stream), stream)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without any Meltano or plugin settings a developer may have set."""
+    prefixes = ("MELTANO_", "TAP_STRIPE_", "TARGET_DUCKDB_", "STRIPE_")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    env.update(extra)
+    return env

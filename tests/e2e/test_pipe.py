@@ -1,0 +1,218 @@
+"""`tap-stripe | target-duckdb` against the simulator: full sync, incremental run, selection."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+
+from tests.e2e.conftest import Reference
+from tests.e2e.harness import (
+    SIM_KNOBS,
+    STREAMS,
+    TAP,
+    assert_matches_truth,
+    assert_rows_match,
+    bookmarks,
+    columns,
+    connect,
+    persisted_state,
+    read_table,
+    run_pipe,
+    tables,
+    tap_records,
+    truth,
+    write_configs,
+)
+from tests.stripe_sim.runner import SimHandle, run_simulator
+
+pytestmark = pytest.mark.e2e
+
+LIST_PATHS = {
+    "/v1/balance_transactions": "balancetransaction",
+    "/v1/charges": "charge",
+    "/v1/coupons": "coupon",
+    "/v1/customers": "customer",
+    "/v1/events": "event",
+    "/v1/invoices": "invoice",
+    "/v1/prices": "price",
+    "/v1/products": "product",
+    "/v1/subscriptions": "subscription",
+}
+
+
+def test_full_sync_lands_exactly_the_simulators_objects(
+    reference: Reference, shared_sim: SimHandle
+) -> None:
+    database = reference.configs.database
+    assert_matches_truth(database, shared_sim)
+
+    charges = {charge["id"]: charge for charge in truth(shared_sim, "charge")}
+    invoices = {invoice["id"]: invoice for invoice in truth(shared_sim, "invoice")}
+    with connect(database) as db:
+        brands = db.execute(
+            "select id, payment_method_details->>'$.card.brand', "
+            "billing_details->>'$.address.country', metadata->>'$.order_id' from stripe.charge"
+        ).fetchall()
+        lines = db.execute(
+            "select id, json_array_length(lines->'$.data'), lines->>'$.data[0].id', "
+            "(lines->>'$.has_more')::boolean from stripe.invoice"
+        ).fetchall()
+        joined, with_customer, orphans = db.execute(
+            "select count(u.id), count(c.customer), count(c.customer) - count(u.id) "
+            "from stripe.charge c left join stripe.customer u on c.customer = u.id"
+        ).fetchall()[0]
+
+    for charge_id, brand, country, order_id in brands:
+        charge = charges[charge_id]
+        card = (charge["payment_method_details"] or {}).get("card") or {}
+        address = (charge["billing_details"] or {}).get("address") or {}
+        assert (brand, country, order_id) == (
+            card.get("brand"),
+            address.get("country"),
+            (charge["metadata"] or {}).get("order_id"),
+        )
+    assert any(brand for _, brand, _, _ in brands)
+    for invoice_id, count, first, has_more in lines:
+        expected = invoices[invoice_id]["lines"]["data"]
+        assert (count, first, has_more) == (len(expected), expected[0]["id"], False)
+    assert max(count for _, count, _, _ in lines) > 10, "no invoice had a cut-short list"
+    assert joined == with_customer > 0
+    assert orphans == 0
+
+
+def test_target_persists_the_state_it_emits(reference: Reference) -> None:
+    emitted = [json.loads(line) for line in reference.states.splitlines()]
+    tap_states = [
+        json.loads(line)["value"]
+        for line in reference.tap_output.read_text().splitlines()
+        if line.startswith('{"type":"STATE"') or '"type": "STATE"' in line
+    ]
+    assert emitted, "the target emitted no state"
+    assert emitted[-1] == persisted_state(reference.configs) == tap_states[-1]
+    assert set(bookmarks(emitted[-1])) == set(STREAMS) - {"account"}
+
+
+def _wait_for_next_second(created: int) -> None:
+    """The tap reads `created` below the second it starts in: objects made in that same
+    second belong to its next run. Start after the new objects' second, so this run owes
+    them."""
+    remaining = created + 1 - time.time()
+    if remaining > 0:
+        time.sleep(remaining)
+
+
+def test_second_run_fetches_only_new_objects(sim: SimHandle, tmp_path: Path) -> None:
+    configs = write_configs(tmp_path, sim)
+    run_pipe(configs)
+    first = bookmarks(persisted_state(configs))
+    assert set(first) == set(STREAMS) - {"account"}
+
+    created = sim.mutate(
+        product={"create": 1},
+        price={"create": 2},
+        coupon={"create": 1},
+        customer={"create": 3},
+        subscription={"create": 2},
+        invoice={"create": 3},
+        charge={"create": 12},
+    )
+    _wait_for_next_second(created["now"])
+    sim.reset_stats()
+    tap_output = tmp_path / "second.jsonl"
+    run_pipe(configs, resume=True, tap_output=tap_output)
+    log = sim.stats(log=True)["log"]
+
+    lookback = 300
+    emitted = tap_records(tap_output)
+    for stream in STREAMS:
+        ids = {record["id"] for record in emitted.get(stream, [])}
+        if stream == "account":
+            assert len(ids) == 1
+            continue
+        due = {
+            obj["id"] for obj in truth(sim, stream) if obj["created"] >= first[stream] - lookback
+        }
+        assert ids == due, stream
+        assert set(created["create"].get(stream, [])) <= ids, stream
+    for stream, new_ids in created["create"].items():
+        assert len(new_ids) > 0, stream
+
+    list_requests = [entry for entry in log if entry["path"] in LIST_PATHS]
+    assert {LIST_PATHS[entry["path"]] for entry in list_requests} == set(first)
+    for entry in list_requests:
+        query = parse_qs(entry["query"])
+        stream = LIST_PATHS[entry["path"]]
+        assert int(query["created[gte]"][0]) >= first[stream] - lookback, entry
+    assert len(log) < 40, f"{len(log)} requests for a handful of new objects"
+    assert_matches_truth(configs.database, sim)
+    assert all(
+        value > first[stream] for stream, value in bookmarks(persisted_state(configs)).items()
+    )
+
+
+def _select(catalog: dict, streams: dict[str, set[str] | None]) -> dict:
+    """Select ``streams`` (a set: only those top-level fields; None: all), nothing else."""
+    for entry in catalog["streams"]:
+        wanted = entry["tap_stream_id"] in streams
+        fields = streams.get(entry["tap_stream_id"])
+        for metadata in entry["metadata"]:
+            breadcrumb = metadata["breadcrumb"]
+            if not breadcrumb:
+                metadata["metadata"]["selected"] = wanted
+            elif len(breadcrumb) == 2 and fields is not None:
+                metadata["metadata"]["selected"] = breadcrumb[-1] in fields
+    return catalog
+
+
+CHARGE_FIELDS = {"amount", "currency", "customer", "payment_method_details", "status"}
+
+
+def _sync_selected(sim: SimHandle, folder: Path) -> Path:
+    """Discover, select all of customer and five fields of charge, sync; the DuckDB file."""
+    configs = write_configs(folder, sim)
+    discovered = subprocess.run(
+        [str(TAP), "--config", str(configs.tap), "--discover"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    catalog = _select(json.loads(discovered.stdout), {"charge": CHARGE_FIELDS, "customer": None})
+    catalog_path = folder / "catalog.json"
+    catalog_path.write_text(json.dumps(catalog))
+    run_pipe(configs, catalog=catalog_path)
+    assert set(bookmarks(persisted_state(configs))) == {"charge", "customer"}
+    return configs.database
+
+
+def test_catalog_selection_lands_only_selected_streams_and_fields(tmp_path: Path) -> None:
+    # Only fields of Stripe's 2023-08-16 schema here; see the next test for newer ones.
+    with run_simulator(**{**SIM_KNOBS, "newer_fields_rate": 0}) as sim:
+        database = _sync_selected(sim, tmp_path)
+        customers, charges = truth(sim, "customer"), truth(sim, "charge")
+
+    assert tables(database) == {"charge", "customer"}
+    assert columns(database, "charge") == CHARGE_FIELDS | {"id", "created"}
+    assert_rows_match(read_table(database, "customer"), customers, "customer")
+    expected = [
+        {key: charge[key] for key in CHARGE_FIELDS | {"id", "created"}} for charge in charges
+    ]
+    assert read_table(database, "charge") == expected
+
+
+@pytest.mark.xfail(
+    reason="tap-stripe bug: with fields selected in the catalog, a top-level property the "
+    "schema does not know (charge.source, added by Stripe after 2023-08-16) is still "
+    "emitted and re-announced, so it lands as a column nobody selected",
+    strict=False,
+)
+def test_catalog_selection_leaves_out_fields_stripe_added_later(
+    shared_sim: SimHandle, tmp_path: Path
+) -> None:
+    assert any("source" in charge for charge in shared_sim.objects("charge"))
+    database = _sync_selected(shared_sim, tmp_path)
+    assert columns(database, "charge") == CHARGE_FIELDS | {"id", "created"}
