@@ -171,8 +171,9 @@ class StripeStream(Stream):
                 raws, has_more = self._fetch(window)
                 if has_more:
                     last_id, last_created = cursor_of(raws[-1])
+                    first_created = cursor_of(raws[0])[1]
                     pages.put(_Page(raws, None))
-                    scheduler.continue_after(window, last_created, last_id)
+                    scheduler.continue_after(window, first_created, last_created, last_id)
                 else:
                     pages.put(_Page(raws, window))
                     scheduler.done()
@@ -294,6 +295,8 @@ class StripeStream(Stream):
         if not write_messages:
             return list(self.get_records(context))
         emitter = _Emitter(self)
+        requests_before = self.client.request_count
+        throttled_before = self.client.throttled_count
         pages, bookmark, start = self._pages()
         frontier = Frontier(start)
         with self.get_record_counter() as counter, self.get_sync_timer():
@@ -308,6 +311,11 @@ class StripeStream(Stream):
                         self._set_bookmark(frontier.position)
             finally:
                 emitter.flush()
+                self.logger.info(
+                    "%d requests, %d answered 429",
+                    self.client.request_count - requests_before,
+                    self.client.throttled_count - throttled_before,
+                )
         self._write_state_message()
         return ()
 

@@ -32,8 +32,12 @@ class Window:
 class Scheduler:
     """Thread-safe queue of windows to fetch, oldest first, with adaptive splitting."""
 
-    def __init__(self, windows: list[Window], workers: int) -> None:
+    def __init__(self, windows: list[Window], workers: int, pages_per_window: int = 10) -> None:
         self.workers = max(1, workers)
+        self.pages_per_window = max(1, pages_per_window)
+        # Windows kept queued beyond the busy workers, so a worker that finishes finds
+        # work at once instead of waiting for the next page to be split.
+        self.spare = self.workers // 2
         self._heap: list[tuple[int, int, Window]] = []
         self._seq = itertools.count()
         self._in_flight = 0
@@ -55,23 +59,35 @@ class Scheduler:
             self._in_flight += 1
             return heapq.heappop(self._heap)[2]
 
-    def continue_after(self, window: Window, last_created: int, last_id: str) -> Window:
-        """``window``'s page ended at ``last_id`` with more to come: queue the rest.
+    def continue_after(
+        self, window: Window, first_created: int, last_created: int, last_id: str
+    ) -> Window:
+        """``window``'s page (``first_created`` down to ``last_created``, ending at object
+        ``last_id``) has more to come: queue the rest.
+
+        While workers are idle, the rest is cut into pieces expected (from this page's
+        density) to hold ``pages_per_window`` pages each, newest first, the oldest piece
+        taking whatever history remains: every window ends with a partial page, so
+        pieces much smaller would spend requests, and equal cuts of a long, mostly empty
+        history would spend them on empty windows.
 
         Returns the window that continues the cursor (possibly narrowed); any part split
         off is queued as new windows.
         """
         with self._cond:
-            idle = self.workers - (len(self._heap) + self._in_flight)
+            idle = self.workers + self.spare - (len(self._heap) + self._in_flight)
             lo = window.lo
-            cont_lo = lo
-            if idle > 0 and last_created > lo:
-                pieces = idle + 1
-                bounds = [lo + (last_created - lo) * i // pieces for i in range(pieces + 1)]
-                cont_lo = bounds[-2]
-                for a, b in itertools.pairwise(bounds[:-1]):
-                    if b > a:
-                        self._push(Window(a, b))
+            piece = max(1, first_created - last_created) * self.pages_per_window
+            cont_lo = max(lo, last_created + 1 - piece)
+            splits = min(idle, (cont_lo - lo) // piece) if idle > 0 else 0
+            if splits > 0:
+                top = cont_lo
+                for i in range(splits):
+                    bottom = lo if i == splits - 1 else top - piece
+                    self._push(Window(bottom, top))
+                    top = bottom
+            else:
+                cont_lo = lo
             cont = Window(cont_lo, window.hi, last_id)
             self._push(cont)
             self._in_flight -= 1
