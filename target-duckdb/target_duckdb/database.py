@@ -17,6 +17,8 @@ from target_duckdb.errors import DatabaseError
 
 STATE_TABLE = "_singer_state"
 DEFAULT_MEMORY_LIMIT = "192MB"
+ROW_GROUP_SIZE = 20_480
+ALIAS = "target_duckdb"
 
 logger = logging.getLogger("target-duckdb")
 
@@ -49,13 +51,24 @@ def connect(
     hold the file for a moment when the target starts.
     """
     location = path if path == ":memory:" else str(Path(path).expanduser())
-    deadline = time.monotonic() + lock_timeout
-    delay = 0.05
     if location != ":memory:" and not read_only:
         _make_folder(path, Path(location).parent)
+    connection = duckdb.connect(":memory:")
+    connection.execute("SET TimeZone = 'UTC'")
+    # One DuckDB thread: the other core decodes the next batch while this one loads.
+    connection.execute("SET threads = 1")
+    connection.execute(f"SET memory_limit = {literal(memory_limit)}")
+    if location == ":memory:":
+        return connection
+    connection.execute(f"SET temp_directory = {literal(location + '.tmp')}")
+    # Row groups of ~2 batches: each checkpoint then writes the new rows once, instead of
+    # rewriting a growing 122,880-row group at every checkpoint (measured 2x on commits).
+    options = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.05
     while True:
         try:
-            connection = duckdb.connect(location, read_only=read_only)
+            connection.execute(f"ATTACH {literal(location)} AS {ALIAS} ({options})")
             break
         except (OSError, duckdb.Error) as error:
             message = _first_line(error)
@@ -64,15 +77,13 @@ def connect(
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
                 continue
+            connection.close()
             if locked:
                 raise DatabaseError(
                     f"DuckDB file {path} is locked by another process: {message}"
                 ) from error
             raise DatabaseError(f"cannot open DuckDB file {path}: {message}") from error
-    connection.execute("SET TimeZone = 'UTC'")
-    # One DuckDB thread: the other core decodes the next batch while this one loads.
-    connection.execute("SET threads = 1")
-    connection.execute(f"SET memory_limit = {literal(memory_limit)}")
+    connection.execute(f"USE {ALIAS}")
     return connection
 
 
@@ -176,8 +187,8 @@ class Database:
         """Existing columns of a table (name → type), empty when there is no table."""
         rows = self.execute(
             "SELECT column_name, data_type FROM duckdb_columns() "
-            "WHERE database_name = current_database() AND schema_name = ? AND table_name = ? "
-            "ORDER BY column_index",
+            "WHERE database_name = current_database() AND lower(schema_name) = lower(?) "
+            "AND lower(table_name) = lower(?) ORDER BY column_index",
             [schema, table],
         ).fetchall()
         return {name: types.normalize(data_type) for name, data_type in rows}

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import msgspec
 from singer_sdk.io_base import GenericSingerReader
 
-from target_duckdb.errors import BadMessageError, TargetError
+from target_duckdb.errors import BadMessageError, InputError
 
 NO_RECORD = msgspec.Raw(b"")
 
@@ -42,9 +42,10 @@ class Terminated(Exception):
 class MessageReader(GenericSingerReader):
     """Decodes lines, counts them, and tags errors with the line number."""
 
-    def __init__(self) -> None:
-        """Start before line 1."""
+    def __init__(self, on_stop: Callable[[BaseException], None] | None = None) -> None:
+        """Start before line 1; `on_stop` is called when reading stops on an exception."""
         super().__init__()
+        self.on_stop = on_stop
         self.line_number = 0
         self.waiting = False
         self.stop_requested = False
@@ -82,6 +83,18 @@ class MessageReader(GenericSingerReader):
         callbacks: dict[str, Callable[[t.Any], None]],
     ) -> Counter[str]:
         """Dispatch each line to the callback for its message type."""
+        try:
+            return self._process(file_input, callbacks)
+        except BaseException as error:
+            if self.on_stop is not None:
+                self.on_stop(error)
+            raise
+
+    def _process(
+        self,
+        file_input: t.IO | None,
+        callbacks: dict[str, Callable[[t.Any], None]],
+    ) -> Counter[str]:
         stats: Counter[str] = Counter()
         lines = iter(file_input or self.default_input)
         while True:
@@ -101,7 +114,7 @@ class MessageReader(GenericSingerReader):
                 callback(message)
             except BlankLine:
                 continue
-            except TargetError as error:
+            except InputError as error:
                 if error.line_number is None:
                     error.line_number = self.line_number
                 raise

@@ -157,7 +157,8 @@ class TargetDuckDB(Target):
     def __init__(self, **kwargs: t.Any) -> None:
         """Set up the reader; the database opens on first use."""
         super().__init__(**kwargs)
-        self.message_reader: MessageReader = MessageReader()
+        self.message_reader: MessageReader = MessageReader(on_stop=self._reading_stopped)
+        self._closed = False
         self._database: Database | None = None
         self._temp_dir: str | None = None
         self._sinks: dict[str, Sink] = {}
@@ -205,7 +206,8 @@ class TargetDuckDB(Target):
         )
 
     def close(self) -> None:
-        """Release the database file and temporary files."""
+        """Release the database file and temporary files (for good)."""
+        self._closed = True
         if self._database is not None:
             self._database.close()
             self._database = None
@@ -325,6 +327,8 @@ class TargetDuckDB(Target):
         state goes to stdout only after its transaction committed.
         """
         self._batch_started = time.monotonic()
+        if self._closed:
+            return
         batches = [sink.take_batch() for sink in self._sinks.values() if sink.pending]
         state = msgspec.json.encode(self._state) if self._state is not None else None
         if not batches and state == self._committed_state:
@@ -364,6 +368,20 @@ class TargetDuckDB(Target):
         finally:
             self.close()
 
+    def _reading_stopped(self, error: BaseException) -> None:
+        """The reader stops on `error`: what arrived before a bad line or a signal is
+        committed (and its state emitted); after any other error the file is released.
+        """
+        if not isinstance(error, InputError | Terminated):
+            self.close()
+            return
+        try:
+            self.finish()
+        except DatabaseError as flush_error:
+            if isinstance(error, Terminated):
+                raise
+            _report(flush_error)
+
     def process_endofpipe(self) -> None:
         """End of input: commit and emit the last state."""
         self.finish()
@@ -402,13 +420,9 @@ class TargetDuckDB(Target):
             _ = target.database
             target.listen(file_input)
         except Terminated:
-            if target is not None:
-                _finish_or_report(target)
             sys.exit(0)
         except TargetError as error:
-            if target is not None and isinstance(error, InputError):
-                _finish_or_report(target)
-            elif target is not None:
+            if target is not None:
                 target.close()
             _report(error)
             sys.exit(1)
@@ -417,15 +431,6 @@ class TargetDuckDB(Target):
 def _report(error: BaseException) -> None:
     sys.stderr.write(f"target-duckdb: error: {error}\n")
     sys.stderr.flush()
-
-
-def _finish_or_report(target: TargetDuckDB) -> None:
-    """Commit what arrived before an error or a signal; report if even that fails."""
-    try:
-        target.finish()
-    except DatabaseError as error:
-        _report(error)
-        sys.exit(1)
 
 
 def _stream_of(message: Message, kind: str) -> str:

@@ -10,6 +10,8 @@ import threading
 
 import duckdb
 import msgspec
+import pytest
+from target_duckdb.database import ALIAS
 from target_duckdb.messages import Terminated
 from target_duckdb.state import main as state_main
 from target_duckdb.target import TargetDuckDB
@@ -54,6 +56,7 @@ class _CheckingStdout(io.StringIO):
         for line in text.splitlines():
             value = msgspec.json.decode(line)
             cursor = self.target.database.connection.cursor()
+            cursor.execute(f"USE {ALIAS}")
             for stream, sent in value.items():
                 present = cursor.execute(
                     f"SELECT count(*) FROM {stream} WHERE id <= ?", [sent]
@@ -121,10 +124,8 @@ def test_signal_while_waiting_for_input_commits_and_emits(tmp_path, monkeypatch)
         target._handle_termination(signal.SIGTERM, None)
         yield to_lines([record("a", id=3)])
 
-    try:
+    with pytest.raises(Terminated):
         target.listen(lines())
-    except Terminated:
-        target.finish()
     assert stdout.getvalue() == '{"n":2}\n'
     assert query(tmp_path, "SELECT id FROM a ORDER BY id") == [(1,), (2,)]
 
