@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
 import socket
 import sys
@@ -27,7 +28,6 @@ from tests.stripe_sim.config import SimConfig
 from tests.stripe_sim.runner import SimHandle, cli_args, run_simulator
 
 REPO = Path(__file__).resolve().parents[1]
-WORK = Path("bench-results/work")
 PYTHON = ".venv/bin/python"
 TAP = ".venv/bin/tap-stripe"
 TARGET = ".venv/bin/target-duckdb"
@@ -66,6 +66,7 @@ class Plan:
     max_requests_per_second: int = 90
     target_records: int | None = None
     timeout: float = 300.0
+    work: Path = Path("bench-results/work")
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Bench:
     """Runs the phases and collects rows and notes."""
 
     plan: Plan
+    work: Path = field(init=False)
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     # (run, process) -> (peak RSS in MB, records of that run)
@@ -80,8 +82,13 @@ class Bench:
     # run -> the shell command that produced it
     commands: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.work = self.plan.work
+
     def run(self) -> None:
-        (REPO / WORK).mkdir(parents=True, exist_ok=True)
+        (REPO / self.work).mkdir(parents=True, exist_ok=True)
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        self.notes.append(f"Load average before the run (1, 5, 15 min): {load}.")
         config = SimConfig(
             counts={"charge": self.plan.charges},
             days=self.plan.days,
@@ -110,7 +117,7 @@ class Bench:
         started = time.perf_counter()
         try:
             ok = phase(*args)
-        except (StepError, RuntimeError, OSError, ValueError) as exc:
+        except Exception as exc:  # one failed phase must not hide the others' figures
             self.rows.append(failed(name, "", str(exc), ""))
             ok = False
         print(f"bench: {name} took {time.perf_counter() - started:.1f}s", file=sys.stderr)
@@ -129,7 +136,7 @@ class Bench:
     def _full_sync(self, sim: SimHandle) -> bool:
         rps = self.plan.max_requests_per_second
         tap_config = self._write("tap-full.json", _tap_config(sim, rps))
-        db = WORK / "full.duckdb"
+        db = self.work / "full.duckdb"
         target_config = self._write("target-full.json", _target_config(db))
         _remove_db(db)
         sim.reset_stats()
@@ -178,13 +185,13 @@ class Bench:
         return True
 
     def _second_run(self, sim: SimHandle) -> bool:
-        state_lines = (REPO / WORK / "full.state.jsonl").read_text().strip().splitlines()
+        state_lines = (REPO / self.work / "full.state.jsonl").read_text().strip().splitlines()
         if not state_lines:
             raise StepError("the target of the full sync emitted no state")
         state = self._write("state.json", json.loads(state_lines[-1]))
         sim.reset_stats()
         _, command = self._sync(
-            WORK / "tap-full.json", WORK / "target-full.json", "second", state=state
+            self.work / "tap-full.json", self.work / "target-full.json", "second", state=state
         )
         by_route = sim.stats()["by_route"]
         per_stream: dict[str, int] = {}
@@ -203,7 +210,7 @@ class Bench:
         tap = _tap_config(sim, self.plan.max_requests_per_second)
         tap["start_date"] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
         tap_config = self._write("tap-small.json", tap)
-        db = WORK / "small.duckdb"
+        db = self.work / "small.duckdb"
         target_config = self._write("target-small.json", _target_config(db))
         _remove_db(db)
         finished, command = self._sync(tap_config, target_config, "small", state=None)
@@ -217,7 +224,7 @@ class Bench:
 
     def _tap_alone(self, sim: SimHandle) -> bool:
         tap_config = self._write("tap-nolimit.json", _tap_config(sim, 0))
-        stderr = REPO / WORK / "tap-alone.stderr"
+        stderr = REPO / self.work / "tap-alone.stderr"
         argv = [TAP, "--config", str(tap_config)]
         finished = run_pipeline([Stage("tap", argv, stderr)], cwd=REPO, timeout=self.plan.timeout)
         records = _metric_records(stderr)
@@ -236,33 +243,32 @@ class Bench:
         return True
 
     def _capture(self, sim: SimHandle) -> bool:
-        argv = [TAP, "--config", str(WORK / "tap-nolimit.json")]
+        argv = [TAP, "--config", str(self.work / "tap-nolimit.json")]
         run_pipeline(
-            [Stage("tap", argv, REPO / WORK / "capture.stderr")],
+            [Stage("tap", argv, REPO / self.work / "capture.stderr")],
             cwd=REPO,
-            stdout=REPO / WORK / "tap-output.singer",
+            stdout=REPO / self.work / "tap-output.singer",
             timeout=self.plan.timeout,
         )
-        self.notes.append(
-            f"Singer file for the target-alone runs: `{shell(argv)} > {WORK}/tap-output.singer`"
-        )
+        out = self.work / "tap-output.singer"
+        self.notes.append(f"Singer file for the target-alone runs: `{shell(argv)} > {out}`")
         return True
 
     def _target_alone(self) -> bool:
-        singer_file = WORK / "tap-output.singer"
+        singer_file = self.work / "tap-output.singer"
         if self.plan.target_records is not None:
-            cut = WORK / f"tap-output-{self.plan.target_records}.singer"
+            cut = self.work / f"tap-output-{self.plan.target_records}.singer"
             kept = truncate_records(REPO / singer_file, REPO / cut, self.plan.target_records)
             self.notes.append(
                 f"The target-alone comparison uses the first {kept:,} records of the "
                 f"captured file ({cut}), for the 10-minute budget."
             )
             singer_file = cut
-        ndjson = WORK / "ndjson"
+        ndjson = self.work / "ndjson"
         counts = extract_records(REPO / singer_file, REPO / ndjson)
         records = sum(counts.values())
 
-        ours_db = WORK / "target-alone.duckdb"
+        ours_db = self.work / "target-alone.duckdb"
         ours_config = self._write("target-alone.json", _target_config(ours_db))
         ours, ours_command = self._load(TARGET, ours_config, ours_db, singer_file, "ours")
         self._remember("target alone", ours, records, only="target")
@@ -276,7 +282,7 @@ class Bench:
         )
 
         base_exe = baseline.executable().relative_to(REPO)
-        base_db = WORK / "baseline.duckdb"
+        base_db = self.work / "baseline.duckdb"
         base_config = self._write("target-baseline.json", _target_config(base_db))
         base, base_command = self._load(
             str(base_exe), base_config, base_db, singer_file, "baseline"
@@ -291,9 +297,9 @@ class Bench:
             )
         )
 
-        json_db = WORK / "readjson.duckdb"
+        json_db = self.work / "readjson.duckdb"
         argv = [PYTHON, "-m", "bench.readjson", str(ndjson), str(json_db)]
-        loaded = _run_json(argv, WORK / "readjson.stderr", self.plan.timeout)
+        loaded = _run_json(argv, self.work / "readjson.stderr", self.plan.timeout)
         json_rate = loaded["records"] / loaded["seconds"]
         self.rows.append(
             reference(
@@ -356,7 +362,7 @@ class Bench:
                 self.rss[run, process] = (mb, records)
 
     def _write(self, name: str, content: dict[str, Any]) -> Path:
-        path = WORK / name
+        path = self.work / name
         (REPO / path).write_text(json.dumps(content, indent=2) + "\n")
         return path
 
@@ -367,11 +373,11 @@ class Bench:
         if state is not None:
             tap += ["--state", str(state)]
         target = [TARGET, "--config", str(target_config)]
-        out = WORK / f"{name}.state.jsonl"
+        out = self.work / f"{name}.state.jsonl"
         finished = run_pipeline(
             [
-                Stage("tap", tap, REPO / WORK / f"{name}-tap.stderr"),
-                Stage("target", target, REPO / WORK / f"{name}-target.stderr"),
+                Stage("tap", tap, REPO / self.work / f"{name}-tap.stderr"),
+                Stage("target", target, REPO / self.work / f"{name}-target.stderr"),
             ],
             cwd=REPO,
             stdout=REPO / out,
@@ -387,10 +393,10 @@ class Bench:
         _remove_db(db)
         argv = [exe, "--config", str(config)]
         finished = run_pipeline(
-            [Stage("target", argv, REPO / WORK / f"target-{name}.stderr")],
+            [Stage("target", argv, REPO / self.work / f"target-{name}.stderr")],
             cwd=REPO,
             stdin=REPO / singer_file,
-            stdout=REPO / WORK / f"target-{name}.state.jsonl",
+            stdout=REPO / self.work / f"target-{name}.state.jsonl",
             timeout=self.plan.timeout * 2,
         )
         command = f"{shell(argv)} < {singer_file} > /dev/null"
@@ -447,7 +453,7 @@ def _metric_records(stderr: Path) -> int:
 
 
 def _run_json(argv: list[str], stderr: Path, timeout: float) -> dict[str, Any]:
-    out = WORK / (stderr.stem + ".json")
+    out = stderr.with_suffix(".json")
     run_pipeline(
         [Stage(argv[2], argv, REPO / stderr)], cwd=REPO, stdout=REPO / out, timeout=timeout
     )
