@@ -12,6 +12,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,3 +254,78 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     env.update(extra)
     return env
+
+
+class Pipeline:
+    """``tap-stripe`` -> this process -> ``target-duckdb``: real processes, with the test
+    deciding how many lines pass, so either side can be killed at a known point."""
+
+    def __init__(self, configs: Configs, *, state_file: Path | None = None) -> None:
+        tap = [str(TAP), "--config", str(configs.tap)]
+        if state_file is not None:
+            tap += ["--state", str(state_file)]
+        folder = configs.tap.parent
+        self.stderr = (folder / "tap.err").open("wb"), (folder / "target.err").open("wb")
+        self.tap = subprocess.Popen(tap, stdout=subprocess.PIPE, stderr=self.stderr[0])
+        self.target = subprocess.Popen(
+            [str(TARGET), "--config", str(configs.target)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr[1],
+        )
+        self.forwarded = 0
+        self.states: list[dict[str, Any]] = []
+        self.bookmark_committed = threading.Event()
+        self._reader = threading.Thread(target=self._read_states, daemon=True)
+        self._reader.start()
+
+    def _read_states(self) -> None:
+        assert self.target.stdout is not None
+        for line in self.target.stdout:
+            state = json.loads(line)
+            self.states.append(state)
+            if bookmarks(state):
+                self.bookmark_committed.set()
+
+    def forward(self, lines: int | None = None, until: threading.Event | None = None) -> None:
+        """Pass ``lines`` more tap lines to the target, or pass lines until ``until`` is set."""
+        assert self.tap.stdout is not None and self.target.stdin is not None
+        passed = 0
+        while (lines is None or passed < lines) and not (until is not None and until.is_set()):
+            line = self.tap.stdout.readline()
+            assert line, "the tap finished before the point the test wanted"
+            self.target.stdin.write(line)
+            self.target.stdin.flush()
+            passed += 1
+        self.forwarded += passed
+
+    def end_input(self) -> int:
+        """Close the target's input (the tap is gone) and wait for the target to finish."""
+        assert self.target.stdin is not None
+        self.target.stdin.close()
+        return self.wait(self.target)
+
+    def end_output(self) -> int:
+        """Close the tap's output (the target is gone) and wait for the tap to stop."""
+        assert self.tap.stdout is not None
+        self.tap.stdout.close()
+        return self.wait(self.tap)
+
+    @staticmethod
+    def wait(process: subprocess.Popen) -> int:
+        return process.wait(timeout=RUN_TIMEOUT)
+
+    def close(self) -> None:
+        for process in (self.tap, self.target):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        self._reader.join(timeout=RUN_TIMEOUT)
+        for file in self.stderr:
+            file.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -21,6 +21,7 @@ from tests.e2e.harness import (
     columns,
     connect,
     persisted_state,
+    read_all,
     read_table,
     run_pipe,
     tables,
@@ -153,6 +154,28 @@ def test_second_run_fetches_only_new_objects(sim: SimHandle, tmp_path: Path) -> 
     assert all(
         value > first[stream] for stream, value in bookmarks(persisted_state(configs)).items()
     )
+
+
+@pytest.mark.xfail(
+    reason="target-duckdb bug: the target opens (write-locks) the DuckDB file as it starts, "
+    "before any input, so the concurrently started target-duckdb-state often cannot open "
+    "it, and the tap gets an empty --state file",
+    strict=False,
+)
+def test_resume_one_liner(reference: Reference, shared_sim: SimHandle, tmp_path: Path) -> None:
+    """`tap-stripe --config tap.json --state <(target-duckdb-state --config target.json) |
+    target-duckdb --config target.json`, twice: the second run starts at the bookmarks."""
+    configs = write_configs(tmp_path, shared_sim)
+    run_pipe(configs, state_substitution=True)
+    first = persisted_state(configs)
+    shared_sim.reset_stats()
+    tap_output = tmp_path / "second.jsonl"
+    run_pipe(configs, state_substitution=True, tap_output=tap_output)
+
+    assert set(tap_records(tap_output)) == {"account"}
+    assert shared_sim.stats()["total"] < 15
+    assert bookmarks(persisted_state(configs)).keys() == bookmarks(first).keys()
+    assert read_all(configs.database) == read_all(reference.configs.database)
 
 
 def _select(catalog: dict, streams: dict[str, set[str] | None]) -> dict:
