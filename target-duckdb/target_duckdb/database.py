@@ -17,7 +17,7 @@ from target_duckdb.errors import DatabaseError
 
 STATE_TABLE = "_singer_state"
 DEFAULT_MEMORY_LIMIT = "192MB"
-ROW_GROUP_SIZE = 20_480
+ROW_GROUP_SIZE = 20480
 ALIAS = "target_duckdb"
 
 logger = logging.getLogger("target-duckdb")

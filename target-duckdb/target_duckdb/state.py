@@ -50,7 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", action="append", required=True, help="target config file")
     arguments = parser.parse_args(argv)
     try:
-        print(last_state(_config(arguments.config)))
+        state = last_state(_config(arguments.config))
     except TargetError as error:
         sys.stderr.write(f"target-duckdb-state: error: {error}\n")
         sys.exit(1)
+    print(state)  # after the file is closed: the target may be starting right now
+
+
+if __name__ == "__main__":
+    main()

@@ -416,8 +416,9 @@ class TargetDuckDB(Target):
         parse_env = config.parse_env if config else False
         target: TargetDuckDB | None = None
         try:
+            # The file opens at the first message, not before: in `tap --state
+            # <(target-duckdb-state ...) | target-duckdb` the state command must read it first.
             target = cls(config=config_paths, validate_config=True, parse_env_config=parse_env)
-            _ = target.database
             target.listen(file_input)
         except Terminated:
             sys.exit(0)

@@ -202,3 +202,40 @@ def test_kill_9_mid_input_never_loses_what_the_last_state_covers(tmp_path) -> No
         connection.close()
     assert present == covered
     assert count == distinct == high and low == 1
+
+
+FAKE_TAP = """
+import json, sys
+state = json.load(open(sys.argv[sys.argv.index("--state") + 1]))
+start = state.get("n", 0)
+print(json.dumps({"type": "SCHEMA", "stream": "a", "key_properties": ["id"],
+    "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}}))
+for i in range(start + 1, start + 101):
+    print(json.dumps({"type": "RECORD", "stream": "a", "record": {"id": i}}))
+print(json.dumps({"type": "STATE", "value": {"n": start + 100, "resumed_from": start}}))
+"""
+
+
+def test_resume_one_liner_with_process_substitution(tmp_path) -> None:
+    config = write_config(tmp_path, lock_timeout_seconds=5)
+    tap = tmp_path / "fake_tap.py"
+    tap.write_text(FAKE_TAP)
+    python = TARGET_COMMAND[0]
+    pipeline = (
+        f"{python} {tap} --state <({python} -m target_duckdb.state --config {config}) "
+        f"| {' '.join(TARGET_COMMAND)} --config {config}"
+    )
+    outputs = [
+        subprocess.run(
+            ["bash", "-c", pipeline], capture_output=True, text=True, check=True, timeout=60
+        ).stdout
+        for _ in range(3)
+    ]
+    assert [msgspec.json.decode(out.splitlines()[-1]) for out in outputs] == [
+        {"n": 100, "resumed_from": 0},
+        {"n": 200, "resumed_from": 100},
+        {"n": 300, "resumed_from": 200},
+    ]
+    assert query(tmp_path, "SELECT count(*), count(DISTINCT id), max(id) FROM a") == [
+        (300, 300, 300)
+    ]
