@@ -46,13 +46,23 @@ STRIPE_OPENAPI ?= ../shared/stripe-openapi
 schemas: install
 	$(BIN)/python tap-stripe/scripts/generate_schemas.py --spec $(STRIPE_OPENAPI)/spec3.json --out tap-stripe/tap_stripe/schemas
 
+# `meltano install` of the two plugins (from the local folders) into .meltano/, again only
+# when meltano.yml or a package's dependencies changed.
+MELTANO_PLUGINS := .meltano/.plugins-installed
+.PHONY: meltano-plugins
+meltano-plugins: $(MELTANO_PLUGINS)
+
+$(MELTANO_PLUGINS): $(MELTANO_VENV)/.installed meltano.yml tap-stripe/pyproject.toml target-duckdb/pyproject.toml
+	$(MELTANO) install
+	touch $@
+
 # The whole pipeline (meltano run tap-stripe target-duckdb) against the local Stripe simulator.
 .PHONY: demo run bench
-demo: install install-meltano
+demo: install meltano-plugins
 	$(BIN)/python scripts/demo.py --simulator
 
 # The same against Stripe itself, with STRIPE_API_KEY from the environment.
-run: install install-meltano
+run: install meltano-plugins
 	$(BIN)/python scripts/demo.py --stripe
 
 # Throughput, requests and memory figures of issue 5 against the simulator (about 10 minutes).
