@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import duckdb
 
@@ -41,6 +42,18 @@ STREAMS = (
     "product",
     "subscription",
 )
+LIST_PATHS = {
+    "/v1/balance_transactions": "balancetransaction",
+    "/v1/charges": "charge",
+    "/v1/coupons": "coupon",
+    "/v1/customers": "customer",
+    "/v1/events": "event",
+    "/v1/invoices": "invoice",
+    "/v1/prices": "price",
+    "/v1/products": "product",
+    "/v1/subscriptions": "subscription",
+}
+LOOKBACK = 300  # the tap's default lookback_window
 # Lists Stripe cuts at 10 entries and the tap completes: stream -> (field, path, params).
 NESTED_LISTS = {
     "invoice": ("lines", "/v1/invoices/{id}/lines", {}),
@@ -245,6 +258,18 @@ def assert_matches_truth(
     assert tables(database) == set(streams)
     for stream in streams:
         assert_rows_match(read_table(database, stream), truth(sim, stream), stream)
+
+
+def assert_reads_only_since(log: list[dict[str, Any]], since: Mapping[str, int]) -> None:
+    """Every list request of ``log`` (the simulator's request log) asks only for objects
+    created at or after its stream's bookmark in ``since`` minus the lookback."""
+    list_requests = [entry for entry in log if entry["path"] in LIST_PATHS]
+    assert {LIST_PATHS[entry["path"]] for entry in list_requests} == set(since)
+    for entry in list_requests:
+        query = parse_qs(entry["query"])
+        stream = LIST_PATHS[entry["path"]]
+        assert int(query["created[gte]"][0]) >= since[stream] - LOOKBACK, entry
+    assert len(log) < 40, f"{len(log)} requests for a handful of new objects"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
