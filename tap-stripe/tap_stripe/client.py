@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -203,7 +204,7 @@ class StripeClient:
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout)
             except (requests.Timeout, requests.ConnectionError) as exc:
-                reason = f"{type(exc).__name__}: {scrub(str(exc))}"
+                reason = f"{type(exc).__name__}: {_short_reason(scrub(str(exc)))}"
                 self._retry_or_raise(stream, attempt, reason, None)
                 continue
             status = response.status_code
@@ -296,6 +297,12 @@ def unexpected_body(stream: str, response: requests.Response) -> StripeError:
         f"stream '{stream}': Stripe sent a body that is not the expected JSON "
         f"(HTTP {response.status_code}, Request-Id: {response.headers.get('Request-Id')})"
     )
+
+
+def _short_reason(text: str) -> str:
+    """The OS error in a urllib3 message (``[Errno 111] Connection refused``), if any."""
+    match = re.search(r"\[Errno -?\d+\][^'\")]*", text)
+    return match.group(0).strip() if match else text
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -19,6 +19,7 @@ import datetime
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -101,6 +102,8 @@ class StripeStream(Stream):
         self.replication_key = spec.replication_key
         self._stripe_tap = tap
         self._nested_check = NestedListCheck(spec.nested_lists) if spec.nested_lists else None
+        self._nested_pool: ThreadPoolExecutor | None = None
+        self._nested_lock = threading.Lock()
 
     @property
     def client(self) -> StripeClient:
@@ -122,15 +125,32 @@ class StripeStream(Stream):
         return params
 
     def _complete_nested_lists(self, raws: list[RawRecord]) -> None:
-        """Replace records whose nested lists Stripe cut short (at 10) by complete ones."""
-        if self._nested_check is None:
+        """Replace records whose nested lists Stripe cut short (at 10) by complete ones.
+
+        The records of a page are completed concurrently: one after the other, a page
+        of invoices with long line lists would cost a round trip per invoice.
+        """
+        check = self._nested_check
+        if check is None:
             return
-        for index, raw in enumerate(raws):
-            if self._nested_check.cut_short(raw):
-                record = orjson.loads(memoryview(raw))
-                for field, template in self.spec.nested_lists.items():
-                    self._complete_nested_list(record, field, template)
-                raws[index] = orjson.dumps(record)
+        cut = [index for index, raw in enumerate(raws) if check.cut_short(raw)]
+        if not cut:
+            return
+        with self._nested_lock:
+            if self._nested_pool is None:
+                self._nested_pool = ThreadPoolExecutor(
+                    max_workers=self._stripe_tap.concurrency,
+                    thread_name_prefix=f"tap-stripe-{self.name}-nested",
+                )
+        completed = self._nested_pool.map(self._completed_record, [raws[i] for i in cut])
+        for index, raw in zip(cut, completed, strict=True):
+            raws[index] = raw
+
+    def _completed_record(self, raw: RawRecord) -> bytes:
+        record = orjson.loads(memoryview(raw))
+        for field, template in self.spec.nested_lists.items():
+            self._complete_nested_list(record, field, template)
+        return orjson.dumps(record)
 
     def _complete_nested_list(self, record: dict, field: str, template: str) -> None:
         nested = record.get(field)
@@ -176,7 +196,7 @@ class StripeStream(Stream):
                     scheduler.continue_after(window, first_created, last_created, last_id)
                 else:
                     pages.put(_Page(raws, window))
-                    scheduler.done()
+                    scheduler.done(window)
         except BaseException as exc:  # handed to the main thread, which raises it
             scheduler.stop()
             pages.put(_WorkerFailed(exc))
@@ -215,8 +235,15 @@ class StripeStream(Stream):
             while running:  # unblock workers stuck on a full queue, then let them end
                 if pages.get() is _WORKER_EXIT:
                     running -= 1
+            self._close_nested_pool()
         if error is not None:
             raise error
+
+    def _close_nested_pool(self) -> None:
+        with self._nested_lock:
+            if self._nested_pool is not None:
+                self._nested_pool.shutdown(wait=True)
+                self._nested_pool = None
 
     def _pages_full_table(self) -> Iterator[_Page]:
         if self.spec.single_object:
@@ -225,12 +252,15 @@ class StripeStream(Stream):
             yield _Page([body], None)
             return
         cursor: str | None = None
-        while True:
-            raws, has_more = self._fetch(Window(0, 0, cursor))
-            yield _Page(raws, None)
-            if not has_more:
-                return
-            cursor = cursor_of(raws[-1])[0]
+        try:
+            while True:
+                raws, has_more = self._fetch(Window(0, 0, cursor))
+                yield _Page(raws, None)
+                if not has_more:
+                    return
+                cursor = cursor_of(raws[-1])[0]
+        finally:
+            self._close_nested_pool()
 
     # ---- bookmark ------------------------------------------------------------------
 

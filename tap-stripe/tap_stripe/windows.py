@@ -39,6 +39,9 @@ class Scheduler:
         # work at once instead of waiting for the next page to be split.
         self.spare = self.workers // 2
         self._heap: list[tuple[int, int, Window]] = []
+        # Estimated pages left in each window queued or in flight (from page density);
+        # windows not estimated yet count as plenty.
+        self._left: dict[Window, float] = {}
         self._seq = itertools.count()
         self._in_flight = 0
         self._stopped = False
@@ -46,8 +49,21 @@ class Scheduler:
         for window in windows:
             self._push(window)
 
-    def _push(self, window: Window) -> None:
+    def _push(self, window: Window, pages_left: float | None = None) -> None:
         heapq.heappush(self._heap, (window.lo, next(self._seq), window))
+        if pages_left is not None:
+            self._left[window] = pages_left
+
+    def _pages_per_piece(self) -> int:
+        """``pages_per_window`` while there is plenty to do, fewer near the end.
+
+        Near the end of a range the last windows would otherwise run as sequential
+        chains of pages while workers idle.
+        """
+        if len(self._left) < len(self._heap) + self._in_flight:
+            return self.pages_per_window
+        share = sum(self._left.values()) / self.workers
+        return int(max(1, min(self.pages_per_window, share)))
 
     def take(self) -> Window | None:
         """The next window to fetch; ``None`` once everything is fetched or on stop."""
@@ -65,11 +81,13 @@ class Scheduler:
         """``window``'s page (``first_created`` down to ``last_created``, ending at object
         ``last_id``) has more to come: queue the rest.
 
-        While workers are idle, the rest is cut into pieces expected (from this page's
-        density) to hold ``pages_per_window`` pages each, newest first, the oldest piece
-        taking whatever history remains: every window ends with a partial page, so
-        pieces much smaller would spend requests, and equal cuts of a long, mostly empty
-        history would spend them on empty windows.
+        While workers are idle, the rest is cut into pieces, newest first: the first
+        expected (from this page's density) to hold ``pages_per_window`` pages (fewer
+        near the end, see :meth:`_pages_per_piece`), each
+        older one twice as long as the one before, the oldest taking whatever history
+        remains. Every window ends with a partial page, so much smaller pieces would
+        spend requests; doubling keeps a long, mostly empty history to a few requests,
+        while a dense old piece splits again once it turns out dense.
 
         Returns the window that continues the cursor (possibly narrowed); any part split
         off is queued as new windows.
@@ -77,26 +95,32 @@ class Scheduler:
         with self._cond:
             idle = self.workers + self.spare - (len(self._heap) + self._in_flight)
             lo = window.lo
-            piece = max(1, first_created - last_created) * self.pages_per_window
+            seconds_per_page = max(1, first_created - last_created)
+            self._left.pop(window, None)
+            piece = seconds_per_page * self._pages_per_piece()
             cont_lo = max(lo, last_created + 1 - piece)
-            splits = min(idle, (cont_lo - lo) // piece) if idle > 0 else 0
-            if splits > 0:
+            if idle > 0 and cont_lo - lo >= seconds_per_page:
                 top = cont_lo
-                for i in range(splits):
-                    bottom = lo if i == splits - 1 else top - piece
-                    self._push(Window(bottom, top))
+                while top > lo and idle > 0:
+                    idle -= 1
+                    bottom = top - piece
+                    if idle == 0 or bottom - lo < piece:  # no sliver left below
+                        bottom = lo
+                    self._push(Window(bottom, top), (top - bottom) / seconds_per_page)
                     top = bottom
+                    piece *= 2
             else:
                 cont_lo = lo
             cont = Window(cont_lo, window.hi, last_id)
-            self._push(cont)
+            self._push(cont, (last_created - cont_lo) / seconds_per_page + 1)
             self._in_flight -= 1
             self._cond.notify_all()
             return cont
 
-    def done(self) -> None:
-        """The window taken last by this worker is fully fetched."""
+    def done(self, window: Window) -> None:
+        """``window`` (taken by this worker) is fully fetched."""
         with self._cond:
+            self._left.pop(window, None)
             self._in_flight -= 1
             self._cond.notify_all()
 
