@@ -1,17 +1,19 @@
-"""Child processes timed by wall clock, with each one's peak memory from ``os.wait4``.
+"""Child processes timed by wall clock, with each one's peak memory.
 
-Waiting with ``wait4`` (instead of ``Popen.wait``) hands back the child's own rusage, so
-``ru_maxrss`` is the peak resident memory of exactly that process (tap or target), not of
-the benchmark or of the other end of the pipe.
+Each stage runs under ``bench.measure``, which waits for it with ``os.wait4`` and records
+its own ``ru_maxrss``: the peak resident memory of exactly that process (tap or target),
+not of the benchmark or of the other end of the pipe.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -66,8 +68,16 @@ def run_pipeline(
             last = index == len(stages) - 1
             with open(stage.stderr, "wb") as err:
                 proc = subprocess.Popen(
-                    list(stage.argv),
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.measure",
+                        str(_rusage_file(stage)),
+                        "--",
+                        *list(stage.argv),
+                    ],
                     cwd=cwd,
+                    start_new_session=True,
                     stdin=upstream,
                     stdout=sink if last else subprocess.PIPE,
                     stderr=err,
@@ -104,13 +114,14 @@ def _wait_all(
     codes: dict[str, int] = {}
     try:
         for stage, proc in zip(stages, procs, strict=True):
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            codes[stage.name] = proc.returncode
-            rss[stage.name] = usage.ru_maxrss / 1024
+            codes[stage.name] = proc.wait()
     finally:
         timer.cancel()
     seconds = time.perf_counter() - started
+    for stage in stages:
+        if codes[stage.name] == 0:
+            usage = json.loads(_rusage_file(stage).read_text())
+            rss[stage.name] = usage["max_rss_kb"] / 1024
     if timed_out.is_set():
         raise StepError(f"{' | '.join(s.name for s in stages)} timed out after {timeout:.0f}s")
     for stage in stages:
@@ -122,9 +133,14 @@ def _wait_all(
     return Finished(seconds, rss)
 
 
+def _rusage_file(stage: Stage) -> Path:
+    return stage.stderr.with_suffix(".rusage.json")
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the stage's launcher and the process it runs (one session each)."""
     with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _tail(path: Path, lines: int = 3) -> str:
