@@ -3,10 +3,10 @@
 The record path is built for speed: each stream gets a msgspec Struct type generated from
 its table's columns, so one C-level decode checks every top-level value against its column
 type, rejects properties the table does not have, and leaves nested objects and arrays as
-raw JSON text (never parsed into Python objects). Records that pass are re-encoded straight
-into the batch. Anything unusual (an unknown property, a value a column cannot hold, stream
-maps, full JSON Schema validation) takes the slower dict path, which adds or widens columns
-so that no value is lost.
+raw JSON text (never parsed into Python objects). A record that passes goes into the batch
+as the very text it arrived as. Anything unusual (an unknown property, a value a column
+cannot hold, stream maps, full JSON Schema validation) takes the slower dict path, which
+adds or widens columns so that no value is lost.
 """
 
 from __future__ import annotations
@@ -124,8 +124,8 @@ class Sink:
         self.settings = settings
         self._db = settings.database
         self._overwritten = overwritten
-        # Two files: the loader thread reads one while the next batch is written to the other.
-        self._files = (_temp_file(settings.temp_dir), _temp_file(settings.temp_dir))
+        handle, self._file = tempfile.mkstemp(dir=settings.temp_dir, suffix=".json")
+        os.close(handle)
         self.columns: dict[str, str] = {}
         self._table_names: dict[str, str] = {}
         self._pending: dict[t.Any, bytes | msgspec.Raw] | list[bytes | msgspec.Raw] = []
@@ -261,6 +261,7 @@ class Sink:
         """Add a record given as a dict (stream maps, unusual records, validation)."""
         if version is not None:
             self._ensure_version_columns()
+        key = self._key(record, _dict_key_getter(self.key_properties))
         if self._validator is not None:
             error = jsonschema.exceptions.best_match(self._validator.iter_errors(record))
             if error is not None:
@@ -295,7 +296,6 @@ class Sink:
             self._build_decoder()
         if self.settings.add_record_metadata or version is not None:
             self._stamp_dict(record, version, time_extracted)
-        key = self._key(record, _dict_key_getter(self.key_properties))
         self._append(key, msgspec.json.encode(record))
 
     def _invalid(self, message: str) -> None:
@@ -376,11 +376,10 @@ class Sink:
                 key_values = list(pending)
         else:
             lines = pending
-        self._files = (self._files[1], self._files[0])
         batch = Batch(
             schema_name=self.schema_name,
             table=self.table,
-            file=self._files[0],
+            file=self._file,
             payload=b"\n".join(lines) + b"\n",
             count=len(lines),
             columns=dict(self.columns),
@@ -436,12 +435,6 @@ class Batch:
         )
         os.truncate(self.file, 0)
         return self.count
-
-
-def _temp_file(directory: str) -> str:
-    handle, path = tempfile.mkstemp(dir=directory, suffix=".json")
-    os.close(handle)
-    return path
 
 
 _SDC_SCHEMAS: Mapping[str, dict] = {
