@@ -16,7 +16,7 @@ from target_duckdb import types
 from target_duckdb.errors import DatabaseError
 
 STATE_TABLE = "_singer_state"
-DEFAULT_MEMORY_LIMIT = "192MB"
+DEFAULT_MEMORY_LIMIT = "128MB"
 ROW_GROUP_SIZE = 20480
 ALIAS = "target_duckdb"
 
