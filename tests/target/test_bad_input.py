@@ -50,6 +50,22 @@ AFTER = [record("t", id=2, v="never"), state({"n": 2})]
             {"type": "ACTIVATE_VERSION", "stream": "t", "version": "one"},
             "input line 4: 'version' must be an integer, got 'one'",
         ),
+        (
+            {"type": "ACTIVATE_VERSION", "stream": "other", "version": 1},
+            "input line 4: ACTIVATE_VERSION for stream 'other' before its SCHEMA",
+        ),
+        (
+            schema_message("u", {"v": {"type": "string"}}, keys=["id"]),
+            "input line 4: SCHEMA for stream 'u' lacks its key properties ['id']",
+        ),
+        (
+            {"type": "BATCH", "stream": "t", "encoding": {}, "manifest": []},
+            "input line 4: BATCH messages are not supported by target-duckdb",
+        ),
+        (
+            '{"type": "SCHEMA", "schema": {"type": "object", "properties": {}}}',
+            "input line 4: SCHEMA message has no 'stream'",
+        ),
     ],
 )
 def test_bad_line_reports_one_line_and_keeps_what_came_before(tmp_path, bad, message) -> None:
@@ -120,3 +136,9 @@ def test_unwritable_path(tmp_path) -> None:
             f"target-duckdb: error: cannot open DuckDB file {blocker / 'sub' / 'out.duckdb'}:"
         )
     )
+
+
+def test_blank_lines_are_skipped(tmp_path) -> None:
+    result = run(tmp_path, [GOOD[0], "", "   ", GOOD[1], GOOD[2]])
+    assert result.exit_code == 0, result.stderr
+    assert result.states == [{"n": 1}]

@@ -187,3 +187,19 @@ def test_full_validation_checks_nested_properties(tmp_path, caplog) -> None:
     assert query(tmp_path, "SELECT id, o ->> '$.n' FROM t ORDER BY id") == [(1, "1"), (2, "x")]
     # Without full validation nested values are not checked (top-level types always are).
     assert run(tmp_path, messages).exit_code == 0
+
+
+def test_table_names_match_case_insensitively_across_runs(tmp_path) -> None:
+    assert (
+        run(tmp_path, [schema_message("Orders", PROPS), record("Orders", id=1, v="a")]).exit_code
+        == 0
+    )
+    second = run(
+        tmp_path,
+        [
+            schema_message("orders", {"ID": {"type": "integer"}, "v": PROPS["v"]}, keys=["ID"]),
+            record("orders", ID=1, v="b"),
+        ],
+    )
+    assert second.exit_code == 0, second.stderr
+    assert query(tmp_path, "SELECT id, v FROM orders") == [(1, "b")]
