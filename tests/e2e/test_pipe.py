@@ -138,12 +138,6 @@ def test_second_run_fetches_only_new_objects(sim: SimHandle, tmp_path: Path) -> 
     )
 
 
-@pytest.mark.xfail(
-    reason="target-duckdb bug: the target opens (write-locks) the DuckDB file as it starts, "
-    "before any input, so the concurrently started target-duckdb-state often cannot open "
-    "it, and the tap gets an empty --state file",
-    strict=False,
-)
 def test_resume_one_liner(reference: Reference, shared_sim: SimHandle, tmp_path: Path) -> None:
     """`tap-stripe --config tap.json --state <(target-duckdb-state --config target.json) |
     target-duckdb --config target.json`, twice: the second run starts at the bookmarks."""
