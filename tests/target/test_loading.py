@@ -178,7 +178,7 @@ def test_full_validation_checks_nested_properties(tmp_path, caplog) -> None:
     assert failed.exit_code == 1
     assert failed.stderr.strip().splitlines()[-1] == (
         "target-duckdb: error: input line 3: record for stream 't' fails validation: "
-        "property o/n: 'x' is not of type 'integer'"
+        "record.o.n must be integer"
     )
     assert query(tmp_path, "SELECT id FROM t") == [(1,)]
     logged = run(tmp_path, messages, validate_records=True, on_invalid_record="log")
