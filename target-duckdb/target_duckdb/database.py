@@ -137,7 +137,10 @@ class Database:
 
     def _run_job(self, job: Callable[[], None]) -> None:
         self._worker = threading.get_ident()
-        job()
+        try:
+            job()
+        except OSError as error:  # the batch file, or stdout for the state
+            raise DatabaseError(f"loading a batch failed: {error}") from error
 
     @property
     def busy(self) -> bool:
