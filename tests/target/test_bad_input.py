@@ -142,3 +142,35 @@ def test_blank_lines_are_skipped(tmp_path) -> None:
     result = run(tmp_path, [GOOD[0], "", "   ", GOOD[1], GOOD[2]])
     assert result.exit_code == 0, result.stderr
     assert result.states == [{"n": 1}]
+
+
+def test_failed_load_reports_one_line_and_keeps_earlier_commits(tmp_path, monkeypatch) -> None:
+    from target_duckdb.database import Database
+
+    original = Database.load
+    calls = []
+
+    def load(self, schema, table, path, *args, **kwargs):
+        calls.append(table)
+        if len(calls) == 2:
+            self.execute("SELECT error('disk on fire')")
+        return original(self, schema, table, path, *args, **kwargs)
+
+    monkeypatch.setattr(Database, "load", load)
+    messages = [
+        schema_message("t", PROPS),
+        record("t", id=1),
+        record("t", id=2),
+        state({"n": 2}),
+        record("t", id=3),
+        record("t", id=4),
+        state({"n": 4}),
+        record("t", id=5),
+    ]
+    result = run(tmp_path, messages, batch_size_rows=2)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "target-duckdb: error: DuckDB error: Invalid Input Error: disk on fire"
+    )
+    assert result.states == []
+    assert query(tmp_path, "SELECT id FROM t ORDER BY id") == [(1,), (2,)]
