@@ -64,7 +64,7 @@ class MessageReader(GenericSingerReader):
         try:
             message = _decoder.decode(line)
         except msgspec.ValidationError as error:
-            if str(error).startswith("Expected `object`"):
+            if str(error).startswith("Expected `object`") and "- at `$" not in str(error):
                 raise BadMessageError("line is JSON but not a JSON object") from error
             raise BadMessageError(f"invalid Singer message: {error}") from error
         except msgspec.DecodeError as error:
