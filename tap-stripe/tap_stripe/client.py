@@ -12,6 +12,7 @@ import random
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -157,9 +158,10 @@ class StripeClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._sleep = sleep or time.sleep
-        self.request_count = 0
-        self.throttled_count = 0
+        self.requests_by_stream: Counter[str] = Counter()
+        self.throttled_by_stream: Counter[str] = Counter()
         self._count_lock = threading.Lock()
+        self._cancelled = threading.Event()
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1))
         self.session.mount("https://", adapter)
@@ -182,6 +184,14 @@ class StripeClient:
         self.session.verify = env["verify"]
         self.session.trust_env = False
 
+    def cancel(self, cancelled: bool = True) -> None:
+        """Make every request from now on fail at once (or work again), e.g. when the
+        sync failed and fetching still under way must stop instead of retrying."""
+        if cancelled:
+            self._cancelled.set()
+        else:
+            self._cancelled.clear()
+
     def get(self, path: str, params: Mapping[str, Any] | None = None, *, stream: str) -> Any:
         """GET ``path`` and return the decoded JSON body, retrying what Stripe allows."""
         body = self.get_bytes(path, params, stream=stream)
@@ -199,8 +209,10 @@ class StripeClient:
         while True:
             attempt += 1
             self.rate_limiter.acquire()
+            if self._cancelled.is_set():
+                raise StripeError(f"stream '{stream}': request cancelled, the sync is ending")
             with self._count_lock:
-                self.request_count += 1
+                self.requests_by_stream[stream] += 1
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout)
             except (requests.Timeout, requests.ConnectionError) as exc:
@@ -229,7 +241,7 @@ class StripeClient:
             raise self._api_error(stream, response)
         if status == 429:
             with self._count_lock:
-                self.throttled_count += 1
+                self.throttled_by_stream[stream] += 1
             wait = _retry_after(response)
             reason = response.headers.get("Stripe-Rate-Limited-Reason") or "rate limited"
             pause = wait if wait is not None else self._backoff(attempt)

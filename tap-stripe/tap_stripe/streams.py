@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import queue
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,10 +30,11 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage, SchemaMessage
 
 from tap_stripe.client import StripeClient, StripeError
+from tap_stripe.fetcher import Page, PageFetcher
 from tap_stripe.output import FastSingerWriter
 from tap_stripe.records import KeyCheck, NestedListCheck, RawRecord, cursor_of, split_page
 from tap_stripe.tables import TableSpec
-from tap_stripe.windows import Frontier, Scheduler, Window
+from tap_stripe.windows import Frontier, Window
 
 if TYPE_CHECKING:
     from singer_sdk.helpers import types
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
     from tap_stripe.tap import TapStripe
 
 PAGE_SIZE = 100
-# Pages waiting for the main thread; bounds memory when output is slower than fetching.
-MAX_QUEUED_PAGES = 64
 
 
 def infer_schema(value: Any) -> dict:
@@ -65,31 +63,6 @@ def infer_schema(value: Any) -> dict:
     return {"type": [kind, "null"]}
 
 
-class _Page:
-    """Raw records of one fetched page, and the window it finished (if it did)."""
-
-    __slots__ = ("finished", "raws", "time_extracted")
-
-    def __init__(self, raws: list[RawRecord], finished: Window | None) -> None:
-        self.raws = raws
-        self.finished = finished
-        self.time_extracted = datetime.datetime.now(datetime.UTC)
-
-    def records(self) -> list[dict]:
-        """The records as Python objects (for the paths that must change them)."""
-        return [orjson.loads(memoryview(raw)) for raw in self.raws]
-
-
-class _WorkerFailed:
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_WORKER_EXIT = object()
-
-
 class StripeStream(Stream):
     """A Stripe table: a paged list endpoint, or a single object (``account``)."""
 
@@ -103,6 +76,7 @@ class StripeStream(Stream):
         self._stripe_tap = tap
         self._nested_check = NestedListCheck(spec.nested_lists) if spec.nested_lists else None
         self._nested_pool: ThreadPoolExecutor | None = None
+        self._prefetched: tuple[Iterator[Page], int | None, int] | None = None
         self._nested_lock = threading.Lock()
 
     @property
@@ -185,77 +159,23 @@ class StripeStream(Stream):
         self._complete_nested_lists(records)
         return records, has_more and bool(records)
 
-    def _worker(self, scheduler: Scheduler, pages: queue.Queue) -> None:
-        try:
-            while (window := scheduler.take()) is not None:
-                raws, has_more = self._fetch(window)
-                if has_more:
-                    last_id, last_created = cursor_of(raws[-1])
-                    first_created = cursor_of(raws[0])[1]
-                    pages.put(_Page(raws, None))
-                    scheduler.continue_after(window, first_created, last_created, last_id)
-                else:
-                    pages.put(_Page(raws, window))
-                    scheduler.done(window)
-        except BaseException as exc:  # handed to the main thread, which raises it
-            scheduler.stop()
-            pages.put(_WorkerFailed(exc))
-        finally:
-            pages.put(_WORKER_EXIT)
-
-    def _pages_concurrently(self, windows: list[Window]) -> Iterator[_Page]:
-        """Fetch ``windows`` with a thread pool; yield pages as they arrive."""
-        workers = self._stripe_tap.concurrency
-        scheduler = Scheduler(windows, workers)
-        pages: queue.Queue = queue.Queue(maxsize=MAX_QUEUED_PAGES)
-        threads = [
-            threading.Thread(
-                target=self._worker,
-                args=(scheduler, pages),
-                name=f"tap-stripe-{self.name}-{i}",
-                daemon=True,
-            )
-            for i in range(workers)
-        ]
-        for thread in threads:
-            thread.start()
-        running = len(threads)
-        error: BaseException | None = None
-        try:
-            while running:
-                item = pages.get()
-                if item is _WORKER_EXIT:
-                    running -= 1
-                elif isinstance(item, _WorkerFailed):
-                    error = error or item.error
-                elif error is None:
-                    yield item
-        finally:
-            scheduler.stop()
-            while running:  # unblock workers stuck on a full queue, then let them end
-                if pages.get() is _WORKER_EXIT:
-                    running -= 1
-            self._close_nested_pool()
-        if error is not None:
-            raise error
-
     def _close_nested_pool(self) -> None:
         with self._nested_lock:
             if self._nested_pool is not None:
                 self._nested_pool.shutdown(wait=True)
                 self._nested_pool = None
 
-    def _pages_full_table(self) -> Iterator[_Page]:
+    def _pages_full_table(self) -> Iterator[Page]:
         if self.spec.single_object:
             params = {"expand[]": list(self.spec.expand)} if self.spec.expand else None
             body = self.client.get_bytes(self.spec.path, params, stream=self.name)
-            yield _Page([body], None)
+            yield Page([body], None)
             return
         cursor: str | None = None
         try:
             while True:
                 raws, has_more = self._fetch(Window(0, 0, cursor))
-                yield _Page(raws, None)
+                yield Page(raws, None)
                 if not has_more:
                     return
                 cursor = cursor_of(raws[-1])[0]
@@ -300,7 +220,7 @@ class StripeStream(Stream):
         lookback = int(self.config.get("lookback_window", 300))
         return max(floor, bookmark - lookback)
 
-    def _pages(self) -> tuple[Iterator[_Page], int | None, int]:
+    def _pages(self) -> tuple[Iterator[Page], int | None, int]:
         """Every page to read, the bookmark the run started from, the range's start."""
         if self.spec.replication_key is None:
             return self._pages_full_table(), None, 0
@@ -311,7 +231,30 @@ class StripeStream(Stream):
             self.logger.info("Nothing to read: range starts at %d, sync started at %d", start, end)
             return iter(()), bookmark, start
         self.logger.info("Reading created in [%d, %d)", start, end)
-        return self._pages_concurrently([Window(start, end)]), bookmark, start
+        fetcher = PageFetcher(
+            f"tap-stripe-{self.name}",
+            self._fetch,
+            [Window(start, end)],
+            workers=self._stripe_tap.concurrency,
+            slots=self._stripe_tap.fetch_slots,
+            on_close=self._close_nested_pool,
+        )
+        return iter(fetcher), bookmark, start
+
+    # ---- prefetch ------------------------------------------------------------------
+
+    def prefetch(self) -> None:
+        """Start fetching now, ahead of this stream's turn to be written."""
+        if self._prefetched is None and self.spec.replication_key is not None:
+            self._prefetched = self._pages()
+
+    def cancel_prefetch(self) -> None:
+        """Stop any fetching this stream still does (its turn never came, or failed)."""
+        if self._prefetched is not None:
+            pages = self._prefetched[0]
+            if hasattr(pages, "close"):
+                pages.close()
+            self._prefetched = None
 
     # ---- emitting ------------------------------------------------------------------
 
@@ -325,9 +268,8 @@ class StripeStream(Stream):
         if not write_messages:
             return list(self.get_records(context))
         emitter = _Emitter(self)
-        requests_before = self.client.request_count
-        throttled_before = self.client.throttled_count
-        pages, bookmark, start = self._pages()
+        pages, bookmark, start = self._prefetched or self._pages()
+        self._prefetched = None
         frontier = Frontier(start)
         with self.get_record_counter() as counter, self.get_sync_timer():
             try:
@@ -343,8 +285,8 @@ class StripeStream(Stream):
                 emitter.flush()
                 self.logger.info(
                     "%d requests, %d answered 429",
-                    self.client.request_count - requests_before,
-                    self.client.throttled_count - throttled_before,
+                    self.client.requests_by_stream[self.name],
+                    self.client.throttled_by_stream[self.name],
                 )
         self._write_state_message()
         return ()
@@ -381,7 +323,7 @@ class _Emitter:
         self.keys = KeyCheck(frozenset(stream.schema.get("properties", {})) - self.drop_top_level)
         self.prefix = b'{"type":"RECORD","stream":' + orjson.dumps(stream.name) + b',"record":'
 
-    def emit(self, page: _Page) -> int:
+    def emit(self, page: Page) -> int:
         """Write ``page``'s records; return how many."""
         raws = page.raws
         if not raws:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 from functools import cached_property
 from importlib import resources
@@ -149,6 +150,33 @@ class TapStripe(Tap):
             backoff_base=float(config.get("retry_backoff_seconds", 1.0)),
             pool_size=self.concurrency,
         )
+
+    @cached_property
+    def fetch_slots(self) -> threading.BoundedSemaphore:
+        """One slot per request in flight, shared by every stream's fetchers."""
+        return threading.BoundedSemaphore(self.concurrency)
+
+    def sync_all(self) -> None:
+        """Sync the selected streams in order, every one of them fetching from the start.
+
+        Streams are written one after the other as usual; fetching them all at once keeps
+        the request budget busy through the small streams' round trips and each stream's
+        last pages. Whatever is still fetching when the sync ends or fails is stopped.
+        """
+        streams = [
+            stream
+            for stream in self.streams.values()
+            if isinstance(stream, StripeStream) and stream.selected
+        ]
+        try:
+            for stream in streams:
+                stream.prefetch()
+            super().sync_all()
+        finally:
+            self.client.cancel()
+            for stream in streams:
+                stream.cancel_prefetch()
+            self.client.cancel(cancelled=False)
 
     def discover_streams(self) -> list[StripeStream]:
         """One stream per table of the registry."""

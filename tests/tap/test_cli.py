@@ -138,6 +138,7 @@ def test_unreachable_api_fails_with_one_line(tmp_path: Path) -> None:
             "api_url": "http://127.0.0.1:9",
             "retry_backoff_seconds": 0.001,
             "request_timeout": 2,
+            "max_requests_per_second": 0,
         },
     )
 
