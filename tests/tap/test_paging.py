@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import threading
 import time
 from contextlib import redirect_stdout
 
@@ -307,3 +308,39 @@ def test_records_are_written_byte_for_byte_as_stripe_sent_them(stripe: FakeStrip
 
     buffer.seek(0)
     assert f'"record":{record},' in buffer.read()
+
+
+def test_streams_fetch_together_but_are_written_one_after_the_other(stripe: FakeStripe) -> None:
+    for stream in ("charge", "customer", "invoice", "product"):
+        stripe.add(stream, [make_object(stream, 1_600_000_000 + i * DAY) for i in range(230)])
+
+    result = run_tap(
+        base_config(max_concurrency=3), streams=("charge", "customer", "invoice", "product")
+    )
+
+    order = [m["stream"] for m in result.messages if m["type"] in ("SCHEMA", "RECORD")]
+    blocks = [stream for i, stream in enumerate(order) if i == 0 or order[i - 1] != stream]
+    assert blocks == ["charge", "customer", "invoice", "product"]
+    assert all(len(result.records[s]) == 230 for s in blocks)
+
+
+def test_a_failing_stream_stops_every_fetch_and_keeps_what_was_written(
+    stripe: FakeStripe,
+) -> None:
+    charges(stripe, 150, start=1_600_000_000, step=DAY)
+    stripe.add("product", [make_object("product", 1_600_000_000 + i) for i in range(500)])
+    threads_before = threading.active_count()
+
+    def refuse_customers(request: object, context: object) -> dict:
+        context.status_code = 403
+        return {"error": {"type": "invalid_request_error", "message": "key lacks rights"}}
+
+    stripe.mocker.get(f"{stripe.api_url}/v1/customers", json=refuse_customers)
+
+    result = run_tap(base_config(max_concurrency=4), streams=("charge", "customer", "product"))
+
+    assert "HTTP 403" in str(result.error) and "'customer'" in str(result.error)
+    assert len(result.records["charge"]) == 150
+    assert "product" not in result.records
+    assert result.bookmark("charge") is not None
+    assert threading.active_count() == threads_before
