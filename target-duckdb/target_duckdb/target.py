@@ -394,8 +394,11 @@ class TargetDuckDB(Target):
         """
         _ = frame
         self.logger.info("Received signal %d: committing and stopping", signum)
-        self.message_reader.stop_requested = True
-        if self.message_reader.waiting:
+        reader = self.message_reader
+        if not isinstance(reader, MessageReader):  # still starting up: nothing to commit
+            raise Terminated
+        reader.stop_requested = True
+        if reader.waiting:
             raise Terminated
 
     # CLI
