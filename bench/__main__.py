@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import fcntl
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from bench.procs import exclusive
 from bench.report import at_most, render
 from bench.run import REPO, Bench, Plan
 
@@ -39,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.target_records:
         plan = Plan(**{**plan.__dict__, "target_records": args.target_records})
 
-    with _exclusive(REPO / "bench-results" / ".lock"):
+    with exclusive(REPO / "bench-results" / ".lock"):
         started = time.perf_counter()
         bench = Bench(plan)
         bench.run()
@@ -56,29 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(_document(bench, elapsed, quick=args.quick, escape_pipes=False))
     print(f"\n(written to {out.relative_to(REPO)}; logs and files in {bench.work}/)")
     return 0 if all(row.passed is not False for row in bench.rows) else 1
-
-
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """One benchmark at a time on this machine: two would share (and skew) its 2 cores."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "unknown"
-            print(
-                f"bench: waiting for another benchmark run to finish (pid {holder})",
-                file=sys.stderr,
-                flush=True,
-            )
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        lock.seek(0)
-        lock.truncate()
-        lock.write(str(os.getpid()))
-        lock.flush()
-        yield
 
 
 def _document(bench: Bench, elapsed: float, *, quick: bool, escape_pipes: bool = True) -> str:

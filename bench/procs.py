@@ -8,6 +8,7 @@ not of the benchmark or of the other end of the pipe.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shlex
@@ -16,7 +17,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +38,14 @@ class Stage:
 
 @dataclass(frozen=True)
 class Finished:
-    """Wall time of the whole pipeline and each stage's peak RSS in MB."""
+    """Wall time of the whole pipeline, each stage's peak RSS in MB and RSS samples.
+
+    ``rss_samples`` holds ``(seconds, MB)`` pairs per stage, a quarter second apart.
+    """
 
     seconds: float
     max_rss_mb: dict[str, float]
+    rss_samples: dict[str, list[tuple[float, float]]]
 
 
 def shell(argv: Sequence[str]) -> str:
@@ -111,6 +117,7 @@ def _wait_all(
     timer = threading.Timer(timeout, expire)
     timer.start()
     rss: dict[str, float] = {}
+    samples: dict[str, list[tuple[float, float]]] = {}
     codes: dict[str, int] = {}
     try:
         for stage, proc in zip(stages, procs, strict=True):
@@ -122,6 +129,7 @@ def _wait_all(
         if codes[stage.name] == 0:
             usage = json.loads(_rusage_file(stage).read_text())
             rss[stage.name] = usage["max_rss_kb"] / 1024
+            samples[stage.name] = [(t, kb / 1024) for t, kb in usage["rss_kb"]]
     if timed_out.is_set():
         raise StepError(f"{' | '.join(s.name for s in stages)} timed out after {timeout:.0f}s")
     for stage in stages:
@@ -130,7 +138,7 @@ def _wait_all(
                 f"{stage.name} exited {codes[stage.name]}: {_tail(stage.stderr)} "
                 f"(log: {stage.stderr})"
             )
-    return Finished(seconds, rss)
+    return Finished(seconds, rss, samples)
 
 
 def _rusage_file(stage: Stage) -> Path:
@@ -149,3 +157,26 @@ def _tail(path: Path, lines: int = 3) -> str:
     except OSError:
         return ""
     return " / ".join(line.strip() for line in text[-lines:])
+
+
+@contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """One benchmark at a time on this machine: two would share (and skew) its 2 cores."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            print(
+                f"bench: waiting for another benchmark run to finish (pid {holder})",
+                file=sys.stderr,
+                flush=True,
+            )
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
