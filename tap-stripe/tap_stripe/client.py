@@ -215,7 +215,13 @@ class StripeClient:
                 self.requests_by_stream[stream] += 1
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout)
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except (
+                requests.Timeout,
+                requests.ConnectionError,
+                # The body was cut off (connection closed before Content-Length bytes).
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as exc:
                 reason = f"{type(exc).__name__}: {_short_reason(scrub(str(exc)))}"
                 self._retry_or_raise(stream, attempt, reason, None)
                 continue

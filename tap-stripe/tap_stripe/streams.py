@@ -318,7 +318,8 @@ class _Emitter:
             and isinstance(maps[0], SameRecordTransform)
             and maps[0].stream_alias == stream.name
         )
-        self.raw = self.direct and not deselected
+        self.selective = bool(deselected)
+        self.raw = self.direct and not self.selective
         self.schemas = {m.stream_alias: m.transformed_schema for m in maps}
         self.keys = KeyCheck(frozenset(stream.schema.get("properties", {})) - self.drop_top_level)
         self.prefix = b'{"type":"RECORD","stream":' + orjson.dumps(stream.name) + b',"record":'
@@ -341,8 +342,10 @@ class _Emitter:
             return len(raws)
         records = page.records()
         for record in records:
-            self._prune(record)
-            self._announce_unknown(record)
+            if self.selective:
+                self._prune(record)
+            else:
+                self._announce_unknown(record)
         if self.direct:
             dumps = orjson.dumps
             prefix = self.prefix
@@ -354,8 +357,14 @@ class _Emitter:
         return len(records)
 
     def _prune(self, record: dict) -> None:
-        for name in self.drop_top_level:
-            record.pop(name, None)
+        """Apply the catalog's field selection.
+
+        A selection that leaves fields out lists what the user wants: top-level
+        properties it does not know (added by Stripe later) are left out too.
+        """
+        known = self.keys.known
+        for name in [name for name in record if name not in known]:
+            del record[name]
         if self.prune_nested:
             pop_deselected_record_properties(record, self.stream.schema, self.stream.mask)
 

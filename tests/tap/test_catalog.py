@@ -60,7 +60,10 @@ def select(catalog: dict, chosen: dict[str, set[str]]) -> dict:
 
 
 def test_catalog_selects_streams_and_fields(stripe: FakeStripe) -> None:
-    stripe.add("charge", [make_object("charge", 1_700_000_000 + i) for i in range(3)])
+    stripe.add(
+        "charge",
+        [make_object("charge", 1_700_000_000 + i, added_later="x") for i in range(3)],
+    )
     stripe.add("customer", [make_object("customer", 1_700_000_000, email="a@example.com")])
     stripe.add("invoice", [make_object("invoice", 1_700_000_000)])
     catalog = select(
@@ -79,7 +82,8 @@ def test_catalog_selects_streams_and_fields(stripe: FakeStripe) -> None:
     assert result.records["customer"][0].keys() == {"id", "created", "email"}
     charge_schema = result.schemas["charge"][0]["schema"]["properties"]
     assert set(charge_schema) == {"id", "created", "amount", "currency"}
-    # Nothing is re-announced: deselected fields are not "unknown".
+    # Nothing is re-announced: deselected fields are not "unknown", and a property the
+    # schema does not know was not selected either.
     assert len(result.schemas["charge"]) == 1
 
 

@@ -63,7 +63,9 @@ def test_conflict_and_server_errors_are_retried(
     assert 2.0 <= no_sleep[1] <= 4.0
 
 
-def test_connection_error_then_success(stripe: FakeStripe, no_sleep: list[float]) -> None:
+def test_connection_errors_and_cut_off_bodies_are_retried(
+    stripe: FakeStripe, no_sleep: list[float]
+) -> None:
     expected = one_charge(stripe)
 
     def drop(request: object, context: object) -> dict:
@@ -72,13 +74,16 @@ def test_connection_error_then_success(stripe: FakeStripe, no_sleep: list[float]
     def time_out(request: object, context: object) -> dict:
         raise requests.Timeout("read timed out")
 
-    stripe.failures += [drop, time_out]
+    def cut_off(request: object, context: object) -> dict:
+        raise requests.exceptions.ChunkedEncodingError("IncompleteRead(1000 bytes read)")
+
+    stripe.failures += [drop, time_out, cut_off]
 
     result = run_tap(streams=("charge",))
 
     assert result.error is None
     assert result.records["charge"] == [expected]
-    assert len(no_sleep) == 2
+    assert len(no_sleep) == 3
 
 
 def test_retries_are_bounded(stripe: FakeStripe, no_sleep: list[float]) -> None:
