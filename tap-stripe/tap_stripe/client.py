@@ -229,6 +229,10 @@ class StripeClient:
             if status < 300:
                 self.rate_limiter.succeeded()
                 content = response.content
+                if not content.rstrip().endswith(b"}"):
+                    # Every Stripe answer is an object: this one was cut short.
+                    self._retry_or_raise(stream, attempt, "incomplete body", response)
+                    continue
                 if b"\n" not in content:
                     return content
                 try:

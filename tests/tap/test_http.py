@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 from tap_stripe.client import RateLimiter, StripeAPIError, StripeError, default_rate_for_key
@@ -84,6 +86,25 @@ def test_connection_errors_and_cut_off_bodies_are_retried(
     assert result.error is None
     assert result.records["charge"] == [expected]
     assert len(no_sleep) == 3
+
+
+def test_a_cut_short_body_is_retried(stripe: FakeStripe, no_sleep: list[float]) -> None:
+    expected = one_charge(stripe)
+    full = '{"object": "list", "data": [], "has_more": false, "url": "/v1/charges"}'
+    stripe.mocker.get(
+        f"{stripe.api_url}/v1/charges",
+        [{"text": full[:30]}, {"text": stripe_list_text(expected)}],
+    )
+
+    result = run_tap(streams=("charge",))
+
+    assert result.error is None
+    assert result.records["charge"] == [expected]
+    assert len(no_sleep) == 1
+
+
+def stripe_list_text(obj: dict) -> str:
+    return json.dumps({"object": "list", "data": [obj], "has_more": False, "url": "/v1/charges"})
 
 
 def test_retries_are_bounded(stripe: FakeStripe, no_sleep: list[float]) -> None:
