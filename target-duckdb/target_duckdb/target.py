@@ -297,11 +297,11 @@ class TargetDuckDB(Target):
             self.logger.warning("Ignoring an empty STATE message after a non-empty one")
             return
         self._state = value
-        # Nothing pending and the loader idle: commit and emit the state right away. Otherwise
-        # it goes with the next flush (waiting here would stall reading behind the loader).
-        idle = self._database is None or not self._database.busy
-        if idle and not any(sink.pending for sink in self._sinks.values()):
-            self.flush()
+        # Every record before it is committed or being committed: queue the state's own
+        # commit behind the load in flight (it is emitted right after). Otherwise it goes
+        # with the next flush.
+        if not any(sink.pending for sink in self._sinks.values()):
+            self.flush(queue=True)
 
     def _process_activate_version_message(self, message: Message) -> None:  # type: ignore[override]
         stream = _stream_of(message, "ACTIVATE_VERSION")
@@ -320,7 +320,7 @@ class TargetDuckDB(Target):
 
     # Flushing and state
 
-    def flush(self) -> None:
+    def flush(self, *, queue: bool = False) -> None:
         """Commit every pending batch and the latest state in one transaction, then emit it.
 
         The load runs on the database's loader thread while the next batch is read; the
@@ -357,7 +357,7 @@ class TargetDuckDB(Target):
                 sys.stdout.write(new_state.decode() + "\n")
                 sys.stdout.flush()
 
-        database.submit(commit)
+        database.submit(commit, queue=queue and not batches)
 
     def finish(self) -> None:
         """Flush whatever is pending, wait for it to commit, then close."""
