@@ -76,7 +76,7 @@ class StripeStream(Stream):
         self._stripe_tap = tap
         self._nested_check = NestedListCheck(spec.nested_lists) if spec.nested_lists else None
         self._nested_pool: ThreadPoolExecutor | None = None
-        self._prefetched: tuple[Iterator[Page], int | None, int] | None = None
+        self._prefetched: tuple[Iterable[Page], int | None, int] | None = None
         self._nested_lock = threading.Lock()
 
     @property
@@ -220,7 +220,7 @@ class StripeStream(Stream):
         lookback = int(self.config.get("lookback_window", 300))
         return max(floor, bookmark - lookback)
 
-    def _pages(self) -> tuple[Iterator[Page], int | None, int]:
+    def _pages(self) -> tuple[Iterable[Page], int | None, int]:
         """Every page to read, the bookmark the run started from, the range's start."""
         if self.spec.replication_key is None:
             return self._pages_full_table(), None, 0
@@ -239,7 +239,7 @@ class StripeStream(Stream):
             slots=self._stripe_tap.fetch_slots,
             on_close=self._close_nested_pool,
         )
-        return iter(fetcher), bookmark, start
+        return fetcher, bookmark, start
 
     # ---- prefetch ------------------------------------------------------------------
 
@@ -252,7 +252,7 @@ class StripeStream(Stream):
         """Stop any fetching this stream still does (its turn never came, or failed)."""
         if self._prefetched is not None:
             pages = self._prefetched[0]
-            if hasattr(pages, "close"):
+            if isinstance(pages, PageFetcher):
                 pages.close()
             self._prefetched = None
 

@@ -328,7 +328,8 @@ def test_a_failing_stream_stops_every_fetch_and_keeps_what_was_written(
     stripe: FakeStripe,
 ) -> None:
     charges(stripe, 150, start=1_600_000_000, step=DAY)
-    stripe.add("product", [make_object("product", 1_600_000_000 + i) for i in range(500)])
+    # More pages than a stream may hold while it waits: its fetchers block until stopped.
+    stripe.add("product", [make_object("product", 1_600_000_000 + i) for i in range(9000)])
     threads_before = threading.active_count()
 
     def refuse_customers(request: object, context: object) -> dict:
