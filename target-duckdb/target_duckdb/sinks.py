@@ -160,7 +160,6 @@ class Sink:
         self.columns: dict[str, str] = {}
         self._table_names: dict[str, str] = {}
         self._pending: dict[t.Any, bytes | msgspec.Raw] | list[bytes | msgspec.Raw] = []
-        self.pending_bytes = 0
         self.update_schema(schema, key_properties)
 
     # Schema and columns
@@ -261,8 +260,8 @@ class Sink:
         """Records waiting for the next load."""
         return len(self._pending)
 
-    def add_raw(self, raw: bytes, version: int | None, time_extracted: str | None) -> None:
-        """Add a record given as its raw JSON text (the fast path)."""
+    def add_raw(self, raw: bytes, version: int | None, time_extracted: str | None) -> int:
+        """Add a record given as its raw JSON text (the fast path); returns its size."""
         if version is not None:
             self._ensure_version_columns()
         if self._fast:
@@ -274,15 +273,13 @@ class Sink:
                 key = self._key(record, self._key_getter)
                 if self.settings.add_record_metadata or version is not None:
                     self._stamp_struct(record, version, time_extracted)
-                    self._append(key, self._encoder.encode(record))
-                else:
-                    # The decode proved every value fits its column: load the text as sent.
-                    self._append(key, raw)
-                return
+                    return self._append(key, self._encoder.encode(record))
+                # The decode proved every value fits its column: load the text as sent.
+                return self._append(key, raw)
         value = msgspec.json.decode(raw)
         if not isinstance(value, dict):
             raise BadMessageError(f"RECORD for stream '{self.stream}' is not a JSON object")
-        self.add_dict(value, version, time_extracted, raw=raw)
+        return self.add_dict(value, version, time_extracted, raw=raw)
 
     def add_dict(
         self,
@@ -291,10 +288,11 @@ class Sink:
         time_extracted: str | None,
         *,
         raw: bytes | msgspec.Raw | None = None,
-    ) -> None:
+    ) -> int:
         """Add a record given as a dict (stream maps, unusual records, validation).
 
         `raw` is the record's own JSON text when `record` is its unmodified decoding.
+        Returns the size of the record's JSON.
         """
         if version is not None:
             self._ensure_version_columns()
@@ -335,9 +333,8 @@ class Sink:
         if self.settings.add_record_metadata or version is not None:
             self._stamp_dict(record, version, time_extracted)
         elif raw is not None:
-            self._append(key, raw)
-            return
-        self._append(key, msgspec.json.encode(record))
+            return self._append(key, raw)
+        return self._append(key, msgspec.json.encode(record))
 
     def _invalid(self, message: str) -> None:
         text = f"record for stream '{self.stream}' fails validation: {message}"
@@ -359,12 +356,12 @@ class Sink:
             )
         return key
 
-    def _append(self, key: t.Any, line: bytes | msgspec.Raw) -> None:
-        self.pending_bytes += len(line) + 1
+    def _append(self, key: t.Any, line: bytes | msgspec.Raw) -> int:
         if isinstance(self._pending, dict):
             self._pending[key] = line
         else:
             self._pending.append(line)
+        return len(line) + 1
 
     def _ensure_version_columns(self) -> None:
         if all(name.lower() in self._table_names for name in VERSION_COLUMNS):
@@ -398,7 +395,6 @@ class Sink:
     def start_batch(self) -> None:
         """Choose the batch container: upserts keep only the last record per key."""
         self._pending = {} if self.method == "upsert" else []
-        self.pending_bytes = 0
 
     def take_batch(self) -> Batch:
         """Hand the pending records over as a Batch and start a new one."""

@@ -39,8 +39,8 @@ if t.TYPE_CHECKING:
     from singer_sdk.plugin_base import _ConfigInput
 
 DEFAULT_BATCH_SIZE_ROWS = 10_000
-# Flush when one stream's batch holds this many bytes of JSON, whatever its row count, so
-# memory stays flat for very large records.
+# Flush when the batches hold this many bytes of JSON, whatever their row count, so memory
+# stays flat for very large records.
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 
 CONFIG_SCHEMA = th.PropertiesList(
@@ -73,8 +73,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         "batch_size_rows",
         th.IntegerType,
         default=DEFAULT_BATCH_SIZE_ROWS,
-        description="Flush (commit all streams and emit the state) when a stream holds this "
-        "many records.",
+        description="Flush (commit all streams and emit the state) when the streams together "
+        "hold this many records.",
     ),
     th.Property(
         "max_batch_age_seconds",
@@ -170,6 +170,8 @@ class TargetDuckDB(Target):
         self._batch_size = int(self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS)
         self._max_age = float(self.config.get("max_batch_age_seconds", 60))
         self._batch_started = time.monotonic()
+        self._pending_records = 0
+        self._pending_bytes = 0
 
     # Resources
 
@@ -275,10 +277,9 @@ class TargetDuckDB(Target):
         if not message.record:
             raise BadMessageError("RECORD message has no 'record'")
         version = _version_of(message, required=False)
-        full = False
         for sink, stream_map in routes:
             if stream_map is None:
-                sink.add_raw(message.record, version, message.time_extracted)
+                self._pending_bytes += sink.add_raw(message.record, version, message.time_extracted)
             else:
                 record = msgspec.json.decode(message.record)
                 if not isinstance(record, dict):
@@ -286,9 +287,14 @@ class TargetDuckDB(Target):
                 mapped = stream_map.transform(record)
                 if mapped is None:
                     continue
-                sink.add_dict(mapped, version, message.time_extracted)
-            full |= sink.pending >= self._batch_size or sink.pending_bytes >= MAX_BATCH_BYTES
-        if full or time.monotonic() - self._batch_started >= self._max_age:
+                self._pending_bytes += sink.add_dict(mapped, version, message.time_extracted)
+            self._pending_records += 1
+        # The limits count all streams together: memory stays bounded however many there are.
+        if (
+            self._pending_records >= self._batch_size
+            or self._pending_bytes >= MAX_BATCH_BYTES
+            or time.monotonic() - self._batch_started >= self._max_age
+        ):
             self.flush()
 
     def _process_state_message(self, message: Message) -> None:  # type: ignore[override]
@@ -327,6 +333,7 @@ class TargetDuckDB(Target):
         state goes to stdout only after its transaction committed.
         """
         self._batch_started = time.monotonic()
+        self._pending_records = self._pending_bytes = 0
         if self._closed:
             return
         batches = [sink.take_batch() for sink in self._sinks.values() if sink.pending]
