@@ -89,11 +89,6 @@ def faulty_sim(shared_sim: SimHandle, reference: Reference) -> Iterator[SimHandl
         shared_sim.set_knobs(fault_rate=0, rate_limit=0)
 
 
-@pytest.mark.xfail(
-    reason="tap-stripe bug: a response cut off mid-body (requests ChunkedEncodingError) is "
-    "not retried; StripeClient.get_bytes retries only Timeout and ConnectionError",
-    strict=False,
-)
 def test_faults_and_rate_limits_change_nothing(
     reference_tables: dict, faulty_sim: SimHandle, tmp_path: Path
 ) -> None:
