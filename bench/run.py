@@ -175,6 +175,11 @@ class Bench:
         share = 100 * limited / total if total else 0.0
         row = at_most("Full sync: requests answered 429", share, 1, "%", command, strict=True)
         self.rows.append(Row(row.figure, f"{share:.2f} % ({limited:,} of {total:,})", *_rest(row)))
+        self.notes.append(
+            f"Full sync requests: {total:,} in {finished.seconds:.1f}s = "
+            f"{total / finished.seconds:.1f}/s (tap budget {rps}/s, simulator limit "
+            f"{self.plan.rate_limit}/s); per-stream timings in {self.work}/full-tap.stderr."
+        )
         expected = {table: len(sim.ids(table)) for table in counts}
         mismatched = {
             t: (counts.get(t, 0), n) for t, n in expected.items() if counts.get(t, 0) != n
