@@ -237,6 +237,7 @@ class StripeStream(Stream):
             [Window(start, end)],
             workers=self._stripe_tap.concurrency,
             slots=self._stripe_tap.fetch_slots,
+            budget=self._stripe_tap.page_budget,
             on_close=self._close_nested_pool,
         )
         return fetcher, bookmark, start

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import threading
 import time
 from functools import cached_property
 from importlib import resources
@@ -25,6 +24,7 @@ from tap_stripe.client import (
     register_secret,
     scrub,
 )
+from tap_stripe.fetcher import FetchSlots, PageBudget
 from tap_stripe.output import FastSingerWriter
 from tap_stripe.streams import StripeStream
 from tap_stripe.tables import TABLES, TableSpec
@@ -152,9 +152,14 @@ class TapStripe(Tap):
         )
 
     @cached_property
-    def fetch_slots(self) -> threading.BoundedSemaphore:
+    def fetch_slots(self) -> FetchSlots:
         """One slot per request in flight, shared by every stream's fetchers."""
-        return threading.BoundedSemaphore(self.concurrency)
+        return FetchSlots(self.concurrency)
+
+    @cached_property
+    def page_budget(self) -> PageBudget:
+        """Pages the streams waiting for their turn may hold together."""
+        return PageBudget()
 
     def sync_all(self) -> None:
         """Sync the selected streams in order, every one of them fetching from the start.

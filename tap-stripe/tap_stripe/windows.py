@@ -65,6 +65,10 @@ class Scheduler:
         share = sum(self._left.values()) / self.workers
         return int(max(1, min(self.pages_per_window, share)))
 
+    def waiting(self) -> int:
+        """How many windows wait for a worker (unlocked read: a hint)."""
+        return len(self._heap)
+
     def take(self) -> Window | None:
         """The next window to fetch; ``None`` once everything is fetched or on stop."""
         with self._cond:
