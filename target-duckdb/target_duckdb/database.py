@@ -116,8 +116,7 @@ class Database:
         self._state_schema = state_schema
         self._schemas: set[str] = set()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-load")
-        self._jobs: list[Future] = []
-        self._failed = False
+        self._job: Future | None = None
         self._worker: int | None = None
         self._state_table_ready = False
 
@@ -129,43 +128,29 @@ class Database:
             self._executor.shutdown(wait=True)
             self.connection.close()
 
-    # Background work on one loader thread, so loading a batch overlaps reading the next.
+    # Background work: one job at a time, so loading a batch overlaps reading the next.
 
-    def submit(self, job: Callable[[], None], *, queue: bool = False) -> None:
-        """Run `job` on the loader thread, in submission order.
-
-        By default first wait for the jobs already submitted (one batch in flight at most,
-        which bounds memory); `queue=True` queues a small job (a state alone) behind them.
-        Once a job failed, later ones are skipped: no state commits after a failed load.
-        """
-        if not queue:
-            self.wait()
-        self._jobs.append(self._executor.submit(self._run_job, job))
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run `job` on the loader thread once the previous job finished (and succeeded)."""
+        self.wait()
+        self._job = self._executor.submit(self._run_job, job)
 
     def _run_job(self, job: Callable[[], None]) -> None:
         self._worker = threading.get_ident()
-        if self._failed:
-            return
         try:
             job()
         except OSError as error:  # the batch file, or stdout for the state
-            self._failed = True
             raise DatabaseError(f"loading a batch failed: {error}") from error
-        except BaseException:
-            self._failed = True
-            raise
 
     @property
     def busy(self) -> bool:
         """Whether a background job is still running."""
-        return any(not job.done() for job in self._jobs)
+        return self._job is not None and not self._job.done()
 
     def wait(self) -> None:
-        """Block until the background jobs finished; re-raise the first error."""
-        jobs, self._jobs = self._jobs, []
-        for job in jobs:
-            job.exception()  # wait for every job before raising any error
-        for job in jobs:
+        """Block until the background job finished; re-raise its error if it failed."""
+        job, self._job = self._job, None
+        if job is not None:
             job.result()
 
     def execute(self, sql: str, parameters: Sequence | None = None) -> duckdb.DuckDBPyConnection:
@@ -174,7 +159,7 @@ class Database:
         Called from the main thread it first waits for the background job: the
         connection is never used by two threads at once.
         """
-        if self._jobs and threading.get_ident() != self._worker:
+        if self._job is not None and threading.get_ident() != self._worker:
             self.wait()
         try:
             return self.connection.execute(sql, parameters)

@@ -303,11 +303,12 @@ class TargetDuckDB(Target):
             self.logger.warning("Ignoring an empty STATE message after a non-empty one")
             return
         self._state = value
-        # Every record before it is committed or being committed: queue the state's own
-        # commit behind the load in flight (it is emitted right after). Otherwise it goes
-        # with the next flush.
-        if not any(sink.pending for sink in self._sinks.values()):
-            self.flush(queue=True)
+        # Nothing pending and the loader idle: commit and emit the state right away. Otherwise
+        # it goes with the next flush: a commit of its own behind a load in flight measured
+        # 20 % more DuckDB time (an extra checkpoint per batch).
+        idle = self._database is None or not self._database.busy
+        if idle and not any(sink.pending for sink in self._sinks.values()):
+            self.flush()
 
     def _process_activate_version_message(self, message: Message) -> None:  # type: ignore[override]
         stream = _stream_of(message, "ACTIVATE_VERSION")
@@ -326,7 +327,7 @@ class TargetDuckDB(Target):
 
     # Flushing and state
 
-    def flush(self, *, queue: bool = False) -> None:
+    def flush(self) -> None:
         """Commit every pending batch and the latest state in one transaction, then emit it.
 
         The load runs on the database's loader thread while the next batch is read; the
@@ -364,7 +365,7 @@ class TargetDuckDB(Target):
                 sys.stdout.write(new_state.decode() + "\n")
                 sys.stdout.flush()
 
-        database.submit(commit, queue=queue and not batches)
+        database.submit(commit)
 
     def finish(self) -> None:
         """Flush whatever is pending, wait for it to commit, then close."""
