@@ -42,7 +42,8 @@ class FetchSlots:
         self._cond = threading.Condition()
         self.current: PageFetcher | None = None
 
-    def _current_wants_more(self, fetcher: PageFetcher) -> bool:
+    def yields_to_current(self, fetcher: PageFetcher) -> bool:
+        """Whether ``fetcher`` must leave free slots to the stream being written."""
         current = self.current
         return (
             current is not None
@@ -55,7 +56,7 @@ class FetchSlots:
     def slot(self, fetcher: PageFetcher) -> Iterator[None]:
         """Hold one request slot for ``fetcher``."""
         with self._cond:
-            while self._free == 0 or self._current_wants_more(fetcher):
+            while self._free == 0 or self.yields_to_current(fetcher):
                 if fetcher.closed:
                     break
                 self._cond.wait(self.POLL_SECONDS)
