@@ -6,6 +6,7 @@ Exits 1 when a figure misses its target or could not be measured, 0 otherwise.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import subprocess
@@ -32,10 +33,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="compare the targets on the first N records of the captured file only",
     )
+    parser.add_argument(
+        "--max-rps",
+        type=int,
+        default=None,
+        help=f"the tap's max_requests_per_second in the syncs (default "
+        f"{FULL.max_requests_per_second}, its default for a live key)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.target_records:
-        plan = Plan(**{**plan.__dict__, "target_records": args.target_records})
+        plan = dataclasses.replace(plan, target_records=args.target_records)
+    if args.max_rps:
+        plan = dataclasses.replace(plan, max_requests_per_second=args.max_rps)
 
     with exclusive(REPO / "bench-results" / ".lock"):
         started = time.perf_counter()
