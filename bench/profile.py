@@ -36,6 +36,8 @@ _FRAME_LINE = re.compile(r":\d+\)$")
 _THREAD = re.compile(r"^thread \(\w+\)(?:: )?")
 _THREAD_NUMBER = re.compile(r"[-_]\d+$")
 WALL_GROUPS = 8
+# Leaf frames of a thread waiting for work or for another thread.
+_WAITING = ("Condition.wait ", "_worker ", "Event.wait ", "Queue.get ")
 WALL_FUNCTIONS = 6
 
 
@@ -73,7 +75,10 @@ def summarize_cpu(folded: Path, top: int) -> list[str]:
 
 
 def summarize_wall(folded: Path, top: int) -> list[str]:
-    """Per thread group: wall seconds and the leaf functions they are spent in."""
+    """Per thread group: wall seconds and the leaf functions they are spent in.
+
+    The main thread comes first, then the groups with the most samples outside waits.
+    """
     groups: dict[str, Counter[str]] = defaultdict(Counter)
     threads: dict[str, set[str]] = defaultdict(set)
     for frames, count in _stacks(folded):
@@ -83,7 +88,13 @@ def summarize_wall(folded: Path, top: int) -> list[str]:
         threads[group].add(thread.split(")")[0])
         groups[group][frames[-1]] += count
     lines = []
-    ranked = sorted(groups.items(), key=lambda item: -sum(item[1].values()))
+
+    def busy(item: tuple[str, Counter[str]]) -> tuple[bool, int]:
+        group, own = item
+        working = sum(n for frame, n in own.items() if not frame.startswith(_WAITING))
+        return group != "MainThread", -working
+
+    ranked = sorted(groups.items(), key=busy)
     for group, own in ranked[:WALL_GROUPS]:
         samples = sum(own.values())
         lines.append(
