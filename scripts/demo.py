@@ -3,8 +3,9 @@
 --simulator starts the local Stripe simulator on a free port, copies it into
 .demo/warehouse.duckdb from scratch (Meltano environment `demo`, so its state never mixes
 with real runs) and stops it, also when the run fails. --stripe copies the Stripe account
-of STRIPE_API_KEY into warehouse.duckdb incrementally (environment `dev`). Both go through
-the same function; only the URL, key, file and environment differ.
+of STRIPE_API_KEY into warehouse.duckdb incrementally (environment `dev`; STRIPE_API_URL
+overrides Stripe's URL, e.g. for a proxy). Both go through the same functions; only the
+URL, key, file and environment differ.
 """
 
 from __future__ import annotations
@@ -158,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                     "STRIPE_API_KEY is not set: export your Stripe secret or restricted key "
                     "(sk_live_..., rk_live_...) and run `make run` again"
                 )
-            target = Target(STRIPE_API_URL, key, project / "warehouse.duckdb", "dev", False)
-            source: AbstractContextManager[str] = nullcontext(STRIPE_API_URL)
+            url = os.environ.get("STRIPE_API_URL") or STRIPE_API_URL
+            target = Target(url, key, project / "warehouse.duckdb", "dev", False)
+            source: AbstractContextManager[str] = nullcontext(url)
         else:
             database = project / ".demo" / "warehouse.duckdb"
             for stale in (database, database.with_name(database.name + ".wal")):

@@ -42,14 +42,20 @@ def _meltano_state(project: MeltanoProject) -> dict:
     return json.loads(result.stdout)["singer_state"]
 
 
+@pytest.fixture
+def project(meltano_project: MeltanoProject) -> MeltanoProject:
+    """The session's Meltano project without state left by an earlier test."""
+    meltano_project.run("--environment=dev", "state", "clear", "--force", STATE_ID)
+    return meltano_project
+
+
 @pytest.mark.meltano
 def test_meltano_run_then_incremental_run_from_meltanos_state(
-    meltano_project: MeltanoProject, sim: SimHandle, tmp_path: Path
+    project: MeltanoProject, sim: SimHandle, tmp_path: Path
 ) -> None:
     database = tmp_path / "warehouse.duckdb"
     settings = _settings(sim, database)
     configs = write_configs(tmp_path, sim)  # target.json for target-duckdb-state only
-    project = meltano_project
 
     project.run("run", "tap-stripe", "target-duckdb", env=settings)
     assert_matches_truth(database, sim)
@@ -107,6 +113,28 @@ def test_demo_script_against_the_simulator(meltano_project: MeltanoProject) -> N
     assert "sk_test_simulator" not in result.stdout + result.stderr
     state = meltano_project.run("state", "list").stdout.split()
     assert "demo:tap-stripe-to-target-duckdb" in state
+
+
+@pytest.mark.meltano
+def test_make_run_path_copies_into_warehouse_duckdb_with_dev_state(
+    project: MeltanoProject, sim: SimHandle
+) -> None:
+    """`make run`'s code path, pointed at the simulator instead of api.stripe.com."""
+    env = clean_env(MELTANO_BIN=str(MELTANO), STRIPE_API_KEY=sim.api_key, STRIPE_API_URL=sim.url)
+    result = subprocess.run(
+        [sys.executable, str(DEMO), "--stripe", "--project-dir", str(project.root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sim.api_key not in result.stdout + result.stderr
+    database = project.root / "warehouse.duckdb"
+    assert f"Rows in {database} (schema stripe)" in result.stdout
+    assert_matches_truth(database, sim)
+    assert set(bookmarks(_meltano_state(project))) == set(STREAMS) - {"account"}
 
 
 @pytest.mark.e2e
