@@ -75,7 +75,6 @@ class Bench:
     """Runs the phases and collects rows and notes."""
 
     plan: Plan
-    work: Path = field(init=False)
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     # (run, process) -> (peak RSS in MB, records of that run)
@@ -85,8 +84,10 @@ class Bench:
     # run -> the shell command that produced it
     commands: dict[str, str] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.work = self.plan.work
+    @property
+    def work(self) -> Path:
+        """Configs, logs and data of this run, relative to the repository root."""
+        return self.plan.work
 
     def run(self) -> None:
         (REPO / self.work).mkdir(parents=True, exist_ok=True)
