@@ -21,9 +21,9 @@ from tap_stripe.records import RawRecord, cursor_of
 from tap_stripe.windows import Scheduler, Window
 
 # Pages waiting for the main thread, per stream; bounds memory (raw bytes, ~250 KB each).
-MAX_QUEUED_PAGES = 128
+MAX_QUEUED_PAGES = 256
 # Pages all the streams still waiting for their turn may hold together.
-WAITING_PAGES_BUDGET = 128
+WAITING_PAGES_BUDGET = 256
 
 
 class FetchSlots:
@@ -43,11 +43,16 @@ class FetchSlots:
         self.current: PageFetcher | None = None
 
     def yields_to_current(self, fetcher: PageFetcher) -> bool:
-        """Whether ``fetcher`` must leave free slots to the stream being written."""
+        """Whether ``fetcher`` must leave free slots to the stream being written.
+
+        A waiting stream's first page is never held back: it splits the stream's range
+        into windows, ready to use every slot the moment the current stream winds down.
+        """
         current = self.current
         return (
             current is not None
             and current is not fetcher
+            and fetcher.pages_fetched > 0
             and not current.closed
             and current.has_waiting_windows()
         )
@@ -152,6 +157,7 @@ class PageFetcher:
         self._budget = budget or PageBudget()
         self._on_close = on_close
         self.active = False
+        self.pages_fetched = 0
         self._scheduler = Scheduler(windows, workers)
         self._pages: queue.Queue = queue.Queue(maxsize=MAX_QUEUED_PAGES)
         self._running = workers
@@ -189,6 +195,7 @@ class PageFetcher:
     def _put(self, page: Page) -> None:
         self._budget.acquire(self)
         self._pages.put(page)
+        self.pages_fetched += 1
 
     def _get(self) -> object:
         item = self._pages.get()

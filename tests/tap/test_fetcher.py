@@ -13,6 +13,7 @@ class FakeFetcher:
     active: bool = False
     closed: bool = False
     waiting_windows: int = 0
+    pages_fetched: int = 1
 
     def has_waiting_windows(self) -> bool:
         return self.waiting_windows > 0
@@ -29,6 +30,13 @@ def test_waiting_streams_leave_slots_to_the_current_one_while_it_has_work() -> N
     assert not slots.yields_to_current(waiting)  # type: ignore[arg-type]
     current.waiting_windows, current.closed = 3, True
     assert not slots.yields_to_current(waiting)  # type: ignore[arg-type]
+
+
+def test_a_waiting_stream_fetches_its_first_page_at_once() -> None:
+    slots = FetchSlots(4)
+    slots.current = FakeFetcher(active=True, waiting_windows=3)  # type: ignore[assignment]
+
+    assert not slots.yields_to_current(FakeFetcher(pages_fetched=0))  # type: ignore[arg-type]
 
 
 def test_a_slot_is_free_again_when_its_request_ends() -> None:
