@@ -39,9 +39,6 @@ class Scheduler:
         # work at once instead of waiting for the next page to be split.
         self.spare = self.workers // 2
         self._heap: list[tuple[int, int, Window]] = []
-        # Estimated pages left in each window queued or in flight (from page density);
-        # windows not estimated yet count as plenty.
-        self._left: dict[Window, float] = {}
         self._seq = itertools.count()
         self._in_flight = 0
         self._stopped = False
@@ -49,21 +46,8 @@ class Scheduler:
         for window in windows:
             self._push(window)
 
-    def _push(self, window: Window, pages_left: float | None = None) -> None:
+    def _push(self, window: Window) -> None:
         heapq.heappush(self._heap, (window.lo, next(self._seq), window))
-        if pages_left is not None:
-            self._left[window] = pages_left
-
-    def _pages_per_piece(self) -> int:
-        """``pages_per_window`` while there is plenty to do, fewer near the end.
-
-        Near the end of a range the last windows would otherwise run as sequential
-        chains of pages while workers idle.
-        """
-        if len(self._left) < len(self._heap) + self._in_flight:
-            return self.pages_per_window
-        share = sum(self._left.values()) / self.workers
-        return int(max(1, min(self.pages_per_window, share)))
 
     def waiting(self) -> int:
         """How many windows wait for a worker (unlocked read: a hint)."""
@@ -86,8 +70,7 @@ class Scheduler:
         ``last_id``) has more to come: queue the rest.
 
         While workers are idle, the rest is cut into pieces, newest first: the first
-        expected (from this page's density) to hold ``pages_per_window`` pages (fewer
-        near the end, see :meth:`_pages_per_piece`), each
+        expected (from this page's density) to hold ``pages_per_window`` pages, each
         older one twice as long as the one before, the oldest taking whatever history
         remains. Every window ends with a partial page, so much smaller pieces would
         spend requests; doubling keeps a long, mostly empty history to a few requests,
@@ -100,8 +83,7 @@ class Scheduler:
             idle = self.workers + self.spare - (len(self._heap) + self._in_flight)
             lo = window.lo
             seconds_per_page = max(1, first_created - last_created)
-            self._left.pop(window, None)
-            piece = seconds_per_page * self._pages_per_piece()
+            piece = seconds_per_page * self.pages_per_window
             cont_lo = max(lo, last_created + 1 - piece)
             if idle > 0 and cont_lo - lo >= seconds_per_page:
                 top = cont_lo
@@ -110,13 +92,13 @@ class Scheduler:
                     bottom = top - piece
                     if idle == 0 or bottom - lo < piece:  # no sliver left below
                         bottom = lo
-                    self._push(Window(bottom, top), (top - bottom) / seconds_per_page)
+                    self._push(Window(bottom, top))
                     top = bottom
                     piece *= 2
             else:
                 cont_lo = lo
             cont = Window(cont_lo, window.hi, last_id)
-            self._push(cont, (last_created - cont_lo) / seconds_per_page + 1)
+            self._push(cont)
             self._in_flight -= 1
             self._cond.notify_all()
             return cont
@@ -124,7 +106,6 @@ class Scheduler:
     def done(self, window: Window) -> None:
         """``window`` (taken by this worker) is fully fetched."""
         with self._cond:
-            self._left.pop(window, None)
             self._in_flight -= 1
             self._cond.notify_all()
 
