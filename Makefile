@@ -65,6 +65,6 @@ demo: install meltano-plugins
 run: install meltano-plugins
 	$(BIN)/python scripts/demo.py --stripe
 
-# Throughput, requests and memory figures of issue 5 against the simulator (about 10 minutes).
+# Throughput, requests and memory figures of issue 5 against the simulator (4 to 6 minutes here).
 bench: install
 	$(BIN)/python -m bench
