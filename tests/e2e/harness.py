@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import duckdb
+from tap_stripe.tables import TABLES
 
 from tests.stripe_sim.runner import SimHandle
 
@@ -30,29 +31,9 @@ TARGET = BIN / "target-duckdb"
 TARGET_STATE = BIN / "target-duckdb-state"
 SCHEMA = "stripe"
 STATE_TABLE = "_singer_state"
-STREAMS = (
-    "account",
-    "balancetransaction",
-    "charge",
-    "coupon",
-    "customer",
-    "event",
-    "invoice",
-    "price",
-    "product",
-    "subscription",
-)
-LIST_PATHS = {
-    "/v1/balance_transactions": "balancetransaction",
-    "/v1/charges": "charge",
-    "/v1/coupons": "coupon",
-    "/v1/customers": "customer",
-    "/v1/events": "event",
-    "/v1/invoices": "invoice",
-    "/v1/prices": "price",
-    "/v1/products": "product",
-    "/v1/subscriptions": "subscription",
-}
+# The tap's own table registry names the streams and their list endpoints.
+STREAMS = tuple(sorted(table.name for table in TABLES))
+LIST_PATHS = {table.path: table.name for table in TABLES if not table.single_object}
 LOOKBACK = 300  # the tap's default lookback_window
 # Lists Stripe cuts at 10 entries and the tap completes: stream -> (field, path, params).
 NESTED_LISTS = {
