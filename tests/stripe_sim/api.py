@@ -17,7 +17,13 @@ from urllib.parse import parse_qsl
 import orjson
 
 from tests.stripe_sim import errors
-from tests.stripe_sim.dataset import EVENT_RETENTION, RESOURCE_OF, AccountData, encode
+from tests.stripe_sim.dataset import (
+    EVENT_RETENTION,
+    RESOURCE_OF,
+    AccountData,
+    deleted_customer,
+    encode,
+)
 from tests.stripe_sim.errors import StripeError
 from tests.stripe_sim.state import SimState
 from tests.stripe_sim.store import CursorMissing, Predicate, Row
@@ -231,6 +237,8 @@ def retrieve(
     state: SimState, data: AccountData, stream: str, object_id: str, expand: list[str]
 ) -> bytes:
     row = data.tables[stream].get(object_id)
+    if row is None and stream == "customer" and object_id in data.deleted_customers:
+        return deleted_customer(object_id)
     if row is None or (stream == "event" and row.created < state.clock() - EVENT_RETENTION):
         raise errors.no_such(RESOURCE_OF.get(stream, stream), object_id)
     if not expand:
@@ -379,5 +387,7 @@ def embed(data: AccountData, obj: dict[str, Any], parts: list[str]) -> None:
         if row is not None:
             value = orjson.loads(row.body)
             obj[head] = value
+        elif stream == "customer" and value in data.deleted_customers:
+            obj[head] = orjson.loads(deleted_customer(value))
     if rest and isinstance(value, dict):
         embed(data, value, rest)

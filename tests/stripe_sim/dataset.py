@@ -67,6 +67,11 @@ def encode(obj: Any) -> bytes:
     return bytes(memoryview(orjson.dumps(obj)))
 
 
+def deleted_customer(customer_id: str) -> bytes:
+    """What Stripe answers for a deleted customer, retrieved or expanded."""
+    return encode({"id": customer_id, "object": "customer", "deleted": True})
+
+
 def created_event_type(stream: str, obj: dict[str, Any]) -> str | None:
     """Stripe's event for a new object (charges report their outcome; no charge.created)."""
     if stream == "charge":
@@ -114,13 +119,18 @@ def encode_event(
 
 @dataclass
 class AccountData:
-    """One account's tables plus the full nested lists Stripe cuts at 10 items."""
+    """One account's tables plus the full nested lists Stripe cuts at 10 items.
+
+    ``deleted_customers`` remembers deleted customers' ids, which Stripe keeps answering
+    with a stub; it is replaced as a whole, like the tables.
+    """
 
     account_id: str
     account: bytes
     tables: dict[str, Table]
     subscription_items: dict[str, list[Row]] = field(default_factory=dict)
     invoice_lines: dict[str, list[Row]] = field(default_factory=dict)
+    deleted_customers: frozenset[str] = frozenset()
 
 
 class Pool:

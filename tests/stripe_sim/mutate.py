@@ -8,11 +8,16 @@ Body of ``POST /_sim/mutate``::
 
 Tables are processed in dependency order (products before prices, customers before
 subscriptions...), so objects created in one call can be referenced by later tables.
-Deleted objects leave lists and ``GET /v1/<plural>/<id>`` answers 404.
+Deletes follow Stripe: a deleted subscription is cancelled (it stays retrievable and
+listed with ``status=all``); a deleted customer leaves lists and its GET by id answers
+Stripe's ``{"deleted": true}`` stub, and its live subscriptions are cancelled with it;
+other deleted objects leave lists and their GET by id answers 404. Only draft invoices and
+live subscriptions can be deleted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -23,7 +28,6 @@ from tests.stripe_sim.dataset import (
     Generator,
     Pool,
     created_event_type,
-    encode,
     event_prefix,
     row_of,
 )
@@ -34,6 +38,20 @@ ORDER = ("product", "price", "coupon", "customer", "subscription", "invoice", "c
 DELETABLE = frozenset({"product", "price", "coupon", "customer", "subscription", "invoice"})
 OPERATIONS = ("create", "update", "delete")
 STATUS_NEXT = {"active": "past_due", "past_due": "active", "trialing": "active"}
+
+
+def live(row: Row) -> bool:
+    """A subscription that has not ended, so it can still be cancelled."""
+    return row.attrs["status"] not in ("canceled", "incomplete_expired")
+
+
+def deletable(stream: str, row: Row) -> bool:
+    """Stripe deletes only draft invoices and cancels only live subscriptions."""
+    if stream == "invoice":
+        return row.attrs["status"] == "draft"
+    if stream == "subscription":
+        return live(row)
+    return True
 
 
 class MutationError(ValueError):
@@ -158,23 +176,55 @@ class Mutation:
         self.touched["update"][stream] = [row.id for row in updated]
 
     def delete(self, stream: str, n: int) -> None:
-        rows = self.pick(stream, n)
+        rows = self.pick(stream, n, deletable)
         if not rows:
             return
+        if stream == "subscription":
+            self.cancel(rows)
+            return
         for row in rows:
-            body = row.body
-            if stream == "subscription":
-                obj = orjson.loads(body)
-                obj.update(status="canceled", canceled_at=self.now, ended_at=self.now)
-                body = encode(obj)
-            self.event(f"{event_prefix(stream)}.deleted", body)
-            self.data.subscription_items.pop(row.id, None)
+            self.event(f"{event_prefix(stream)}.deleted", row.body)
             self.data.invoice_lines.pop(row.id, None)
-        self.replace(stream, deletes=[row.id for row in rows])
-        self.touched["delete"][stream] = [row.id for row in rows]
+        ids = [row.id for row in rows]
+        self.replace(stream, deletes=ids)
+        self.touched["delete"].setdefault(stream, []).extend(ids)
+        if stream == "customer":
+            gone = set(ids)
+            self.data.deleted_customers |= gone
+            subscriptions = self.data.tables["subscription"].rows
+            self.cancel([r for r in subscriptions if r.attrs["customer"] in gone and live(r)])
 
-    def pick(self, stream: str, n: int) -> list[Row]:
+    def cancel(self, rows: list[Row]) -> None:
+        """Cancel subscriptions now, as ``DELETE /v1/subscriptions/{id}`` does: they stay."""
+        if not rows:
+            return
+        cancelled: list[Row] = []
+        for row in rows:
+            obj = orjson.loads(row.body)
+            obj.update(
+                status="canceled",
+                canceled_at=self.now,
+                ended_at=self.now,
+                cancel_at_period_end=False,
+            )
+            if "cancellation_details" in obj:
+                obj["cancellation_details"] = {
+                    "comment": None,
+                    "feedback": None,
+                    "reason": "cancellation_requested",
+                }
+            new_row = row_of("subscription", obj)
+            cancelled.append(new_row)
+            self.event("customer.subscription.deleted", new_row.body)
+        self.replace("subscription", upserts=cancelled)
+        self.touched["delete"].setdefault("subscription", []).extend(r.id for r in cancelled)
+
+    def pick(
+        self, stream: str, n: int, eligible: Callable[[str, Row], bool] | None = None
+    ) -> list[Row]:
         rows = self.data.tables[stream].rows
+        if eligible is not None:
+            rows = tuple(row for row in rows if eligible(stream, row))
         if n == 0 or not rows:
             return []
         return [rows[i] for i in sorted(self.gen.rng.sample(range(len(rows)), min(n, len(rows))))]

@@ -15,7 +15,9 @@ def test_create_update_delete_change_the_truth_and_append_events(fresh_sim):
     assert len(created) == 3 and len(updated) == 2 and len(deleted) == 1
     after = set(sim.ids("customer"))
     assert after == (before | set(created)) - set(deleted)
-    assert sim.request(f"/v1/customers/{deleted[0]}").status == 404
+    stub = sim.request(f"/v1/customers/{deleted[0]}")
+    assert stub.status == 200
+    assert stub.json() == {"id": deleted[0], "object": "customer", "deleted": True}
     newest = sim.request("/v1/customers", {"limit": 3}).json()["data"]
     assert {c["id"] for c in newest} == set(created)
     types = [e["type"] for e in result["events"]]
@@ -43,14 +45,88 @@ def test_new_objects_are_found_with_created_gte(fresh_sim):
     assert {s["id"] for s in subs} >= set(result["create"]["subscription"])
 
 
-def test_subscription_delete_emits_customer_subscription_deleted(fresh_sim):
+def test_subscription_delete_cancels_and_keeps_the_subscription(fresh_sim):
     sim = fresh_sim
     result = sim.mutate(subscription={"delete": 1})
     (sub_id,) = result["delete"]["subscription"]
-    assert sub_id not in sim.ids("subscription")
+    now = result["now"]
+    got = sim.request(f"/v1/subscriptions/{sub_id}")
+    assert got.status == 200
+    sub = got.json()
+    assert (sub["status"], sub["canceled_at"], sub["ended_at"]) == ("canceled", now, now)
+    assert sub_id in {s["id"] for s in walk(sim, "/v1/subscriptions", {"status": "all"})}
+    assert sub_id not in {s["id"] for s in walk(sim, "/v1/subscriptions", {"limit": 100})}
+    truth = {s["id"]: s for s in sim.objects("subscription")}
+    assert truth[sub_id] == sub
+    items = walk(sim, "/v1/subscription_items", {"subscription": sub_id})
+    assert items and {i["subscription"] for i in items} == {sub_id}
     events = walk(sim, "/v1/events", {"type": "customer.subscription.deleted"})
-    assert events[0]["data"]["object"]["id"] == sub_id
-    assert events[0]["data"]["object"]["status"] == "canceled"
+    assert events[0]["data"]["object"] == sub
+
+
+def test_only_live_subscriptions_and_draft_invoices_are_deleted(fresh_sim):
+    sim = fresh_sim
+    before = {s["id"]: s["status"] for s in sim.objects("subscription")}
+    drafts = {i["id"] for i in sim.objects("invoice") if i["status"] == "draft"}
+    result = sim.mutate(subscription={"delete": 200}, invoice={"delete": 1000})
+    live = {i for i, status in before.items() if status not in ("canceled", "incomplete_expired")}
+    assert live and drafts and live != set(before)
+    assert set(result["delete"]["subscription"]) == live
+    assert set(result["delete"]["invoice"]) == drafts
+    after = {s["id"]: s for s in sim.objects("subscription")}
+    assert set(after) == set(before)
+    assert all(after[i]["status"] == "canceled" for i in live)
+    assert all(after[i]["canceled_at"] != result["now"] for i in set(before) - live)
+
+
+def test_deleted_customer_cancels_its_live_subscriptions(fresh_sim):
+    sim = fresh_sim
+    subs = sim.objects("subscription")
+    live = [s for s in subs if s["status"] not in ("canceled", "incomplete_expired")]
+    owner = live[0]["customer"]
+    owned = {s["id"] for s in live if s["customer"] == owner}
+    sim.mutate(customer={"delete": len(sim.ids("customer"))})
+    statuses = {s["id"]: s["status"] for s in sim.objects("subscription")}
+    assert {statuses[i] for i in owned} == {"canceled"}
+    events = walk(sim, "/v1/events", {"type": "customer.subscription.deleted", "limit": 100})
+    assert owned <= {e["data"]["object"]["id"] for e in events}
+    charges = sim.request("/v1/charges", {"limit": 100, "expand[]": "data.customer"}).json()
+    owners = [c["customer"] for c in charges["data"] if c["customer"]]
+    assert owners and all(c["object"] == "customer" and c["deleted"] for c in owners)
+
+
+def test_deleted_customer_is_a_stub_and_other_deletes_are_404(fresh_sim):
+    sim = fresh_sim
+    result = sim.mutate(
+        product={"delete": 1},
+        price={"delete": 1},
+        coupon={"delete": 1},
+        customer={"delete": 1},
+        invoice={"delete": 1},
+    )
+    deleted = result["delete"]
+    (customer,) = deleted["customer"]
+    assert customer not in sim.ids("customer")
+    assert customer not in {c["id"] for c in walk(sim, "/v1/customers", {"limit": 100})}
+    stub = {"id": customer, "object": "customer", "deleted": True}
+    assert sim.request(f"/v1/customers/{customer}").json() == stub
+    assert sim.request("/v1/customers/cus_NeverExisted00").status == 404
+    for stream, plural in (
+        ("product", "products"),
+        ("price", "prices"),
+        ("coupon", "coupons"),
+        ("invoice", "invoices"),
+    ):
+        (object_id,) = deleted[stream]
+        got = sim.request(f"/v1/{plural}/{object_id}")
+        assert got.status == 404, stream
+        assert got.json()["error"]["code"] == "resource_missing"
+        assert object_id not in sim.ids(stream)
+    connected = sim.connected_account_id
+    (theirs,) = sim.mutate(account=connected, customer={"delete": 1})["delete"]["customer"]
+    on_connected = sim.request(f"/v1/customers/{theirs}", headers={"Stripe-Account": connected})
+    assert on_connected.json() == {"id": theirs, "object": "customer", "deleted": True}
+    assert sim.request(f"/v1/customers/{theirs}").status == 404
 
 
 def test_other_api_version_events(fresh_sim):
