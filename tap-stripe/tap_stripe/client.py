@@ -152,6 +152,7 @@ class StripeClient:
     ) -> None:
         register_secret(api_key)
         self.api_url = api_url.rstrip("/")
+        self.api_version = api_version
         self.timeout = timeout
         self.rate_limiter = rate_limiter or RateLimiter(default_rate_for_key(api_key))
         self.max_attempts = max(1, max_attempts)

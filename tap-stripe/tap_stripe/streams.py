@@ -17,19 +17,31 @@ from __future__ import annotations
 import copy
 import datetime
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import msgspec
 import orjson
 from singer_sdk import Stream
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.mapper import SameRecordTransform
-from singer_sdk.singerlib import RecordMessage, SchemaMessage
+from singer_sdk.singerlib import ActivateVersionMessage, RecordMessage, SchemaMessage
 
-from tap_stripe.client import StripeClient, StripeError
+from tap_stripe.changes import (
+    EVENT_RETENTION_SECONDS,
+    ChangeSet,
+    cursor_usable,
+    event_queries,
+    is_deleted_stub,
+    iso_time,
+    tombstone,
+)
+from tap_stripe.client import StripeAPIError, StripeClient, StripeError
 from tap_stripe.fetcher import Page, PageFetcher
 from tap_stripe.output import FastSingerWriter
 from tap_stripe.records import KeyCheck, NestedListCheck, RawRecord, cursor_of, split_page
@@ -42,6 +54,7 @@ if TYPE_CHECKING:
     from tap_stripe.tap import TapStripe
 
 PAGE_SIZE = 100
+EVENTS_PATH = "/v1/events"
 
 
 def infer_schema(value: Any) -> dict:
@@ -63,6 +76,28 @@ def infer_schema(value: Any) -> dict:
     return {"type": [kind, "null"]}
 
 
+@dataclass(frozen=True)
+class ReadPlan:
+    """What one run reads of a table; decided once, when the table's reading starts.
+
+    Attributes:
+        start, end: The ``created`` range to list, ``end`` being the run's start.
+        bookmark: The ``created`` bookmark the run started from.
+        events_since: Read the table's events from here (incremental change capture).
+        version: Table version of a full read that retires the rows it did not see
+            (Singer ACTIVATE_VERSION); set for tables whose objects change or go.
+        catch_up: A full re-read because the events could not be used: the bookmark
+            stays put until the read is complete.
+    """
+
+    start: int
+    end: int
+    bookmark: int | None = None
+    events_since: int | None = None
+    version: int | None = None
+    catch_up: bool = False
+
+
 class StripeStream(Stream):
     """A Stripe table: a paged list endpoint, or a single object (``account``)."""
 
@@ -76,7 +111,7 @@ class StripeStream(Stream):
         self._stripe_tap = tap
         self._nested_check = NestedListCheck(spec.nested_lists) if spec.nested_lists else None
         self._nested_pool: ThreadPoolExecutor | None = None
-        self._prefetched: tuple[Iterable[Page], int | None, int] | None = None
+        self._prefetched: tuple[Iterable[Page], ReadPlan] | None = None
         self._nested_lock = threading.Lock()
 
     @property
@@ -86,14 +121,19 @@ class StripeStream(Stream):
 
     # ---- reading -------------------------------------------------------------------
 
-    def _list_params(self, window: Window | None) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": PAGE_SIZE, **self.spec.filters}
+    def _list_params(self, window: Window | None, base: Mapping[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": PAGE_SIZE, **base}
         if window is not None:
             if window.hi > window.lo:
                 params["created[gte]"] = window.lo
                 params["created[lt]"] = window.hi
             if window.cursor:
                 params["starting_after"] = window.cursor
+        return params
+
+    @property
+    def _table_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.spec.filters)
         if self.spec.expand:
             params["expand[]"] = [f"data.{field}" for field in self.spec.expand]
         return params
@@ -149,15 +189,22 @@ class StripeStream(Stream):
 
     def _fetch(self, window: Window | None) -> tuple[list[RawRecord], bool]:
         """One page of ``window``: its raw records and whether more follow."""
-        body = self.client.get_bytes(self.spec.path, self._list_params(window), stream=self.name)
+        records, has_more = self._fetch_list(self.spec.path, self._table_params, window)
+        self._complete_nested_lists(records)
+        return records, has_more
+
+    def _fetch_list(
+        self, path: str, base: Mapping[str, Any], window: Window | None
+    ) -> tuple[list[RawRecord], bool]:
+        """One page of list ``path`` in ``window``: its raw records, whether more follow."""
+        params = self._list_params(window, base)
+        body = self.client.get_bytes(path, params, stream=self.name)
         try:
             raws, has_more = split_page(body)
         except msgspec.DecodeError as exc:
             msg = f"stream '{self.name}': Stripe sent a list that could not be read: {exc}"
             raise StripeError(msg) from exc
-        records: list[RawRecord] = list(raws)
-        self._complete_nested_lists(records)
-        return records, has_more and bool(records)
+        return list(raws), has_more and bool(raws)
 
     def _close_nested_pool(self) -> None:
         with self._nested_lock:
@@ -182,12 +229,17 @@ class StripeStream(Stream):
         finally:
             self._close_nested_pool()
 
-    # ---- bookmark ------------------------------------------------------------------
+    # ---- state ---------------------------------------------------------------------
 
     @property
     def _incremental(self) -> bool:
         """The catalog may force FULL_TABLE: then read from start_date and keep no bookmark."""
         return self.replication_method == "INCREMENTAL"
+
+    @property
+    def _captures_changes(self) -> bool:
+        """Whether updates and deletes of this table are read from its events."""
+        return bool(self.spec.event_types)
 
     def _bookmark(self) -> int | None:
         if not self._incremental:
@@ -198,49 +250,157 @@ class StripeStream(Stream):
         value = state.get("replication_key_value")
         return int(value) if isinstance(value, (int, float)) else None
 
-    def _set_bookmark(self, value: int) -> None:
+    def _events_cursor(self) -> int | None:
+        value = self.get_context_state(None).get("events_cursor")
+        return int(value) if isinstance(value, (int, float)) else None
+
+    def _save_progress(self, *, bookmark: int | None = None, events_cursor: int | None) -> None:
+        """Move the bookmark and/or the events cursor, and emit the state."""
         if not self._incremental:
             return
         state = self.get_context_state(None)
-        state["replication_key"] = self.replication_key
-        state["replication_key_value"] = value
+        if bookmark is not None:
+            state["replication_key"] = self.replication_key
+            state["replication_key_value"] = bookmark
+        if events_cursor is not None and self._captures_changes:
+            state["events_cursor"] = events_cursor
         self.state_manager.is_flushed = False
         self._write_state_message()
 
-    def _start_of_range(self, bookmark: int | None) -> int:
+    def _floor(self) -> int:
+        """``start_date`` as unix seconds (0 without one)."""
         start_date = self.config.get("start_date")
-        floor = 0
-        if start_date:
-            parsed = datetime.datetime.fromisoformat(str(start_date).replace("Z", "+00:00"))
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=datetime.UTC)
-            floor = int(parsed.timestamp())
-        if bookmark is None:
-            return floor
-        lookback = int(self.config.get("lookback_window", 300))
-        return max(floor, bookmark - lookback)
+        if not start_date:
+            return 0
+        parsed = datetime.datetime.fromisoformat(str(start_date).replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=datetime.UTC)
+        return int(parsed.timestamp())
 
-    def _pages(self) -> tuple[Iterable[Page], int | None, int]:
-        """Every page to read, the bookmark the run started from, the range's start."""
-        if self.spec.replication_key is None:
-            return self._pages_full_table(), None, 0
-        bookmark = self._bookmark()
-        start = self._start_of_range(bookmark)
+    def _plan(self) -> ReadPlan:
+        """Decide what this run reads: a full read, an increment, or a catch-up."""
+        floor = self._floor()
         end = int(self._stripe_tap.sync_started_at)
-        if start >= end:
-            self.logger.info("Nothing to read: range starts at %d, sync started at %d", start, end)
-            return iter(()), bookmark, start
-        self.logger.info("Reading created in [%d, %d)", start, end)
+        lookback = int(self.config.get("lookback_window", 300))
+        bookmark = self._bookmark()
+        version = int(self._stripe_tap.sync_started_at * 1000)
+        if bookmark is None:
+            return ReadPlan(floor, end, version=version if self._captures_changes else None)
+        increment = max(floor, bookmark - lookback)
+        if not self._captures_changes:
+            return ReadPlan(increment, end, bookmark)
+        cursor = self._events_cursor()
+        if cursor is not None and cursor_usable(cursor, lookback, end):
+            return ReadPlan(increment, end, bookmark, events_since=cursor - lookback)
+        if cursor is None:
+            why = "the state has a bookmark but no events cursor (written before change capture)"
+        else:
+            why = (
+                f"its events cursor {iso_time(cursor)} is older than the "
+                f"{EVENT_RETENTION_SECONDS // 86_400} days Stripe keeps events (less a day)"
+            )
+        self.logger.warning(
+            "stream '%s': CATCH-UP: %s, so updates and deletes since then cannot be read from "
+            "events; re-reading every %s created since %s instead. Rows no longer in Stripe are "
+            "marked deleted when the re-read completes; an interrupted re-read starts over.",
+            self.name,
+            why,
+            self.name,
+            iso_time(floor),
+        )
+        return ReadPlan(floor, end, bookmark, version=version, catch_up=True)
+
+    def _pages(self) -> tuple[Iterable[Page], ReadPlan]:
+        """Every page to read, and the plan they follow."""
+        if self.spec.replication_key is None:
+            return self._pages_full_table(), ReadPlan(0, 0)
+        plan = self._plan()
+        if plan.start >= plan.end:
+            self.logger.info(
+                "Nothing to list: range starts at %d, sync started at %d", plan.start, plan.end
+            )
+            return iter(()), plan
+        self.logger.info("Reading created in [%d, %d)", plan.start, plan.end)
         fetcher = PageFetcher(
             f"tap-stripe-{self.name}",
             self._fetch,
-            [Window(start, end)],
+            [Window(plan.start, plan.end)],
             workers=self._stripe_tap.concurrency,
             slots=self._stripe_tap.fetch_slots,
             budget=self._stripe_tap.page_budget,
             on_close=self._close_nested_pool,
         )
-        return fetcher, bookmark, start
+        return fetcher, plan
+
+    # ---- change capture ------------------------------------------------------------
+
+    def _capture_changes(self, plan: ReadPlan, emitter: _Emitter) -> int:
+        """Write what changed since ``plan.events_since``, then move the events cursor.
+
+        Runs before the ``created`` pages are written: those were listed after the run
+        started, so where both hold an object the listed (newer) state is written last.
+        """
+        assert plan.events_since is not None
+        changes = ChangeSet(self.spec, self.client.api_version, self._floor())
+        for query in event_queries(self.spec.event_types):
+            fetcher = PageFetcher(
+                f"tap-stripe-{self.name}-events",
+                partial(self._fetch_list, EVENTS_PATH, query),
+                [Window(plan.events_since, plan.end)],
+                workers=self._stripe_tap.concurrency,
+                slots=self._stripe_tap.fetch_slots,
+                budget=self._stripe_tap.page_budget,
+            )
+            for page in fetcher:
+                changes.add(page.raws)
+        found = changes.changes()
+        upserts = list(found.upserts)
+        tombstones = list(found.tombstones)
+        for record, deleted in self._refetch(found.refetch):
+            (tombstones if deleted else upserts).append(record)
+        self._complete_nested_lists(upserts)
+        records = upserts + tombstones
+        for start in range(0, len(records), PAGE_SIZE):
+            emitter.emit(Page(records[start : start + PAGE_SIZE], None))
+        self.logger.info(
+            "Change capture: %d events since %s; %d objects changed (%d re-fetched), %d deleted",
+            found.events,
+            iso_time(plan.events_since),
+            len(upserts),
+            len(found.refetch),
+            len(tombstones),
+        )
+        emitter.flush()
+        self._save_progress(events_cursor=plan.end)
+        return len(records)
+
+    def _refetch(self, objects: Mapping[str, RawRecord]) -> list[tuple[RawRecord, bool]]:
+        """Retrieve ``objects`` (id -> last event payload) by id, concurrently.
+
+        Returns each one's record and whether it is a tombstone: a 404 or Stripe's
+        ``deleted: true`` stub means the object is gone.
+        """
+        if not objects:
+            return []
+        with ThreadPoolExecutor(
+            max_workers=self._stripe_tap.concurrency,
+            thread_name_prefix=f"tap-stripe-{self.name}-refetch",
+        ) as pool:
+            return list(pool.map(self._refetch_one, objects.items()))
+
+    def _refetch_one(self, item: tuple[str, RawRecord]) -> tuple[RawRecord, bool]:
+        object_id, last_known = item
+        params = {"expand[]": list(self.spec.expand)} if self.spec.expand else None
+        path = f"{self.spec.path}/{quote(object_id, safe='')}"
+        try:
+            body = self.client.get_bytes(path, params, stream=self.name)
+        except StripeAPIError as exc:
+            if exc.status != 404:
+                raise
+            return tombstone(last_known, time.time()), True
+        if is_deleted_stub(body):
+            return tombstone(last_known, time.time()), True
+        return body, False
 
     # ---- prefetch ------------------------------------------------------------------
 
@@ -265,23 +425,35 @@ class StripeStream(Stream):
         *,
         write_messages: bool = True,
     ) -> Iterable[dict]:
-        """Fetch and emit every record, managing the bookmark (replaces the SDK loop)."""
+        """Fetch and emit every record, managing the bookmark (replaces the SDK loop).
+
+        The bookmark moves to the end of the completed windows as they complete. A full
+        read that retires rows (``plan.version``) moves it past the end of its range only
+        after its ACTIVATE_VERSION is out, and a catch-up not before it is complete:
+        state that says the table is current must not precede the deletes.
+        """
         if not write_messages:
             return list(self.get_records(context))
-        emitter = _Emitter(self)
-        pages, bookmark, start = self._prefetched or self._pages()
+        pages, plan = self._prefetched or self._pages()
         self._prefetched = None
-        frontier = Frontier(start)
+        emitter = _Emitter(self, version=plan.version)
+        frontier = Frontier(plan.start)
+        events_cursor = plan.end if self._captures_changes else None
         with self.get_record_counter() as counter, self.get_sync_timer():
             try:
+                if plan.events_since is not None and plan.events_since < plan.end:
+                    counter.increment(self._capture_changes(plan, emitter))
                 for page in pages:
                     counter.increment(emitter.emit(page))
                     if page.finished is None:
                         continue
-                    if frontier.complete(page.finished) and (
-                        bookmark is None or frontier.position > bookmark
+                    if (
+                        frontier.complete(page.finished)
+                        and (plan.bookmark is None or frontier.position > plan.bookmark)
+                        and not plan.catch_up
+                        and not (plan.version is not None and frontier.position >= plan.end)
                     ):
-                        self._set_bookmark(frontier.position)
+                        self._save_progress(bookmark=frontier.position, events_cursor=events_cursor)
             finally:
                 emitter.flush()
                 self.logger.info(
@@ -289,12 +461,20 @@ class StripeStream(Stream):
                     self.client.requests_by_stream[self.name],
                     self.client.throttled_by_stream[self.name],
                 )
+        if plan.version is not None and plan.start < plan.end <= frontier.position:
+            self._activate_version(plan.version)
+            self._save_progress(bookmark=frontier.position, events_cursor=events_cursor)
         self._write_state_message()
         return ()
 
+    def _activate_version(self, version: int) -> None:
+        """Tell the target that rows not written under ``version`` are gone from Stripe."""
+        for stream_map in self.stream_maps:
+            self._tap.write_message(ActivateVersionMessage(stream_map.stream_alias, version))
+
     def get_records(self, context: types.Context | None) -> Iterable[dict]:
         """Every record, without the tap's bookmarking (for SDK callers such as tests)."""
-        pages, _, _ = self._pages()
+        pages, _ = self._pages()
         for page in pages:
             yield from page.records()
 
@@ -302,8 +482,9 @@ class StripeStream(Stream):
 class _Emitter:
     """Writes a stream's records: exact, schema re-announced when needed."""
 
-    def __init__(self, stream: StripeStream) -> None:
+    def __init__(self, stream: StripeStream, *, version: int | None = None) -> None:
         self.stream = stream
+        self.version = version
         self.writer = stream._tap.message_writer
         maps = stream.stream_maps
         deselected = [bc for bc, selected in stream.mask.items() if bc and not selected]
@@ -324,13 +505,15 @@ class _Emitter:
         self.schemas = {m.stream_alias: m.transformed_schema for m in maps}
         self.keys = KeyCheck(frozenset(stream.schema.get("properties", {})) - self.drop_top_level)
         self.prefix = b'{"type":"RECORD","stream":' + orjson.dumps(stream.name) + b',"record":'
+        self.version_field = b',"version":%d' % version if version is not None else b""
 
     def emit(self, page: Page) -> int:
         """Write ``page``'s records; return how many."""
         raws = page.raws
         if not raws:
             return 0
-        suffix = b',"time_extracted":' + orjson.dumps(page.time_extracted) + b"}\n"
+        suffix = self.version_field + b',"time_extracted":' + orjson.dumps(page.time_extracted)
+        suffix += b"}\n"
         if self.raw:
             if not self.keys.all_known(raws):
                 for record in page.records():
@@ -405,6 +588,7 @@ class _Emitter:
                         RecordMessage(
                             stream=stream_map.stream_alias,
                             record=mapped,
+                            version=self.version,
                             time_extracted=time_extracted,
                         )
                     )

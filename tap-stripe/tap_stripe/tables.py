@@ -28,7 +28,11 @@ class TableSpec:
         filters: Extra query parameters for every list request (``status=all``).
         expand: Expansions requested on every request (``expand[]=data.<field>`` on lists).
         event_types: Stripe event types whose ``data.object`` is an object of this table
-            (``*`` matches any suffix), for change capture.
+            (``*`` matches any suffix). A table with event types captures updates and
+            deletes through ``/v1/events`` (see ``changes.py``).
+        deletable: Stripe deletes objects of this table (they leave the lists and a
+            ``*.deleted`` event is their tombstone). Subscriptions are not: their
+            ``customer.subscription.deleted`` means cancelled, and they stay.
         nested_lists: Fields holding a Stripe list object that Stripe cuts short, mapped to
             the path template that pages the complete list; ``{id}`` is the parent's id.
         single_object: The path returns one object rather than a list.
@@ -40,6 +44,7 @@ class TableSpec:
     filters: Mapping[str, str] = field(default_factory=_frozen)
     expand: tuple[str, ...] = ()
     event_types: tuple[str, ...] = ()
+    deletable: bool = False
     nested_lists: Mapping[str, str] = field(default_factory=_frozen)
     single_object: bool = False
 
@@ -64,6 +69,7 @@ TABLES: tuple[TableSpec, ...] = (
         path="/v1/customers",
         # Explicit: customer.subscription.*, customer.source.* etc. carry other objects.
         event_types=("customer.created", "customer.updated", "customer.deleted"),
+        deletable=True,
     ),
     TableSpec(
         name="subscription",
@@ -76,18 +82,18 @@ TABLES: tuple[TableSpec, ...] = (
         name="invoice",
         path="/v1/invoices",
         event_types=("invoice.*",),
+        deletable=True,
         nested_lists=_frozen({"lines": "/v1/invoices/{id}/lines"}),
     ),
     TableSpec(name="event", path="/v1/events"),
-    TableSpec(name="coupon", path="/v1/coupons", event_types=("coupon.*",)),
-    TableSpec(name="product", path="/v1/products", event_types=("product.*",)),
-    TableSpec(name="price", path="/v1/prices", event_types=("price.*",)),
+    TableSpec(name="coupon", path="/v1/coupons", event_types=("coupon.*",), deletable=True),
+    TableSpec(name="product", path="/v1/products", event_types=("product.*",), deletable=True),
+    TableSpec(name="price", path="/v1/prices", event_types=("price.*",), deletable=True),
     TableSpec(name="balancetransaction", path="/v1/balance_transactions"),
     TableSpec(
         name="account",
         path="/v1/account",
         replication_key=None,
-        event_types=("account.updated",),
         single_object=True,
     ),
 )

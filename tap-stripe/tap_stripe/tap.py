@@ -14,6 +14,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_stripe.changes import with_deleted_at
 from tap_stripe.client import (
     DEFAULT_API_URL,
     DEFAULT_API_VERSION,
@@ -188,8 +189,11 @@ class TapStripe(Tap):
         return [self.stream_for(spec) for spec in TABLES]
 
     def stream_for(self, spec: TableSpec) -> StripeStream:
-        """The stream reading ``spec``."""
-        return StripeStream(self, spec, load_schema(spec.name))
+        """The stream reading ``spec``; tables with change capture get a tombstone column."""
+        schema = load_schema(spec.name)
+        if spec.event_types:
+            schema = with_deleted_at(schema)
+        return StripeStream(self, spec, schema)
 
 
 def main() -> None:

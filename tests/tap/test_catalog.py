@@ -98,12 +98,14 @@ def test_unknown_top_level_property_reannounces_the_schema_first(stripe: FakeStr
 
     kinds = [(m["type"], m.get("record", {}).get("id")) for m in result.messages]
     kinds = [kind for kind in kinds if kind[0] != "STATE"]
-    # Newest first: the novel record comes first, right after its new SCHEMA.
+    # Newest first: the novel record comes first, right after its new SCHEMA; a first
+    # (full) read of a table whose objects change ends by activating its version.
     assert kinds == [
         ("SCHEMA", None),
         ("SCHEMA", None),
         ("RECORD", novel["id"]),
         ("RECORD", known["id"]),
+        ("ACTIVATE_VERSION", None),
     ]
     first, second = (m["schema"]["properties"] for m in result.schemas["charge"])
     assert "shiny_new_field" not in first

@@ -101,7 +101,13 @@ def test_state_resumes_from_the_bookmark_minus_the_lookback(
     late = charges(stripe, 1, start=bookmark - 200, step=1)  # made visible late
     fresh = charges(stripe, 3, start=bookmark + 10, step=60)
     state = {
-        "bookmarks": {"charge": {"replication_key": "created", "replication_key_value": bookmark}}
+        "bookmarks": {
+            "charge": {
+                "replication_key": "created",
+                "replication_key_value": bookmark,
+                "events_cursor": bookmark,
+            }
+        }
     }
 
     result = run_tap(base_config(lookback_window=lookback), state=state, streams=("charge",))
