@@ -2,7 +2,10 @@
 
 It pages like Stripe: newest first (``created`` then ``id`` descending), ``limit``,
 ``starting_after``, ``created[gte]``/``created[lt]``, ``has_more``; nested list endpoints
-for invoice lines and subscription items; and lets a test queue failures.
+for invoice lines and subscription items; ``/v1/events`` filtered by ``type`` (exact or
+``prefix.*``) or ``types[]`` (exact names only, as Stripe); retrieval by id
+(``GET /v1/<plural>/<id>``, 404 ``resource_missing`` or the deleted-customer stub); and
+lets a test queue failures, for any request or for one path.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ PREFIXES = {
     "price": "price",
     "balancetransaction": "txn",
 }
+EVENTS_PATH = LIST_PATHS["event"]
+PINNED_API_VERSION = "2023-08-16"
+MAX_TYPES = 20
 _ids = itertools.count(1)
 
 
@@ -59,13 +65,48 @@ def make_object(stream: str, created: int, **fields: Any) -> dict:
     return obj
 
 
+def make_event(
+    event_type: str, obj: dict, *, created: int, api_version: str | None = PINNED_API_VERSION
+) -> dict:
+    """A Stripe event whose ``data.object`` is ``obj``."""
+    return {
+        "id": f"evt_{next(_ids):08d}",
+        "object": "event",
+        "type": event_type,
+        "created": created,
+        "api_version": api_version,
+        "livemode": False,
+        "data": {"object": obj},
+    }
+
+
+def type_matches(pattern: str, event_type: str) -> bool:
+    """Stripe's ``type`` filter: an exact name, or a prefix followed by ``*``."""
+    if pattern.endswith("*"):
+        return event_type.startswith(pattern[:-1])
+    return event_type == pattern
+
+
+def invalid_request(context: Any, message: str, code: str | None = None) -> dict:
+    """A 400 as Stripe words it."""
+    context.status_code = 400
+    body: dict[str, Any] = {"type": "invalid_request_error", "message": message}
+    if code:
+        body["code"] = code
+    return {"error": body}
+
+
 def stripe_list(data: list[dict], url: str, has_more: bool = False) -> dict:
     """A Stripe list object."""
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
 
 class FakeStripe:
-    """Serves list endpoints from ``self.objects``; records every request."""
+    """Serves list endpoints from ``self.objects`` and retrieval from ``self.current``.
+
+    Every request is recorded in ``self.requests`` as ``(path, params)``; a parameter
+    named ``...[]`` holds the list of its values, any other its last value.
+    """
 
     def __init__(self, mocker: requests_mock.Mocker, api_url: str = API_URL) -> None:
         self.api_url = api_url
@@ -76,24 +117,79 @@ class FakeStripe:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.failures: list[Callable[[Any, Any], dict | None]] = []
         self.fail_after: int | None = None
+        # Current object per stream and id, answered by GET /v1/<plural>/<id>.
+        self.current: dict[str, dict[str, dict]] = {stream: {} for stream in LIST_PATHS}
+        # Deleted customers: retrieving one answers Stripe's stub instead of a 404.
+        self.deleted_customers: set[str] = set()
+        # Failures queued for one path only (answered before ``failures``).
+        self.path_failures: dict[str, list[Callable[[Any, Any], dict | None]]] = {}
         for path in self.objects:
             mocker.get(f"{api_url}{path}", json=self._list)
         mocker.get(f"{api_url}/v1/account", json=self._account)
         mocker.get(re.compile(re.escape(api_url) + r"/v1/invoices/[^/]+/lines"), json=self._nested)
         mocker.get(f"{api_url}/v1/subscription_items", json=self._nested)
+        plurals = "|".join(re.escape(path.removeprefix("/v1/")) for path in LIST_PATHS.values())
+        mocker.get(
+            re.compile(re.escape(api_url) + rf"/v1/(?:{plurals})/[^/?]+(?:\?|$)"),
+            json=self._retrieve,
+        )
 
     def add(self, stream: str, objects: list[dict]) -> list[dict]:
-        """Make ``objects`` visible in ``stream``'s list."""
+        """Make ``objects`` visible in ``stream``'s list (and retrievable by id)."""
         self.objects[LIST_PATHS[stream]].extend(objects)
+        self.current[stream].update((obj["id"], obj) for obj in objects)
         return objects
 
-    def list_requests(self, stream: str) -> list[dict[str, str]]:
+    def put(self, stream: str, obj: dict) -> dict:
+        """Make ``obj`` what retrieving its id answers (the list is left alone)."""
+        self.current[stream][obj["id"]] = obj
+        return obj
+
+    def delete(self, stream: str, object_id: str) -> None:
+        """Delete an object as Stripe does: it leaves the list; retrieving it answers 404,
+        or the ``deleted: true`` stub for a customer."""
+        path = LIST_PATHS[stream]
+        self.objects[path] = [obj for obj in self.objects[path] if obj["id"] != object_id]
+        self.current[stream].pop(object_id, None)
+        if stream == "customer":
+            self.deleted_customers.add(object_id)
+
+    def add_event(
+        self,
+        event_type: str,
+        obj: dict,
+        *,
+        created: int,
+        api_version: str | None = PINNED_API_VERSION,
+    ) -> dict:
+        """Make an event about ``obj`` visible on ``/v1/events``."""
+        event = make_event(event_type, obj, created=created, api_version=api_version)
+        self.objects[EVENTS_PATH].append(event)
+        return event
+
+    def fail_path(self, path: str, *responses: Callable[[Any, Any], dict | None]) -> None:
+        """Answer the next requests to ``path`` with ``responses``, one each."""
+        self.path_failures.setdefault(path, []).extend(responses)
+
+    def list_requests(self, stream: str) -> list[dict[str, Any]]:
         """Query parameters of the requests made to ``stream``'s list endpoint."""
         return [params for path, params in self.requests if path == LIST_PATHS[stream]]
 
-    def _record(self, request: Any) -> tuple[str, dict[str, str]] | None:
+    def retrieve_requests(self, stream: str) -> list[str]:
+        """Ids retrieved from ``stream``'s endpoint, in request order."""
+        prefix = LIST_PATHS[stream] + "/"
+        return [
+            path.removeprefix(prefix)
+            for path, _ in self.requests
+            if path.startswith(prefix) and "/" not in path.removeprefix(prefix)
+        ]
+
+    def _record(self, request: Any) -> tuple[str, dict[str, Any]]:
         parsed = urlparse(request.url)
-        params = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+        params: dict[str, Any] = {
+            key: values if key.endswith("[]") else values[-1]
+            for key, values in parse_qs(parsed.query).items()
+        }
         self.requests.append((parsed.path, params))
         return parsed.path, params
 
@@ -102,6 +198,9 @@ class FakeStripe:
             context.status_code = 400
             context.headers["Request-Id"] = "req_cutoff"
             return {"error": {"type": "invalid_request_error", "message": "cut off"}}
+        queued = self.path_failures.get(urlparse(request.url).path)
+        if queued:
+            return queued.pop(0)(request, context)
         if self.failures:
             return self.failures.pop(0)(request, context)
         return None
@@ -112,6 +211,11 @@ class FakeStripe:
         if failure is not None:
             return failure
         items = self.objects[path]
+        if path == EVENTS_PATH:
+            filtered = self._filter_events(items, params, context)
+            if isinstance(filtered, dict):
+                return filtered
+            items = filtered
         if "created[gte]" in params:
             items = [o for o in items if o["created"] >= int(params["created[gte]"])]
         if "created[lt]" in params:
@@ -120,6 +224,28 @@ class FakeStripe:
             if key in ("status",):
                 items = [o for o in items if value == "all" or o.get(key) == value]
         return self._page(items, params, path, context)
+
+    def _filter_events(
+        self, events: list[dict], params: dict[str, Any], context: Any
+    ) -> list[dict] | dict:
+        """The events ``type``/``types[]`` select, or Stripe's 400 for a bad filter."""
+        if "type" in params and "types[]" in params:
+            return invalid_request(context, "You may only specify one of: type, types")
+        if "type" in params:
+            return [e for e in events if type_matches(params["type"], e["type"])]
+        if "types[]" in params:
+            names = params["types[]"]
+            if len(names) > MAX_TYPES:
+                return invalid_request(context, f"types: at most {MAX_TYPES} event types")
+            wildcards = [name for name in names if "*" in name]
+            if wildcards:
+                return invalid_request(
+                    context,
+                    f"Invalid types[]: '{wildcards[0]}' is not a valid event type; "
+                    "wildcards are only allowed with type",
+                )
+            return [e for e in events if e["type"] in names]
+        return events
 
     def _page(self, items: list[dict], params: dict[str, str], path: str, context: Any) -> dict:
         items = sorted(items, key=lambda o: (o.get("created", 0), o["id"]), reverse=True)
@@ -141,6 +267,27 @@ class FakeStripe:
         self._record(request)
         failure = self._maybe_fail(request, context)
         return failure if failure is not None else self.account
+
+    def _retrieve(self, request: Any, context: Any) -> dict:
+        path, _ = self._record(request)
+        failure = self._maybe_fail(request, context)
+        if failure is not None:
+            return failure
+        list_path, _, object_id = path.rpartition("/")
+        stream = next(name for name, known in LIST_PATHS.items() if known == list_path)
+        if object_id in self.current[stream]:
+            return self.current[stream][object_id]
+        if stream == "customer" and object_id in self.deleted_customers:
+            return {"id": object_id, "object": "customer", "deleted": True}
+        context.status_code = 404
+        return {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "resource_missing",
+                "param": "id",
+                "message": f"No such {stream}: '{object_id}'",
+            }
+        }
 
     def _nested(self, request: Any, context: Any) -> dict:
         path, params = self._record(request)
