@@ -53,7 +53,7 @@ def reference(shared_sim: SimHandle, tmp_path_factory: pytest.TempPathFactory) -
     folder = tmp_path_factory.mktemp("reference")
     configs = write_configs(folder, shared_sim)
     tap_output = folder / "tap.jsonl"
-    states = run_pipe(configs, tap_output=tap_output)
+    states = run_pipe(configs, tap_output=tap_output).states
     return Reference(configs, tap_output, states)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import duckdb
+from tap_stripe.changes import event_queries
 from tap_stripe.tables import TABLES
 
 from tests.stripe_sim.runner import SimHandle
@@ -34,6 +35,25 @@ STATE_TABLE = "_singer_state"
 # The tap's own table registry names the streams and their list endpoints.
 STREAMS = tuple(sorted(table.name for table in TABLES))
 LIST_PATHS = {table.path: table.name for table in TABLES if not table.single_object}
+# Tables whose updates and deletes the tap reads from /v1/events ("tracked"), and the
+# /v1/events filter each of its change-capture requests carries -> its table.
+TRACKED = tuple(sorted(table.name for table in TABLES if table.event_types))
+DELETABLE = frozenset(table.name for table in TABLES if table.deletable)
+EVENTS_PATH = "/v1/events"
+EVENT_QUERIES = {
+    (key, tuple(value) if isinstance(value, list) else (value,)): table.name
+    for table in TABLES
+    for query in event_queries(table.event_types)
+    for key, value in query.items()
+}
+# Columns the target adds to tracked tables: when a row was deleted from Stripe, and the
+# table version (sync start) of the full read that last wrote it.
+DELETED_AT = "_sdc_deleted_at"
+TABLE_VERSION = "_sdc_table_version"
+CHANGE_COLUMNS = frozenset({DELETED_AT, TABLE_VERSION})
+# A run with nothing new: one list request per table (the account: one GET), plus the
+# /v1/events requests of every tracked table.
+QUIET_RUN_REQUESTS = len(TABLES) + len(EVENT_QUERIES)
 LOOKBACK = 300  # the tap's default lookback_window
 # Lists Stripe cuts at 10 entries and the tap completes: stream -> (field, path, params).
 NESTED_LISTS = {
@@ -89,33 +109,45 @@ def write_configs(
     return Configs(folder / "tap.json", folder / "target.json", database)
 
 
+@dataclass(frozen=True)
+class PipeRun:
+    """What a finished pipe printed: the target's states, and both commands' logs."""
+
+    states: str
+    stderr: str
+
+
 def run_pipe(
     configs: Configs,
     *,
     resume: bool = False,
+    state: Path | None = None,
     catalog: Path | None = None,
     tap_output: Path | None = None,
     state_substitution: bool = False,
-) -> str:
-    """``tap-stripe | target-duckdb`` through bash; returns the target's stdout (states).
+) -> PipeRun:
+    """``tap-stripe | target-duckdb`` through bash; asserts it exits 0.
 
     ``resume`` first saves ``target-duckdb-state --config target.json`` and passes it as
-    ``--state``; ``state_substitution`` runs the one-liner form instead,
+    ``--state``; ``state`` passes a state file of the test's own instead;
+    ``state_substitution`` runs the one-liner form,
     ``--state <(target-duckdb-state --config target.json)``. ``tap_output`` keeps a copy
     of the tap's messages (tee).
     """
     tap = [str(TAP), "--config", str(configs.tap)]
     if catalog is not None:
         tap += ["--catalog", str(catalog)]
-    state = shlex.join([str(TARGET_STATE), "--config", str(configs.target)])
+    saved_state = shlex.join([str(TARGET_STATE), "--config", str(configs.target)])
     state_file = configs.tap.with_name("state.json")
     command = ""
     if resume:
-        command = f"{state} > {shlex.quote(str(state_file))} && "
+        command = f"{saved_state} > {shlex.quote(str(state_file))} && "
         tap += ["--state", str(state_file)]
+    elif state is not None:
+        tap += ["--state", str(state)]
     command += shlex.join(tap)
     if state_substitution:
-        command += f" --state <({state})"
+        command += f" --state <({saved_state})"
     if tap_output is not None:
         command += f" | tee {shlex.quote(str(tap_output))}"
     command += " | " + shlex.join([str(TARGET), "--config", str(configs.target)])
@@ -129,7 +161,7 @@ def run_pipe(
     assert result.returncode == 0, (
         f"pipeline failed ({result.returncode}):\n{result.stderr[-3000:]}"
     )
-    return result.stdout
+    return PipeRun(result.stdout, result.stderr)
 
 
 def persisted_state(configs: Configs) -> dict[str, Any]:
@@ -151,6 +183,15 @@ def bookmarks(state: Mapping[str, Any]) -> dict[str, int]:
         stream: entry["replication_key_value"]
         for stream, entry in state.get("bookmarks", {}).items()
         if "replication_key_value" in entry
+    }
+
+
+def events_cursors(state: Mapping[str, Any]) -> dict[str, int]:
+    """Stream -> events cursor, for the streams that have one."""
+    return {
+        stream: entry["events_cursor"]
+        for stream, entry in state.get("bookmarks", {}).items()
+        if "events_cursor" in entry
     }
 
 
@@ -178,10 +219,34 @@ def tables(database: Path) -> set[str]:
 
 
 def read_table(database: Path, table: str) -> list[dict[str, Any]]:
-    """Every row as the JSON object DuckDB makes of it (JSON columns nested), by id."""
+    """Every row as the JSON object DuckDB makes of it (JSON columns nested), by id.
+
+    Without the table version: it names the run that last read the whole table, which
+    differs between runs that land the same data."""
     with connect(database) as connection:
         rows = connection.execute(f'select to_json(t) from {SCHEMA}."{table}" t').fetchall()
-    return sorted((json.loads(row) for (row,) in rows), key=lambda row: row["id"])
+    return sorted((_without_version(json.loads(row)) for (row,) in rows), key=lambda row: row["id"])
+
+
+def _without_version(row: dict[str, Any]) -> dict[str, Any]:
+    row.pop(TABLE_VERSION, None)
+    return row
+
+
+def table_versions(database: Path, table: str) -> dict[str, int | None]:
+    """Row id -> ``_sdc_table_version``."""
+    with connect(database) as connection:
+        rows = connection.execute(f'select id, {TABLE_VERSION} from {SCHEMA}."{table}"').fetchall()
+    return dict(rows)
+
+
+def deleted_at(database: Path, table: str) -> dict[str, float]:
+    """Id -> ``_sdc_deleted_at`` (unix seconds) of the rows marked deleted."""
+    with connect(database) as connection:
+        rows = connection.execute(
+            f'select id, epoch({DELETED_AT}) from {SCHEMA}."{table}" where {DELETED_AT} is not null'
+        ).fetchall()
+    return dict(rows)
 
 
 def read_all(database: Path) -> dict[str, list[dict[str, Any]]]:
@@ -224,7 +289,8 @@ def truth(sim: SimHandle, stream: str) -> list[dict[str, Any]]:
 def assert_rows_match(
     rows: list[dict[str, Any]], expected: list[dict[str, Any]], table: str
 ) -> None:
-    """Same ids in the same order, every value equal; columns the object lacks are NULL."""
+    """Same ids in the same order, every value equal; columns the object lacks are NULL
+    (``_sdc_deleted_at`` too: these rows are live)."""
     assert [row["id"] for row in rows] == [obj["id"] for obj in expected], table
     for row, obj in zip(rows, expected, strict=True):
         assert set(obj) <= set(row), (table, obj["id"], set(obj) - set(row))
@@ -241,15 +307,39 @@ def assert_matches_truth(
         assert_rows_match(read_table(database, stream), truth(sim, stream), stream)
 
 
-def assert_reads_only_since(log: list[dict[str, Any]], since: Mapping[str, int]) -> None:
+def change_capture_table(entry: Mapping[str, Any]) -> str | None:
+    """The tracked table a logged ``/v1/events`` request reads the changes of (it filters
+    by ``type`` or ``types[]``), None for any other request."""
+    if entry["path"] != EVENTS_PATH:
+        return None
+    query = parse_qs(entry["query"])
+    for key in ("type", "types[]"):
+        if key in query:
+            return EVENT_QUERIES[(key, tuple(query[key]))]
+    return None
+
+
+def assert_reads_only_since(log: list[dict[str, Any]], state: Mapping[str, Any]) -> None:
     """Every list request of ``log`` (the simulator's request log) asks only for objects
-    created at or after its stream's bookmark in ``since`` minus the lookback."""
+    created at or after its stream's bookmark in ``state`` minus the lookback, and every
+    change-capture request only for events since the table's events cursor minus the
+    lookback."""
+    since = bookmarks(state)
+    cursors = events_cursors(state)
+    assert set(cursors) == set(TRACKED)
     list_requests = [entry for entry in log if entry["path"] in LIST_PATHS]
-    assert {LIST_PATHS[entry["path"]] for entry in list_requests} == set(since)
-    for entry in list_requests:
+    captures = [entry for entry in list_requests if change_capture_table(entry)]
+    creations = [entry for entry in list_requests if not change_capture_table(entry)]
+    assert {LIST_PATHS[entry["path"]] for entry in creations} == set(since)
+    assert {change_capture_table(entry) for entry in captures} == set(TRACKED)
+    for entry in creations:
         query = parse_qs(entry["query"])
         stream = LIST_PATHS[entry["path"]]
         assert int(query["created[gte]"][0]) >= since[stream] - LOOKBACK, entry
+    for entry in captures:
+        query = parse_qs(entry["query"])
+        table = change_capture_table(entry)
+        assert int(query["created[gte]"][0]) >= cursors[table] - LOOKBACK, entry
     assert len(log) < 40, f"{len(log)} requests for a handful of new objects"
 
 

@@ -71,7 +71,7 @@ def test_meltano_run_then_incremental_run_from_meltanos_state(
     project.run("run", "tap-stripe", "target-duckdb", env=settings)
 
     log = sim.stats(log=True)["log"]
-    assert_reads_only_since(log, first)
+    assert_reads_only_since(log, first_state)
     assert_matches_truth(database, sim)
     second = _meltano_state(project)
     assert all(value > first[stream] for stream, value in bookmarks(second).items())
