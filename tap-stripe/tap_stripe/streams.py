@@ -30,9 +30,16 @@ import orjson
 from singer_sdk import Stream
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.mapper import SameRecordTransform
-from singer_sdk.singerlib import ActivateVersionMessage, RecordMessage, SchemaMessage
+from singer_sdk.singerlib import (
+    ActivateVersionMessage,
+    Metadata,
+    MetadataMapping,
+    RecordMessage,
+    SchemaMessage,
+)
 
 from tap_stripe.changes import (
+    DELETED_AT,
     EVENT_RETENTION_SECONDS,
     ChangeSet,
     cursor_usable,
@@ -113,6 +120,19 @@ class StripeStream(Stream):
         self._nested_pool: ThreadPoolExecutor | None = None
         self._prefetched: tuple[Iterable[Page], ReadPlan] | None = None
         self._nested_lock = threading.Lock()
+
+    @property
+    def metadata(self) -> MetadataMapping:
+        """The SDK's metadata, with the tombstone column always selected.
+
+        A field selection that left ``_sdc_deleted_at`` out (or a catalog written before
+        it existed) would turn every tombstone into a plain upsert of a live-looking row.
+        """
+        metadata = super().metadata
+        entry = metadata.get(("properties", DELETED_AT))
+        if entry is not None and self._captures_changes:
+            entry.inclusion = Metadata.InclusionType.AUTOMATIC
+        return metadata
 
     @property
     def client(self) -> StripeClient:

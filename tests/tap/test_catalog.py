@@ -76,12 +76,12 @@ def test_catalog_selects_streams_and_fields(stripe: FakeStripe) -> None:
     assert result.error is None
     assert set(result.records) == {"charge", "customer"}
     assert {path for path, _ in stripe.requests} == {"/v1/charges", "/v1/customers"}
-    # The key and the replication key are always included.
+    # The key, the replication key and the tombstone column are always included.
     for record in result.records["charge"]:
         assert set(record) == {"id", "created", "amount", "currency"}
     assert result.records["customer"][0].keys() == {"id", "created", "email"}
     charge_schema = result.schemas["charge"][0]["schema"]["properties"]
-    assert set(charge_schema) == {"id", "created", "amount", "currency"}
+    assert set(charge_schema) == {"id", "created", "amount", "currency", "_sdc_deleted_at"}
     # Nothing is re-announced: deselected fields are not "unknown", and a property the
     # schema does not know was not selected either.
     assert len(result.schemas["charge"]) == 1

@@ -580,11 +580,6 @@ def test_the_api_key_appears_in_no_output_of_a_change_capture_run(
 # ---- field selection -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_sdc_deleted_at has inclusion 'available': a selection of other fields drops it "
-    "and a tombstone reaches the target as a plain upsert (the delete is lost)",
-)
 def test_a_field_selection_keeps_the_tombstone_column(stripe: FakeStripe) -> None:
     now = int(time.time())
     gone = stripe.add("customer", [make_object("customer", now - 10 * DAY)])[0]
