@@ -395,6 +395,20 @@ class Pipeline:
             passed += 1
         self.forwarded += passed
 
+    def forward_until_record_of(self, stream: str) -> None:
+        """Pass tap lines to the target until the first RECORD of ``stream``, which is
+        read but not passed."""
+        assert self.tap.stdout is not None and self.target.stdin is not None
+        while True:
+            line = self.tap.stdout.readline()
+            assert line, f"the tap finished without a record of {stream}"
+            message = json.loads(line)
+            if message["type"] == "RECORD" and message["stream"] == stream:
+                return
+            self.target.stdin.write(line)
+            self.target.stdin.flush()
+            self.forwarded += 1
+
     def end_input(self) -> int:
         """Close the target's input (the tap is gone) and wait for the target to finish."""
         assert self.target.stdin is not None

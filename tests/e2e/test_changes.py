@@ -1,0 +1,414 @@
+"""Change capture end to end: objects created, updated and deleted in the simulator between
+runs reach DuckDB through `tap-stripe | target-duckdb`, and after every run each table
+equals the simulator's truth, with deleted rows flagged (or gone under ``hard_delete``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tap_stripe.client import DEFAULT_API_VERSION
+from tap_stripe.tables import TABLES_BY_NAME
+
+from tests.e2e.harness import (
+    DELETABLE,
+    DELETED_AT,
+    EVENT_QUERIES,
+    LIST_PATHS,
+    LOOKBACK,
+    SIM_KNOBS,
+    STREAMS,
+    TAP,
+    TRACKED,
+    Configs,
+    Pipeline,
+    assert_rows_match,
+    bookmarks,
+    change_capture_table,
+    deleted_at,
+    events_cursors,
+    persisted_state,
+    read_table,
+    run_pipe,
+    tables,
+    tap_records,
+    truth,
+    write_configs,
+)
+from tests.stripe_sim.runner import SimHandle, run_simulator
+
+pytestmark = pytest.mark.e2e
+
+# The simulator's clock runs this far behind the tap's: everything a test changes before
+# starting the tap is stamped before the second the tap starts in (which the tap leaves
+# to its next run), so no test waits for the clock.
+CLOCK_LAG = 2
+DAY = 86_400
+NESTED_PATHS = ("/v1/subscription_items",)  # and /v1/invoices/{id}/lines
+# Creates, updates and deletes in every table the simulator can change; Stripe cannot
+# delete charges, and a deleted subscription is cancelled (an update).
+MUTATION: dict[str, dict[str, int]] = {
+    "product": {"create": 1, "update": 2, "delete": 1},
+    "price": {"create": 2, "update": 2, "delete": 1},
+    "coupon": {"create": 1, "update": 1, "delete": 1},
+    "customer": {"create": 3, "update": 3, "delete": 2},
+    "subscription": {"create": 2, "update": 3, "delete": 2},
+    "invoice": {"create": 3, "update": 3, "delete": 2},
+    "charge": {"create": 10, "update": 4},
+}
+
+
+@pytest.fixture
+def sim() -> Iterator[SimHandle]:
+    """A simulator of the test's own (they mutate it), its clock CLOCK_LAG seconds behind."""
+    with run_simulator(**SIM_KNOBS, now=int(time.time()) - CLOCK_LAG) as handle:
+        yield handle
+
+
+class Deletions:
+    """Ids deleted from the simulator so far, by table (the tables the tap tombstones)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, set[str]] = {stream: set() for stream in DELETABLE}
+
+    def mutate(self, sim: SimHandle, **mutation: dict[str, int]) -> dict[str, Any]:
+        """Apply ``mutation``; fail unless every table was created in, updated and deleted
+        from as asked (so no test passes on a mutation that did nothing)."""
+        summary = sim.mutate(**mutation)
+        for stream, ops in mutation.items():
+            for op, count in ops.items():
+                assert len(summary[op].get(stream, [])) >= min(count, 1), (stream, op, summary)
+        for stream, ids in summary["delete"].items():
+            if stream in DELETABLE:
+                self.ids[stream] |= set(ids)
+        return summary
+
+    def seen_by_catch_up(self, summary: Mapping[str, Any]) -> dict[str, set[str]]:
+        """The deleted ids without those ``summary``'s mutation both created and deleted:
+        a catch-up re-read never sees them, so they get no row (change capture writes
+        their tombstone from the ``*.deleted`` event)."""
+        return {
+            stream: ids - set(summary["create"].get(stream, [])) for stream, ids in self.ids.items()
+        }
+
+
+def assert_equals_truth(
+    database: Path, sim: SimHandle, deleted: Mapping[str, set[str]], *, hard: bool = False
+) -> None:
+    """Every table: its live rows exactly the simulator's objects, and its rows marked
+    deleted exactly the ``deleted`` ids (none left under ``hard_delete``)."""
+    assert tables(database) == set(STREAMS)
+    for stream in STREAMS:
+        rows = read_table(database, stream)
+        live = [row for row in rows if row.get(DELETED_AT) is None]
+        assert_rows_match(live, truth(sim, stream), stream)
+        gone = {row["id"] for row in rows if row.get(DELETED_AT) is not None}
+        expected = set() if hard else deleted.get(stream, set())
+        assert gone == expected, stream
+
+
+def deletion_events(sim: SimHandle) -> dict[str, dict[str, Any]]:
+    """Object id -> the ``*.deleted`` event of a deletable table's object."""
+    found = {}
+    for event in sim.objects("event"):
+        obj = event["data"]["object"]
+        if event["type"].endswith(".deleted") and _table_of(obj) in DELETABLE:
+            found[obj["id"]] = event
+    return found
+
+
+def assert_tombstones_from_events(database: Path, sim: SimHandle, deleted: Deletions) -> None:
+    """Rows deleted through events hold the object as its ``*.deleted`` event carried it,
+    and ``_sdc_deleted_at`` is that event's time."""
+    events = deletion_events(sim)
+    for stream, ids in deleted.ids.items():
+        rows = {row["id"]: row for row in read_table(database, stream) if row["id"] in ids}
+        times = deleted_at(database, stream)
+        for object_id in ids:
+            event = events[object_id]
+            row = dict(rows[object_id])
+            row.pop(DELETED_AT)
+            assert_rows_match([row], [event["data"]["object"]], stream)
+            assert times[object_id] == event["created"], (stream, object_id)
+
+
+def _table_of(obj: Mapping[str, Any]) -> str:
+    return str(obj.get("object") or "").replace("_", "")
+
+
+def expected_refetches(
+    sim: SimHandle, cursors: Mapping[str, int], api_version: str = DEFAULT_API_VERSION
+) -> dict[str, set[str]]:
+    """Per tracked table, the ids whose events since the cursor (minus the lookback) the
+    tap cannot trust: the newest one is at another API version, or two share the newest
+    second. Objects with a ``*.deleted`` event are tombstones instead."""
+    events: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for event in sim.objects("event"):
+        obj = event["data"]["object"]
+        table = _table_of(obj)
+        if table not in cursors or not obj.get("id"):
+            continue
+        if event["created"] < cursors[table] - LOOKBACK:
+            continue
+        if any(fnmatchcase(event["type"], kind) for kind in TABLES_BY_NAME[table].event_types):
+            events.setdefault((table, obj["id"]), []).append(event)
+    refetch: dict[str, set[str]] = {table: set() for table in cursors}
+    for (table, object_id), found in events.items():
+        if table in DELETABLE and any(event["type"].endswith(".deleted") for event in found):
+            continue
+        newest = max(event["created"] for event in found)
+        last = [event for event in found if event["created"] == newest]
+        if len(last) > 1 or last[0]["api_version"] != api_version:
+            refetch[table].add(object_id)
+    return refetch
+
+
+def refetched(log: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    """(table, id) -> how often the run retrieved that object by id."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for entry in log:
+        head, _, object_id = entry["path"].rpartition("/")
+        if head in LIST_PATHS and object_id:
+            counts[(LIST_PATHS[head], object_id)] += 1
+    return counts
+
+
+def request_kinds(log: list[dict[str, Any]]) -> Counter[str]:
+    """The run's requests by kind: list pages, /v1/events pages of change capture,
+    re-fetches by id, completions of nested lists, the account."""
+    kinds: Counter[str] = Counter()
+    for entry in log:
+        path = entry["path"]
+        if change_capture_table(entry):
+            kinds["events"] += 1
+        elif path in LIST_PATHS:
+            kinds["list"] += 1
+        elif path == "/v1/account":
+            kinds["account"] += 1
+        elif path.startswith(NESTED_PATHS) or path.endswith("/lines"):
+            kinds["nested"] += 1
+        elif path.rpartition("/")[0] in LIST_PATHS:
+            kinds["refetch"] += 1
+        else:
+            kinds[path] += 1
+    return kinds
+
+
+def incremental_run(configs: Configs, sim: SimHandle, tap_output: Path) -> list[dict[str, Any]]:
+    """One run from the persisted state; returns the simulator's log of its requests."""
+    sim.reset_stats()
+    run_pipe(configs, resume=True, tap_output=tap_output)
+    return sim.stats(log=True)["log"]
+
+
+def assert_incremental_requests(
+    log: list[dict[str, Any]], refetch: Mapping[str, set[str]]
+) -> Counter[str]:
+    """One page per list and per change-capture query (the changes are few), each
+    expected object re-fetched once and nothing else but nested-list completions."""
+    kinds = request_kinds(log)
+    lists = Counter(entry["path"] for entry in log if entry["path"] in LIST_PATHS)
+    captures = Counter(change_capture_table(entry) for entry in log if change_capture_table(entry))
+    assert set(lists) == set(LIST_PATHS), lists
+    assert kinds["list"] == len(LIST_PATHS), lists
+    assert kinds["events"] == len(EVENT_QUERIES) and set(captures) == set(TRACKED), captures
+    assert kinds["account"] == 1
+    fetched = refetched(log)
+    assert all(count == 1 for count in fetched.values()), fetched
+    assert set(fetched) == {(table, i) for table, ids in refetch.items() for i in ids}
+    assert set(kinds) <= {"list", "events", "account", "refetch", "nested"}, kinds
+    return kinds
+
+
+@pytest.mark.parametrize("hard", [False, True], ids=["soft-delete", "hard-delete"])
+def test_updates_and_deletes_reach_duckdb_after_every_run(
+    sim: SimHandle, tmp_path: Path, hard: bool
+) -> None:
+    configs = write_configs(tmp_path, sim, target={"hard_delete": hard})
+    run_pipe(configs)
+    deleted = Deletions()
+    assert_equals_truth(configs.database, sim, deleted.ids, hard=hard)
+
+    for round_number in (1, 2):
+        cursors = events_cursors(persisted_state(configs))
+        assert set(cursors) == set(TRACKED)
+        deleted.mutate(sim, **MUTATION)
+        refetch = expected_refetches(sim, cursors)
+        log = incremental_run(configs, sim, tmp_path / f"run{round_number}.jsonl")
+
+        assert_equals_truth(configs.database, sim, deleted.ids, hard=hard)
+        if not hard:
+            assert_tombstones_from_events(configs.database, sim, deleted)
+        kinds = assert_incremental_requests(log, refetch)
+        # Events at the pinned version are trusted: only objects with two events in
+        # their newest second (created and updated in one mutation) are re-fetched.
+        assert kinds["refetch"] == sum(map(len, refetch.values()))
+        print(f"round {round_number}: {len(log)} requests {dict(kinds)}")
+    state = persisted_state(configs)
+    assert all(cursor > cursors[table] for table, cursor in events_cursors(state).items())
+
+
+def test_events_at_another_api_version_are_refetched(sim: SimHandle, tmp_path: Path) -> None:
+    configs = write_configs(tmp_path, sim)
+    run_pipe(configs)
+    cursors = events_cursors(persisted_state(configs))
+    sim.set_knobs(other_api_version_rate=1.0)
+    deleted = Deletions()
+    summary = deleted.mutate(sim, **MUTATION)
+    refetch = expected_refetches(sim, cursors)
+    tap_output = tmp_path / "run.jsonl"
+    log = incremental_run(configs, sim, tap_output)
+
+    # Every object changed (not deleted) in a tracked table is re-fetched, once.
+    for stream in TRACKED:
+        changed = set(summary["create"].get(stream, [])) | set(summary["update"].get(stream, []))
+        if stream not in DELETABLE:
+            changed |= set(summary["delete"].get(stream, []))
+        assert changed - deleted.ids.get(stream, set()) <= refetch[stream], stream
+    kinds = assert_incremental_requests(log, refetch)
+    print(f"other API version: {len(log)} requests {dict(kinds)}")
+
+    # The old-version payloads leave null fields out; what the tap wrote has them all.
+    truths = {stream: {obj["id"]: obj for obj in truth(sim, stream)} for stream in TRACKED}
+    slim = [
+        event
+        for event in sim.objects("event")
+        if event["api_version"] != DEFAULT_API_VERSION
+        and (obj := event["data"]["object"])["id"] in truths.get(_table_of(obj), {})
+        and set(truths[_table_of(obj)][obj["id"]]) - set(obj)
+    ]
+    assert slim, "no event payload left a field out: the test would prove nothing"
+    for stream, records in tap_records(tap_output).items():
+        for record in records:
+            if record["id"] in truths.get(stream, {}):
+                assert set(truths[stream][record["id"]]) <= set(record), (stream, record["id"])
+    assert_equals_truth(configs.database, sim, deleted.ids)
+
+
+def _catch_up_state(state: dict[str, Any], *, cursor: int | None) -> dict[str, Any]:
+    """``state`` with every tracked table's events cursor at ``cursor`` (None: removed,
+    as in state written before change capture)."""
+    for stream in TRACKED:
+        entry = state["bookmarks"][stream]
+        if cursor is None:
+            del entry["events_cursor"]
+        else:
+            entry["events_cursor"] = cursor
+    return state
+
+
+@pytest.mark.parametrize(
+    ("cursor_age_days", "hard"),
+    [(40, False), (None, True)],
+    ids=["cursor-40-days-old-soft-delete", "no-cursor-hard-delete"],
+)
+def test_catch_up_when_events_cannot_be_read(
+    sim: SimHandle, tmp_path: Path, cursor_age_days: int | None, hard: bool
+) -> None:
+    configs = write_configs(tmp_path, sim, target={"hard_delete": hard})
+    run_pipe(configs)
+    deleted = Deletions()
+    summary = deleted.mutate(sim, **MUTATION)
+    cursor = None if cursor_age_days is None else int(time.time()) - cursor_age_days * DAY
+    before = persisted_state(configs)
+    state_file = tmp_path / "old-state.json"
+    state_file.write_text(json.dumps(_catch_up_state(before, cursor=cursor)))
+
+    sim.reset_stats()
+    run = run_pipe(configs, state=state_file)
+    log = sim.stats(log=True)["log"]
+
+    warnings = [line for line in run.stderr.splitlines() if "CATCH-UP" in line]
+    for stream in STREAMS:
+        mine = [line for line in warnings if f"'{stream}'" in line]
+        assert len(mine) == (1 if stream in TRACKED else 0), (stream, mine)
+    assert len(warnings) == len(TRACKED), warnings
+    assert not [entry for entry in log if change_capture_table(entry)]
+    assert not refetched(log)
+    assert_equals_truth(configs.database, sim, deleted.seen_by_catch_up(summary), hard=hard)
+    after = persisted_state(configs)
+    assert events_cursors(after).keys() == set(TRACKED)
+    assert all(value >= bookmarks(before)[s] for s, value in bookmarks(after).items())
+
+    # The next run is an ordinary incremental one again; its lookback re-reads the
+    # events of the mutation above, tombstoning also the objects the catch-up never saw.
+    deleted.mutate(sim, customer={"update": 1, "delete": 1}, charge={"create": 2})
+    sim.reset_stats()
+    run = run_pipe(configs, resume=True)
+    assert "CATCH-UP" not in run.stderr
+    log = sim.stats(log=True)["log"]
+    assert {change_capture_table(entry) for entry in log} - {None} == set(TRACKED)
+    assert_equals_truth(configs.database, sim, deleted.ids, hard=hard)
+
+
+def test_interrupted_catch_up_starts_over(sim: SimHandle, tmp_path: Path) -> None:
+    """A catch-up killed half-way leaves the tables it had not finished at their old
+    cursor: the next run catches those up again, and no delete is missed."""
+    configs = write_configs(tmp_path, sim)
+    run_pipe(configs)
+    deleted = Deletions()
+    # Only objects the first sync saw are deleted: both catch-ups and change capture
+    # then owe the same tombstones.
+    deleted.mutate(sim, **{stream: {"update": 2, "delete": 1} for stream in DELETABLE})
+    old = int(time.time()) - 40 * DAY
+    state_file = tmp_path / "old-state.json"
+    state_file.write_text(json.dumps(_catch_up_state(persisted_state(configs), cursor=old)))
+    with Pipeline(configs, state_file=state_file) as pipeline:
+        pipeline.forward_until_record_of("coupon")
+        pipeline.tap.kill()
+        assert pipeline.wait(pipeline.tap) == -9
+        assert pipeline.end_input() == 0
+
+    cursors = events_cursors(persisted_state(configs))
+    behind = {stream for stream, cursor in cursors.items() if cursor == old}
+    assert "coupon" in behind, cursors
+    assert behind < set(TRACKED), "the kill came before any catch-up completed"
+    run = run_pipe(configs, resume=True)
+    caught_up = {stream for stream in TRACKED if f"'{stream}': CATCH-UP" in run.stderr}
+    assert caught_up == behind
+    assert_equals_truth(configs.database, sim, deleted.ids)
+    assert old not in events_cursors(persisted_state(configs)).values()
+
+
+def _select_customer_fields(configs: Configs, fields: set[str], folder: Path) -> Path:
+    """A catalog selecting ``fields`` of customer (plus its automatic ones), nothing else."""
+    discovered = subprocess.run(
+        [str(TAP), "--config", str(configs.tap), "--discover"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    catalog = json.loads(discovered.stdout)
+    for entry in catalog["streams"]:
+        wanted = entry["tap_stream_id"] == "customer"
+        for metadata in entry["metadata"]:
+            breadcrumb = metadata["breadcrumb"]
+            if not breadcrumb:
+                metadata["metadata"]["selected"] = wanted
+            elif wanted and len(breadcrumb) == 2:
+                metadata["metadata"]["selected"] = breadcrumb[-1] in fields
+    path = folder / "catalog.json"
+    path.write_text(json.dumps(catalog))
+    return path
+
+
+def test_field_selection_keeps_deletes(sim: SimHandle, tmp_path: Path) -> None:
+    """A selection of some fields still lands deletes (``_sdc_deleted_at`` is automatic)."""
+    configs = write_configs(tmp_path, sim)
+    catalog = _select_customer_fields(configs, {"email"}, tmp_path)
+    run_pipe(configs, catalog=catalog)
+    deleted = Deletions()
+    deleted.mutate(sim, customer={"update": 1, "delete": 2})
+    run_pipe(configs, resume=True, catalog=catalog)
+
+    assert set(deleted_at(configs.database, "customer")) == deleted.ids["customer"]
+    live = {row["id"]: row for row in read_table(configs.database, "customer")}
+    for obj in truth(sim, "customer"):
+        assert live[obj["id"]]["email"] == obj["email"]
