@@ -232,9 +232,10 @@ class TargetDuckDB(Target):
         keys = message.key_properties or []
         if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
             raise BadSchemaError(f"SCHEMA for stream '{stream}' has invalid key_properties")
-        if self._schemas_seen.get(stream) == (message.schema, keys):
+        seen = self._schemas_seen.get(stream)
+        if seen == (message.schema, keys):
             return
-        check_schema(stream, message.schema)
+        check_schema(stream, message.schema, seen[0] if seen else None)
         try:
             self.mapper.register_raw_stream_schema(stream, message.schema, keys)
         except (MapExpressionError, StreamMapConfigError) as error:

@@ -34,6 +34,16 @@ AFTER = [record("t", id=2, v="never"), state({"n": 2})]
             "input line 4: SCHEMA for stream 'u' is not a valid JSON Schema at properties/id/type",
         ),
         (
+            # A re-announcement adding a property: only the addition is checked, but checked.
+            schema_message("t", {**PROPS, "w": {"type": "strnig"}}),
+            "input line 4: SCHEMA for stream 't' is not a valid JSON Schema at properties/w/type",
+        ),
+        (
+            # A re-announcement changing a property is checked whole.
+            schema_message("t", {**PROPS, "v": {"type": "strnig"}, "w": {"type": "string"}}),
+            "input line 4: SCHEMA for stream 't' is not a valid JSON Schema at properties/v/type",
+        ),
+        (
             record("t", id=3, v=5),
             "input line 4: record for stream 't' fails validation: property 'v' is integer, "
             "schema allows null, string",
