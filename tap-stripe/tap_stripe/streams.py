@@ -49,7 +49,7 @@ from tap_stripe.changes import (
     tombstone,
 )
 from tap_stripe.client import StripeAPIError, StripeClient, StripeError
-from tap_stripe.fetcher import Page, PageFetcher
+from tap_stripe.fetcher import FetchPage, Page, PageFetcher
 from tap_stripe.output import FastSingerWriter
 from tap_stripe.records import KeyCheck, NestedListCheck, RawRecord, cursor_of, split_page
 from tap_stripe.tables import TableSpec
@@ -105,6 +105,21 @@ class ReadPlan:
     catch_up: bool = False
 
 
+@dataclass
+class _Reading:
+    """One run's reading of a table: its plan, its listed pages, its events' pages."""
+
+    plan: ReadPlan
+    pages: Iterable[Page]
+    events: list[PageFetcher]
+
+    def close(self) -> None:
+        """Stop whatever is still being fetched."""
+        for fetcher in (self.pages, *self.events):
+            if isinstance(fetcher, PageFetcher):
+                fetcher.close()
+
+
 class StripeStream(Stream):
     """A Stripe table: a paged list endpoint, or a single object (``account``)."""
 
@@ -118,7 +133,7 @@ class StripeStream(Stream):
         self._stripe_tap = tap
         self._nested_check = NestedListCheck(spec.nested_lists) if spec.nested_lists else None
         self._nested_pool: ThreadPoolExecutor | None = None
-        self._prefetched: tuple[Iterable[Page], ReadPlan] | None = None
+        self._prefetched: _Reading | None = None
         self._nested_lock = threading.Lock()
 
     @property
@@ -330,47 +345,58 @@ class StripeStream(Stream):
         )
         return ReadPlan(floor, end, bookmark, version=version, catch_up=True)
 
-    def _pages(self) -> tuple[Iterable[Page], ReadPlan]:
-        """Every page to read, and the plan they follow."""
+    def _start_reading(self, *, with_events: bool = True) -> _Reading:
+        """Plan this run's reading of the table and start fetching its pages (and events)."""
         if self.spec.replication_key is None:
-            return self._pages_full_table(), ReadPlan(0, 0)
+            return _Reading(ReadPlan(0, 0), self._pages_full_table(), [])
         plan = self._plan()
+        events = self._event_fetchers(plan) if with_events else []
         if plan.start >= plan.end:
             self.logger.info(
                 "Nothing to list: range starts at %d, sync started at %d", plan.start, plan.end
             )
-            return iter(()), plan
+            return _Reading(plan, iter(()), events)
         self.logger.info("Reading created in [%d, %d)", plan.start, plan.end)
-        fetcher = PageFetcher(
-            f"tap-stripe-{self.name}",
-            self._fetch,
-            [Window(plan.start, plan.end)],
+        return _Reading(plan, self._fetcher("", self._fetch, plan.start, plan.end), events)
+
+    def _fetcher(self, kind: str, fetch: FetchPage, start: int, end: int) -> PageFetcher:
+        """Threads fetching the pages of ``created`` in ``[start, end)`` with ``fetch``."""
+        return PageFetcher(
+            f"tap-stripe-{self.name}{kind}",
+            fetch,
+            [Window(start, end)],
             workers=self._stripe_tap.concurrency,
             slots=self._stripe_tap.fetch_slots,
             budget=self._stripe_tap.page_budget,
-            on_close=self._close_nested_pool,
+            on_close=None if kind else self._close_nested_pool,
         )
-        return fetcher, plan
 
     # ---- change capture ------------------------------------------------------------
 
-    def _capture_changes(self, plan: ReadPlan, emitter: _Emitter) -> int:
-        """Write what changed since ``plan.events_since``, then move the events cursor.
+    def _event_fetchers(self, plan: ReadPlan) -> list[PageFetcher]:
+        """Fetchers of the table's events since ``plan.events_since``, one per query."""
+        if plan.events_since is None or plan.events_since >= plan.end:
+            return []
+        return [
+            self._fetcher(
+                "-events",
+                partial(self._fetch_list, EVENTS_PATH, query),
+                plan.events_since,
+                plan.end,
+            )
+            for query in event_queries(self.spec.event_types)
+        ]
+
+    def _capture_changes(self, reading: _Reading, emitter: _Emitter) -> int:
+        """Write what changed since the events cursor, then move the cursor.
 
         Runs before the ``created`` pages are written: those were listed after the run
         started, so where both hold an object the listed (newer) state is written last.
         """
+        plan = reading.plan
         assert plan.events_since is not None
         changes = ChangeSet(self.spec, self.client.api_version, self._floor())
-        for query in event_queries(self.spec.event_types):
-            fetcher = PageFetcher(
-                f"tap-stripe-{self.name}-events",
-                partial(self._fetch_list, EVENTS_PATH, query),
-                [Window(plan.events_since, plan.end)],
-                workers=self._stripe_tap.concurrency,
-                slots=self._stripe_tap.fetch_slots,
-                budget=self._stripe_tap.page_budget,
-            )
+        for fetcher in reading.events:
             for page in fetcher:
                 changes.add(page.raws)
         found = changes.changes()
@@ -427,14 +453,12 @@ class StripeStream(Stream):
     def prefetch(self) -> None:
         """Start fetching now, ahead of this stream's turn to be written."""
         if self._prefetched is None and self.spec.replication_key is not None:
-            self._prefetched = self._pages()
+            self._prefetched = self._start_reading()
 
     def cancel_prefetch(self) -> None:
         """Stop any fetching this stream still does (its turn never came, or failed)."""
         if self._prefetched is not None:
-            pages = self._prefetched[0]
-            if isinstance(pages, PageFetcher):
-                pages.close()
+            self._prefetched.close()
             self._prefetched = None
 
     # ---- emitting ------------------------------------------------------------------
@@ -454,16 +478,17 @@ class StripeStream(Stream):
         """
         if not write_messages:
             return list(self.get_records(context))
-        pages, plan = self._prefetched or self._pages()
+        reading = self._prefetched or self._start_reading()
         self._prefetched = None
+        plan = reading.plan
         emitter = _Emitter(self, version=plan.version)
         frontier = Frontier(plan.start)
         events_cursor = plan.end if self._captures_changes else None
         with self.get_record_counter() as counter, self.get_sync_timer():
             try:
-                if plan.events_since is not None and plan.events_since < plan.end:
-                    counter.increment(self._capture_changes(plan, emitter))
-                for page in pages:
+                if reading.events:
+                    counter.increment(self._capture_changes(reading, emitter))
+                for page in reading.pages:
                     counter.increment(emitter.emit(page))
                     if page.finished is None:
                         continue
@@ -475,6 +500,7 @@ class StripeStream(Stream):
                     ):
                         self._save_progress(bookmark=frontier.position, events_cursor=events_cursor)
             finally:
+                reading.close()
                 emitter.flush()
                 self.logger.info(
                     "%d requests, %d answered 429",
@@ -494,8 +520,7 @@ class StripeStream(Stream):
 
     def get_records(self, context: types.Context | None) -> Iterable[dict]:
         """Every record, without the tap's bookmarking (for SDK callers such as tests)."""
-        pages, _ = self._pages()
-        for page in pages:
+        for page in self._start_reading(with_events=False).pages:
             yield from page.records()
 
 
