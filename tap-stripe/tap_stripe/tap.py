@@ -106,6 +106,14 @@ class TapStripe(Tap):
         api_key = self.config.get("api_key")
         if isinstance(api_key, str):
             register_secret(api_key)
+        # Discovery (``--discover``, ``meltano select --list``) makes no request: the SDK
+        # builds the tap without validating its config, and neither does the key check.
+        if kwargs.get("validate_config", True):
+            self._check_api_key(api_key)
+        self.sync_started_at = time.time()
+
+    @staticmethod
+    def _check_api_key(api_key: object) -> None:
         if not api_key:
             msg = "api_key is required (in the config file or TAP_STRIPE_API_KEY)"
             raise ConfigValidationError(msg, errors=[msg])
@@ -115,7 +123,6 @@ class TapStripe(Tap):
                 f"with one of {', '.join(KEY_PREFIXES)}"
             )
             raise ConfigValidationError(msg, errors=[msg])
-        self.sync_started_at = time.time()
 
     @cached_property
     def rate_limit(self) -> float | None:

@@ -182,3 +182,12 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert error_lines(done.stderr) == [
         f"tap-stripe: error: FileNotFoundError: File at '{tmp_path / 'nope.json'}' was not found."
     ]
+
+
+def test_discovery_needs_no_key(tmp_path: Path) -> None:
+    """``--discover`` (and so ``meltano select --list``) makes no request: no key needed."""
+    done = run(["--config", str(write_config(tmp_path, {})), "--discover"])
+
+    assert done.returncode == 0, done.stderr
+    streams = {entry["tap_stream_id"] for entry in json.loads(done.stdout)["streams"]}
+    assert {"charge", "customer", "subscription", "invoice", "account"} <= streams
