@@ -17,8 +17,11 @@ object, the newest one, and decides what the warehouse must receive:
 from __future__ import annotations
 
 import datetime
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import msgspec
@@ -101,13 +104,46 @@ _event_decoder = msgspec.json.Decoder(_Event)
 _head_decoder = msgspec.json.Decoder(_ObjectHead)
 
 
+class _PayloadFile:
+    """Event payloads kept in a temporary file instead of memory.
+
+    A day of a busy account can change hundreds of thousands of invoices of several KB
+    each; only their ids and a few numbers stay in memory.
+    """
+
+    def __init__(self) -> None:
+        # Closed by close(), which the owning ChangeSet calls on exit.
+        self._file = tempfile.TemporaryFile(prefix="tap-stripe-events-")  # noqa: SIM115
+        self._end = 0
+        self._dirty = False
+
+    def put(self, raw: RawRecord) -> tuple[int, int]:
+        """Store ``raw``; returns where it is (offset, length)."""
+        size = self._file.write(raw)
+        where = (self._end, size)
+        self._end += size
+        self._dirty = True
+        return where
+
+    def get(self, where: tuple[int, int]) -> bytes:
+        """The payload stored at ``where`` (safe from several threads once written)."""
+        if self._dirty:
+            self._file.flush()
+            self._dirty = False
+        offset, size = where
+        return os.pread(self._file.fileno(), size, offset)
+
+    def close(self) -> None:
+        self._file.close()
+
+
 @dataclass
 class _Latest:
     """The newest event seen for one object."""
 
     event_id: str
     created: int
-    raw: msgspec.Raw
+    payload: tuple[int, int]
     trusted: bool
     tied: bool = False
     deleted_at: int | None = None
@@ -115,16 +151,20 @@ class _Latest:
 
 @dataclass(frozen=True)
 class Changes:
-    """What a table's events ask for: upserts ready to write, ids to re-fetch, tombstones."""
+    """What a table's events ask for, by object id: upsert the last event's object as it
+    is, re-fetch the object, or write a tombstone deleted at the given time."""
 
-    upserts: list[RawRecord]
-    refetch: dict[str, RawRecord]
-    tombstones: list[bytes]
+    upserts: list[str]
+    refetch: list[str]
+    tombstones: dict[str, int]
     events: int
 
 
 class ChangeSet:
-    """Folds a table's events, in any order, into the newest state per object."""
+    """Folds a table's events, in any order, into the newest state per object.
+
+    Use it as a context manager: the events' objects wait in a temporary file.
+    """
 
     def __init__(self, spec: TableSpec, api_version: str, floor: int = 0) -> None:
         self.spec = spec
@@ -133,6 +173,18 @@ class ChangeSet:
         self.object_type = spec.name
         self.events = 0
         self._latest: dict[str, _Latest] = {}
+        self._payloads = _PayloadFile()
+
+    def __enter__(self) -> ChangeSet:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._payloads.close()
 
     def add(self, raw_events: Iterable[RawRecord]) -> None:
         """Take one page of events into account."""
@@ -162,24 +214,28 @@ class ChangeSet:
         self._latest[head.id] = _Latest(
             event.id,
             event.created,
-            event.data.object,
+            self._payloads.put(event.data.object),
             trusted,
             deleted_at=event.created if deleted else None,
         )
 
     def changes(self) -> Changes:
         """The upserts, re-fetches and tombstones the events add up to."""
-        upserts: list[RawRecord] = []
-        refetch: dict[str, RawRecord] = {}
-        tombstones: list[bytes] = []
+        upserts: list[str] = []
+        refetch: list[str] = []
+        tombstones: dict[str, int] = {}
         for object_id, latest in self._latest.items():
             if latest.deleted_at is not None:
-                tombstones.append(tombstone(latest.raw, latest.deleted_at))
+                tombstones[object_id] = latest.deleted_at
             elif latest.trusted and not latest.tied:
-                upserts.append(latest.raw)
+                upserts.append(object_id)
             else:
-                refetch[object_id] = latest.raw
+                refetch.append(object_id)
         return Changes(upserts, refetch, tombstones, self.events)
+
+    def payload(self, object_id: str) -> bytes:
+        """The object carried by the newest event of ``object_id``."""
+        return self._payloads.get(self._latest[object_id].payload)
 
 
 class _DeletedStub(msgspec.Struct):

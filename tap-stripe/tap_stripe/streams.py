@@ -62,6 +62,13 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 100
 EVENTS_PATH = "/v1/events"
+# Objects re-fetched by id per round: enough to keep every request slot busy.
+REFETCH_CHUNK = 500
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def infer_schema(value: Any) -> dict:
@@ -392,50 +399,57 @@ class StripeStream(Stream):
 
         Runs before the ``created`` pages are written: those were listed after the run
         started, so where both hold an object the listed (newer) state is written last.
+        Objects go out a page at a time, so memory holds one page, not every change.
         """
         plan = reading.plan
         assert plan.events_since is not None
-        changes = ChangeSet(self.spec, self.client.api_version, self._floor())
-        for fetcher in reading.events:
-            for page in fetcher:
-                changes.add(page.raws)
-        found = changes.changes()
-        upserts = list(found.upserts)
-        tombstones = list(found.tombstones)
-        for record, deleted in self._refetch(found.refetch):
-            (tombstones if deleted else upserts).append(record)
-        self._complete_nested_lists(upserts)
-        records = upserts + tombstones
-        for start in range(0, len(records), PAGE_SIZE):
-            emitter.emit(Page(records[start : start + PAGE_SIZE], None))
+        with ChangeSet(self.spec, self.client.api_version, self._floor()) as changes:
+            for fetcher in reading.events:
+                for page in fetcher:
+                    changes.add(page.raws)
+            found = changes.changes()
+            gone = dict(found.tombstones)
+            changed = 0
+            for ids in _chunks(found.upserts, PAGE_SIZE):
+                changed += self._emit_current(emitter, [changes.payload(i) for i in ids])
+            for ids in _chunks(found.refetch, REFETCH_CHUNK):
+                current: list[RawRecord] = []
+                for object_id, body in zip(ids, self._refetch(ids), strict=True):
+                    if body is None:
+                        gone[object_id] = int(time.time())
+                    else:
+                        current.append(body)
+                changed += self._emit_current(emitter, current)
+            for ids in _chunks(list(gone), PAGE_SIZE):
+                tombstones = [tombstone(changes.payload(i), gone[i]) for i in ids]
+                emitter.emit(Page(tombstones, None))
         self.logger.info(
             "Change capture: %d events since %s; %d objects changed (%d re-fetched), %d deleted",
             found.events,
             iso_time(plan.events_since),
-            len(upserts),
+            changed,
             len(found.refetch),
-            len(tombstones),
+            len(gone),
         )
         emitter.flush()
         self._save_progress(events_cursor=plan.end)
-        return len(records)
+        return changed + len(gone)
 
-    def _refetch(self, objects: Mapping[str, RawRecord]) -> list[tuple[RawRecord, bool]]:
-        """Retrieve ``objects`` (id -> last event payload) by id, concurrently.
+    def _emit_current(self, emitter: _Emitter, raws: list[RawRecord]) -> int:
+        """Write changed objects, their nested lists completed."""
+        self._complete_nested_lists(raws)
+        return emitter.emit(Page(raws, None))
 
-        Returns each one's record and whether it is a tombstone: a 404 or Stripe's
-        ``deleted: true`` stub means the object is gone.
-        """
-        if not objects:
-            return []
+    def _refetch(self, ids: list[str]) -> list[bytes | None]:
+        """Retrieve objects by id, concurrently; ``None`` for each that is gone (a 404,
+        or Stripe's ``deleted: true`` stub)."""
         with ThreadPoolExecutor(
             max_workers=self._stripe_tap.concurrency,
             thread_name_prefix=f"tap-stripe-{self.name}-refetch",
         ) as pool:
-            return list(pool.map(self._refetch_one, objects.items()))
+            return list(pool.map(self._refetch_one, ids))
 
-    def _refetch_one(self, item: tuple[str, RawRecord]) -> tuple[RawRecord, bool]:
-        object_id, last_known = item
+    def _refetch_one(self, object_id: str) -> bytes | None:
         params = {"expand[]": list(self.spec.expand)} if self.spec.expand else None
         path = f"{self.spec.path}/{quote(object_id, safe='')}"
         try:
@@ -443,10 +457,8 @@ class StripeStream(Stream):
         except StripeAPIError as exc:
             if exc.status != 404:
                 raise
-            return tombstone(last_known, time.time()), True
-        if is_deleted_stub(body):
-            return tombstone(last_known, time.time()), True
-        return body, False
+            return None
+        return None if is_deleted_stub(body) else body
 
     # ---- prefetch ------------------------------------------------------------------
 

@@ -125,11 +125,12 @@ def test_the_newest_event_wins_whatever_the_order() -> None:
     spec = TABLES_BY_NAME["charge"]
 
     for order in (raws, raws[::-1], raws[2:] + raws[:2]):
-        changes = ChangeSet(spec, "2023-08-16")
-        changes.add(order)
-        found = changes.changes()
-        assert [json.loads(bytes(raw))["amount"] for raw in found.upserts] == [4]
-        assert found.refetch == {} and found.tombstones == []
+        with ChangeSet(spec, "2023-08-16") as changes:
+            changes.add(order)
+            found = changes.changes()
+            assert found.upserts == [charge["id"]]
+            assert json.loads(changes.payload(charge["id"]))["amount"] == 4
+            assert found.refetch == [] and found.tombstones == {}
 
 
 # ---- the second run: events since the cursor ------------------------------------------
