@@ -28,6 +28,8 @@ DEFAULT_API_VERSION = "2023-08-16"
 # Below Stripe's published read limits (100/s live, 25/s test mode).
 DEFAULT_LIVE_RATE = 90.0
 DEFAULT_TEST_RATE = 20.0
+# Stripe's documented limit of one endpoint, when the global budget is unlimited.
+DEFAULT_ENDPOINT_RATE = 25.0
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -132,6 +134,47 @@ class RateLimiter:
                 self.rate = min(self.max_rate, self.rate + self.max_rate / 50)
 
 
+def endpoint_of(path: str) -> str:
+    """The Stripe endpoint a GET of ``path`` calls, its object id replaced by ``{id}``.
+
+    Stripe counts ``GET /v1/customers/cus_1`` and ``GET /v1/customers/cus_2`` against one
+    endpoint's limit (``/v1/customers/{id}``), and ``/v1/invoices/in_1/lines`` against
+    ``/v1/invoices/{id}/lines``.
+    """
+    parts = path.split("/")
+    if len(parts) > 3 and parts[3]:
+        parts[3] = "{id}"
+    return "/".join(parts)
+
+
+class EndpointBudgets:
+    """Request budgets of single endpoints, on top of the global one.
+
+    Stripe also limits each endpoint (25 requests/s unless documented otherwise). No
+    budget exists until an endpoint is answered 429 for its own limit: then that endpoint
+    alone slows down (and recovers, as the global budget does), while the other streams
+    keep the global budget.
+    """
+
+    def __init__(self, max_rate: float | None) -> None:
+        self.max_rate = max_rate or DEFAULT_ENDPOINT_RATE
+        self._limiters: dict[str, RateLimiter] = {}
+        self._lock = threading.Lock()
+
+    def get(self, endpoint: str) -> RateLimiter | None:
+        """The endpoint's budget, if it has one."""
+        return self._limiters.get(endpoint)
+
+    def throttled(self, endpoint: str, pause: float) -> None:
+        """The endpoint hit its own limit: slow it down and pause it for ``pause`` s."""
+        with self._lock:
+            limiter = self._limiters.get(endpoint)
+            if limiter is None:
+                limiter = RateLimiter(self.max_rate)
+                self._limiters[endpoint] = limiter
+        limiter.throttled(pause)
+
+
 class StripeClient:
     """One HTTP session for the whole tap."""
 
@@ -155,6 +198,7 @@ class StripeClient:
         self.api_version = api_version
         self.timeout = timeout
         self.rate_limiter = rate_limiter or RateLimiter(default_rate_for_key(api_key))
+        self.endpoint_budgets = EndpointBudgets(self.rate_limiter.max_rate)
         self.max_attempts = max(1, max_attempts)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -206,9 +250,13 @@ class StripeClient:
     ) -> bytes:
         """GET ``path`` and return the JSON body on one line (Stripe pretty-prints it)."""
         url = f"{self.api_url}{path}"
+        endpoint = endpoint_of(path)
         attempt = 0
         while True:
             attempt += 1
+            endpoint_budget = self.endpoint_budgets.get(endpoint)
+            if endpoint_budget is not None:
+                endpoint_budget.acquire()
             self.rate_limiter.acquire()
             if self._cancelled.is_set():
                 raise StripeError(f"stream '{stream}': request cancelled, the sync is ending")
@@ -229,6 +277,8 @@ class StripeClient:
             status = response.status_code
             if status < 300:
                 self.rate_limiter.succeeded()
+                if endpoint_budget is not None:
+                    endpoint_budget.succeeded()
                 content = response.content
                 if not content.rstrip().endswith(b"}"):
                     # Every Stripe answer is an object: this one was cut short.
@@ -240,10 +290,10 @@ class StripeClient:
                     return msgspec.json.format(content, indent=-1)
                 except msgspec.DecodeError as exc:
                     raise unexpected_body(stream, response) from exc
-            self._handle_error_response(stream, attempt, response)
+            self._handle_error_response(stream, attempt, response, endpoint)
 
     def _handle_error_response(
-        self, stream: str, attempt: int, response: requests.Response
+        self, stream: str, attempt: int, response: requests.Response, endpoint: str
     ) -> None:
         """Return to retry ``response``'s request, or raise the error it carries."""
         status = response.status_code
@@ -256,7 +306,10 @@ class StripeClient:
             wait = _retry_after(response)
             reason = response.headers.get("Stripe-Rate-Limited-Reason") or "rate limited"
             pause = wait if wait is not None else self._backoff(attempt)
-            self.rate_limiter.throttled(pause)
+            if reason.startswith("endpoint"):
+                self.endpoint_budgets.throttled(endpoint, pause)
+            else:
+                self.rate_limiter.throttled(pause)
             self._retry_or_raise(stream, attempt, f"HTTP 429 ({reason})", response, pause=0.0)
             return
         if status in (409,) or status >= 500 or should_retry == "true":

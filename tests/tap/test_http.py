@@ -6,11 +6,19 @@ import json
 
 import pytest
 import requests
-from tap_stripe.client import RateLimiter, StripeAPIError, StripeError, default_rate_for_key
+import requests_mock
+from tap_stripe.client import (
+    RateLimiter,
+    StripeAPIError,
+    StripeClient,
+    StripeError,
+    default_rate_for_key,
+    endpoint_of,
+)
 from tap_stripe.tap import TapStripe
 
 from tests.tap.conftest import base_config, run_tap
-from tests.tap.fake_stripe import API_KEY, FakeStripe, error, make_object
+from tests.tap.fake_stripe import API_KEY, API_URL, FakeStripe, error, make_object
 
 
 def one_charge(stripe: FakeStripe) -> dict:
@@ -254,3 +262,55 @@ def test_rate_limiter_is_shared_across_threads() -> None:
 
     # 40 requests at 50/s from one instant: the slots are 0, 20 ms, ..., 780 ms.
     assert sorted(round(s, 3) for s in clock.sleeps) == [round(i * 0.02, 3) for i in range(1, 40)]
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint"),
+    [
+        ("/v1/charges", "/v1/charges"),
+        ("/v1/account", "/v1/account"),
+        ("/v1/customers/cus_123", "/v1/customers/{id}"),
+        ("/v1/coupons/SUMMER25", "/v1/coupons/{id}"),
+        ("/v1/invoices/in_1/lines", "/v1/invoices/{id}/lines"),
+    ],
+)
+def test_requests_are_counted_per_stripe_endpoint(path: str, endpoint: str) -> None:
+    assert endpoint_of(path) == endpoint
+
+
+def rate_limited(reason: str) -> dict:
+    return {
+        "status_code": 429,
+        "headers": {"Stripe-Rate-Limited-Reason": reason, "Retry-After": "0"},
+        "json": {"error": {"type": "rate_limit_error", "message": "Too many requests"}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("reason", "global_rate", "endpoint_budget"),
+    [
+        # Stripe's limit of one endpoint: that endpoint alone slows down.
+        ("endpoint-rate", 90, True),
+        # The account's global limit: everyone slows down.
+        ("global-rate", 45, False),
+    ],
+)
+def test_a_429_slows_down_what_it_blames(
+    reason: str, global_rate: float, endpoint_budget: bool
+) -> None:
+    customer = {"id": "cus_1", "object": "customer"}
+    with requests_mock.Mocker() as mocker:
+        mocker.get(f"{API_URL}/v1/customers/cus_1", [rate_limited(reason), {"json": customer}])
+        mocker.get(f"{API_URL}/v1/customers/cus_2", json={**customer, "id": "cus_2"})
+        client = StripeClient(api_key=API_KEY, api_url=API_URL, rate_limiter=RateLimiter(90))
+
+        client.get("/v1/customers/cus_1", stream="customer")
+        assert client.rate_limiter.rate == pytest.approx(global_rate, abs=2)
+        budget = client.endpoint_budgets.get("/v1/customers/{id}")
+        assert (budget is not None) == endpoint_budget
+        assert client.endpoint_budgets.get("/v1/charges") is None
+        if budget is not None:
+            # Halved from 90, then one success won a little back; other ids share it.
+            assert budget.rate == pytest.approx(45 + 90 / 50)
+            client.get("/v1/customers/cus_2", stream="customer")
+            assert budget.rate == pytest.approx(45 + 2 * 90 / 50)
