@@ -404,9 +404,18 @@ class StripeStream(Stream):
         plan = reading.plan
         assert plan.events_since is not None
         with ChangeSet(self.spec, self.client.api_version, self._floor()) as changes:
-            for fetcher in reading.events:
-                for page in fetcher:
-                    changes.add(page.raws)
+            try:
+                for fetcher in reading.events:
+                    for page in fetcher:
+                        changes.add(page.raws)
+            except StripeAPIError as exc:
+                if exc.status != 403:
+                    raise
+                msg = (
+                    f"{exc}; updates and deletes of '{self.name}' are read from /v1/events: "
+                    "give the key read access to Events"
+                )
+                raise StripeError(msg) from exc
             found = changes.changes()
             gone = dict(found.tombstones)
             changed = 0

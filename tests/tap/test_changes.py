@@ -600,3 +600,28 @@ def test_a_field_selection_keeps_the_tombstone_column(stripe: FakeStripe) -> Non
     [record] = result.records["customer"]
     assert record["id"] == gone["id"]
     assert record.get("_sdc_deleted_at") == iso(now - 100)
+
+
+def test_a_key_that_cannot_read_events_says_so_in_one_error(stripe: FakeStripe) -> None:
+    now = int(time.time())
+    stripe.add("customer", [make_object("customer", now - 10 * DAY)])
+    stripe.fail_path(
+        EVENTS_PATH,
+        error(
+            403,
+            body={
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": "The provided key does not have the required permissions.",
+                }
+            },
+        ),
+    )
+
+    result = run_tap(state=recent_state("customer", now), streams=("customer",))
+
+    assert result.error is not None
+    message = str(result.error)
+    assert "HTTP 403" in message and "give the key read access to Events" in message
+    assert "\n" not in message
+    assert "customer" not in result.records
