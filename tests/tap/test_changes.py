@@ -625,3 +625,22 @@ def test_a_key_that_cannot_read_events_says_so_in_one_error(stripe: FakeStripe) 
     assert "HTTP 403" in message and "give the key read access to Events" in message
     assert "\n" not in message
     assert "customer" not in result.records
+
+
+def test_stream_maps_carry_tombstones_and_table_versions_to_the_alias(stripe: FakeStripe) -> None:
+    now = int(time.time())
+    kept, gone = stripe.add(
+        "customer", [make_object("customer", now - 10 * DAY + i) for i in (0, 1)]
+    )
+    config = base_config(stream_maps={"customer": {"__alias__": "customers"}})
+
+    first = run_tap(config, streams=("customer",))
+    stripe.delete("customer", gone["id"])
+    stripe.add_event("customer.deleted", gone, created=now - 30)
+    second = run_tap(config, state=recent_state("customer", now), streams=("customer",))
+
+    assert {record["id"] for record in first.records["customers"]} == {kept["id"], gone["id"]}
+    assert [m["stream"] for m in first.messages if m["type"] == "ACTIVATE_VERSION"] == ["customers"]
+    [tombstone] = second.records["customers"]
+    assert tombstone["id"] == gone["id"]
+    assert tombstone["_sdc_deleted_at"] == iso(now - 30)
