@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import msgspec
@@ -28,6 +29,8 @@ DEFAULT_API_VERSION = "2023-08-16"
 # Below Stripe's published read limits (100/s live, 25/s test mode).
 DEFAULT_LIVE_RATE = 90.0
 DEFAULT_TEST_RATE = 20.0
+# Warn when this machine's clock runs this far ahead of Stripe's (HTTP Date: 1 s steps).
+CLOCK_AHEAD_WARNING_SECONDS = 60
 # Stripe's documented limit of one endpoint, when the global budget is unlimited.
 DEFAULT_ENDPOINT_RATE = 25.0
 
@@ -199,6 +202,7 @@ class StripeClient:
         self.timeout = timeout
         self.rate_limiter = rate_limiter or RateLimiter(default_rate_for_key(api_key))
         self.endpoint_budgets = EndpointBudgets(self.rate_limiter.max_rate)
+        self.stripe_time_at_start: float | None = None
         self.max_attempts = max(1, max_attempts)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -276,6 +280,8 @@ class StripeClient:
                 continue
             status = response.status_code
             if status < 300:
+                if self.stripe_time_at_start is None:
+                    self._note_stripe_time(response)
                 self.rate_limiter.succeeded()
                 if endpoint_budget is not None:
                     endpoint_budget.succeeded()
@@ -291,6 +297,24 @@ class StripeClient:
                 except msgspec.DecodeError as exc:
                     raise unexpected_body(stream, response) from exc
             self._handle_error_response(stream, attempt, response, endpoint)
+
+    def _note_stripe_time(self, response: requests.Response) -> None:
+        """Keep Stripe's clock (the ``Date`` of the first answer), once."""
+        try:
+            answered = parsedate_to_datetime(response.headers["Date"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            return
+        with self._count_lock:
+            if self.stripe_time_at_start is not None:
+                return
+            self.stripe_time_at_start = answered
+        ahead = time.time() - answered
+        if ahead > CLOCK_AHEAD_WARNING_SECONDS:
+            LOGGER.warning(
+                "This machine's clock is %.0f s ahead of Stripe's (its Date header): "
+                "bookmarks follow Stripe's clock; fix the clock (NTP)",
+                ahead,
+            )
 
     def _handle_error_response(
         self, stream: str, attempt: int, response: requests.Response, endpoint: str

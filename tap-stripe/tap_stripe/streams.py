@@ -66,6 +66,10 @@ EVENTS_PATH = "/v1/events"
 REFETCH_CHUNK = 500
 
 
+def _at_most(value: int, ceiling: int | None) -> int:
+    return value if ceiling is None else min(value, ceiling)
+
+
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -297,15 +301,22 @@ class StripeStream(Stream):
         return int(value) if isinstance(value, (int, float)) else None
 
     def _save_progress(self, *, bookmark: int | None = None, events_cursor: int | None) -> None:
-        """Move the bookmark and/or the events cursor, and emit the state."""
+        """Move the bookmark and/or the events cursor, and emit the state.
+
+        Both are times on Stripe's clock: a machine whose clock runs ahead of Stripe's
+        would otherwise leave a gap that the lookback does not cover. Neither moves past
+        Stripe's time at its first answer of the run (its ``Date``).
+        """
         if not self._incremental:
             return
         state = self.get_context_state(None)
+        stripe_time = self.client.stripe_time_at_start
+        ceiling = int(stripe_time) - 1 if stripe_time is not None else None
         if bookmark is not None:
             state["replication_key"] = self.replication_key
-            state["replication_key_value"] = bookmark
+            state["replication_key_value"] = _at_most(bookmark, ceiling)
         if events_cursor is not None and self._captures_changes:
-            state["events_cursor"] = events_cursor
+            state["events_cursor"] = _at_most(events_cursor, ceiling)
         self.state_manager.is_flushed = False
         self._write_state_message()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -123,6 +124,8 @@ class FakeStripe:
         self.deleted_customers: set[str] = set()
         # Failures queued for one path only (answered before ``failures``).
         self.path_failures: dict[str, list[Callable[[Any, Any], dict | None]]] = {}
+        # Stripe's clock, sent as the ``Date`` of list answers when set (unix seconds).
+        self.clock: float | None = None
         for path in self.objects:
             mocker.get(f"{api_url}{path}", json=self._list)
         mocker.get(f"{api_url}/v1/account", json=self._account)
@@ -207,6 +210,8 @@ class FakeStripe:
 
     def _list(self, request: Any, context: Any) -> dict:
         path, params = self._record(request)
+        if self.clock is not None:
+            context.headers["Date"] = formatdate(self.clock, usegmt=True)
         failure = self._maybe_fail(request, context)
         if failure is not None:
             return failure

@@ -644,3 +644,22 @@ def test_stream_maps_carry_tombstones_and_table_versions_to_the_alias(stripe: Fa
     [tombstone] = second.records["customers"]
     assert tombstone["id"] == gone["id"]
     assert tombstone["_sdc_deleted_at"] == iso(now - 30)
+
+
+def test_state_follows_stripes_clock_when_this_machine_runs_ahead(
+    stripe: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bookmark or cursor set by a clock ahead of Stripe's would skip what Stripe creates
+    in between: both stop at Stripe's time (its ``Date``) at the run's first answer."""
+    now = int(time.time())
+    stripe.clock = now - 900
+    stripe.add("customer", [make_object("customer", now - 10 * DAY)])
+
+    first = run_tap(streams=("customer",))
+    second = run_tap(state=first.last_state, streams=("customer",))
+
+    for result in (first, second):
+        entry = stream_state(result.last_state, "customer")
+        assert entry["replication_key_value"] == now - 901
+        assert entry["events_cursor"] == now - 901
+    assert "s ahead of Stripe's (its Date header)" in caplog.text
