@@ -463,11 +463,15 @@ class StripeStream(Stream):
     def _refetch(self, ids: list[str]) -> list[bytes | None]:
         """Retrieve objects by id, concurrently; ``None`` for each that is gone (a 404,
         or Stripe's ``deleted: true`` stub)."""
-        with ThreadPoolExecutor(
+        pool = ThreadPoolExecutor(
             max_workers=self._stripe_tap.concurrency,
             thread_name_prefix=f"tap-stripe-{self.name}-refetch",
-        ) as pool:
+        )
+        try:
             return list(pool.map(self._refetch_one, ids))
+        finally:
+            # On a failure, the ids not started yet are dropped rather than fetched.
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _refetch_one(self, object_id: str) -> bytes | None:
         params = {"expand[]": list(self.spec.expand)} if self.spec.expand else None

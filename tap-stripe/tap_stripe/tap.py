@@ -13,8 +13,9 @@ from typing import Any
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.singerlib import Schema
 
-from tap_stripe.changes import with_deleted_at
+from tap_stripe.changes import DELETED_AT, DELETED_AT_SCHEMA, with_deleted_at
 from tap_stripe.client import (
     DEFAULT_API_URL,
     DEFAULT_API_VERSION,
@@ -190,6 +191,16 @@ class TapStripe(Tap):
             for stream in streams:
                 stream.cancel_prefetch()
             self.client.cancel(cancelled=False)
+
+    def setup_mapper(self) -> None:
+        """The SDK's stream maps, over a catalog whose tables with change capture all have
+        the tombstone column: a catalog written before it existed would otherwise send
+        SCHEMA messages without it, and targets would drop the deletes."""
+        for spec in TABLES:
+            entry = self.catalog.get_stream(spec.name) if spec.event_types else None
+            if entry is not None and entry.schema.properties is not None:
+                entry.schema.properties.setdefault(DELETED_AT, Schema.from_dict(DELETED_AT_SCHEMA))
+        super().setup_mapper()
 
     def discover_streams(self) -> list[StripeStream]:
         """One stream per table of the registry."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from tap_stripe.changes import ChangeSet, event_queries
+from tap_stripe.client import StripeAPIError
 from tap_stripe.tables import TABLES, TABLES_BY_NAME
 from tap_stripe.tap import TapStripe
 
@@ -663,3 +664,48 @@ def test_state_follows_stripes_clock_when_this_machine_runs_ahead(
         assert entry["replication_key_value"] == now - 901
         assert entry["events_cursor"] == now - 901
     assert "s ahead of Stripe's (its Date header)" in caplog.text
+
+
+def test_a_catalog_from_before_change_capture_still_announces_the_tombstone_column(
+    stripe: FakeStripe,
+) -> None:
+    now = int(time.time())
+    gone = stripe.add("customer", [make_object("customer", now - 10 * DAY)])[0]
+    stripe.delete("customer", gone["id"])
+    stripe.add_event("customer.deleted", gone, created=now - 100)
+    catalog = TapStripe(config=base_config(), parse_env_config=False).catalog_dict
+    for entry in catalog["streams"]:
+        entry["schema"]["properties"].pop("_sdc_deleted_at", None)
+        entry["metadata"] = [
+            item
+            for item in entry["metadata"]
+            if item["breadcrumb"] != ["properties", "_sdc_deleted_at"]
+        ]
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] == "customer"
+
+    result = run_tap(catalog=catalog, state=recent_state("customer", now))
+
+    assert all("_sdc_deleted_at" in m["schema"]["properties"] for m in result.schemas["customer"])
+    [record] = result.records["customer"]
+    assert record["_sdc_deleted_at"] == iso(now - 100)
+
+
+def test_a_failed_refetch_stops_the_others_instead_of_fetching_them_all(
+    stripe: FakeStripe,
+) -> None:
+    now = int(time.time())
+    charges = stripe.add("charge", [make_object("charge", now - DAY - i) for i in range(50)])
+    for charge in charges:
+        stripe.add_event("charge.updated", charge, created=now - 100, api_version=OTHER_VERSION)
+    for charge in charges:
+        stripe.fail_path(
+            f"/v1/charges/{charge['id']}",
+            error(400, body={"error": {"type": "invalid_request_error", "message": "no"}}),
+        )
+
+    result = run_tap(state=recent_state("charge", now), streams=("charge",))
+
+    assert isinstance(result.error, StripeAPIError)
+    assert len(stripe.retrieve_requests("charge")) < len(charges)
