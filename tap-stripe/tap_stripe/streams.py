@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     from tap_stripe.tap import TapStripe
 
 PAGE_SIZE = 100
+# State key of the table version of a full read that a run stopped before its end.
+UNFINISHED_VERSION = "unfinished_table_version"
 EVENTS_PATH = "/v1/events"
 # Objects re-fetched by id per round: enough to keep every request slot busy.
 REFETCH_CHUNK = 500
@@ -103,7 +105,8 @@ class ReadPlan:
         bookmark: The ``created`` bookmark the run started from.
         events_since: Read the table's events from here (incremental change capture).
         version: Table version of a full read that retires the rows it did not see
-            (Singer ACTIVATE_VERSION); set for tables whose objects change or go.
+            (Singer ACTIVATE_VERSION); set for tables whose objects change or go, on
+            the run that starts the read and on each run that resumes it.
         catch_up: A full re-read because the events could not be used: the bookmark
             stays put until the read is complete.
     """
@@ -300,16 +303,34 @@ class StripeStream(Stream):
         value = self.get_context_state(None).get("events_cursor")
         return int(value) if isinstance(value, (int, float)) else None
 
-    def _save_progress(self, *, bookmark: int | None = None, events_cursor: int | None) -> None:
+    def _unfinished_version(self) -> int | None:
+        """The table version of a full read that a run stopped before its end."""
+        value = self.get_context_state(None).get(UNFINISHED_VERSION)
+        return int(value) if isinstance(value, int) else None
+
+    def _save_progress(
+        self,
+        *,
+        bookmark: int | None = None,
+        events_cursor: int | None,
+        unfinished_version: int | None = None,
+    ) -> None:
         """Move the bookmark and/or the events cursor, and emit the state.
 
         Both are times on Stripe's clock: a machine whose clock runs ahead of Stripe's
         would otherwise leave a gap that the lookback does not cover. Neither moves past
         Stripe's time at its first answer of the run (its ``Date``).
+
+        ``unfinished_version`` is the table version of a full read not complete yet: the
+        run that resumes it writes under that version and retires the rest at its end.
         """
         if not self._incremental:
             return
         state = self.get_context_state(None)
+        if unfinished_version is None:
+            state.pop(UNFINISHED_VERSION, None)
+        else:
+            state[UNFINISHED_VERSION] = unfinished_version
         stripe_time = self.client.stripe_time_at_start
         ceiling = int(stripe_time) - 1 if stripe_time is not None else None
         if bookmark is not None:
@@ -344,7 +365,13 @@ class StripeStream(Stream):
             return ReadPlan(increment, end, bookmark)
         cursor = self._events_cursor()
         if cursor is not None and cursor_usable(cursor, lookback, end):
-            return ReadPlan(increment, end, bookmark, events_since=cursor - lookback)
+            return ReadPlan(
+                increment,
+                end,
+                bookmark,
+                events_since=cursor - lookback,
+                version=self._unfinished_version(),
+            )
         if cursor is None:
             why = "the state has a bookmark but no events cursor (written before change capture)"
         else:
@@ -452,7 +479,7 @@ class StripeStream(Stream):
             len(gone),
         )
         emitter.flush()
-        self._save_progress(events_cursor=plan.end)
+        self._save_progress(events_cursor=plan.end, unfinished_version=plan.version)
         return changed + len(gone)
 
     def _emit_current(self, emitter: _Emitter, raws: list[RawRecord]) -> int:
@@ -534,7 +561,11 @@ class StripeStream(Stream):
                         and not plan.catch_up
                         and not (plan.version is not None and frontier.position >= plan.end)
                     ):
-                        self._save_progress(bookmark=frontier.position, events_cursor=events_cursor)
+                        self._save_progress(
+                            bookmark=frontier.position,
+                            events_cursor=events_cursor,
+                            unfinished_version=plan.version,
+                        )
             finally:
                 reading.close()
                 emitter.flush()

@@ -709,3 +709,50 @@ def test_a_failed_refetch_stops_the_others_instead_of_fetching_them_all(
 
     assert isinstance(result.error, StripeAPIError)
     assert len(stripe.retrieve_requests("charge")) < len(charges)
+
+
+def retired_by_activation(results: list[SyncResult], stream: str) -> set[str]:
+    """Ids a target would hold as deleted after ``results``: tombstones, and rows whose
+    version an ACTIVATE_VERSION retired (target-duckdb's rule)."""
+    rows: dict[str, tuple[int | None, bool]] = {}
+    for result in results:
+        for message in result.messages:
+            if message.get("stream") != stream:
+                continue
+            if message["type"] == "RECORD":
+                record = message["record"]
+                rows[record["id"]] = (message.get("version"), bool(record.get("_sdc_deleted_at")))
+            elif message["type"] == "ACTIVATE_VERSION":
+                rows = {
+                    key: (version, deleted or version is None or version < message["version"])
+                    for key, (version, deleted) in rows.items()
+                }
+    return {key for key, (_, deleted) in rows.items() if deleted}
+
+
+def test_a_full_read_cut_off_and_resumed_still_retires_what_was_deleted_before(
+    stripe: FakeStripe,
+) -> None:
+    """State cleared to repair a table, the re-read cut off after a bookmark, then resumed
+    incrementally: the resumed run finishes the full read under its version, so a row
+    whose object was deleted before the re-read (its event out of reach) is retired."""
+    now = int(time.time())
+    customers = stripe.add(
+        "customer", [make_object("customer", now - 300 * DAY + i * 8000) for i in range(3000)]
+    )
+    config = base_config(max_concurrency=4)
+    loaded = run_tap(config, streams=("customer",))
+    victim = customers[5]
+    stripe.delete("customer", victim["id"])
+    stripe.add_event("customer.deleted", victim, created=now - 2 * DAY)
+
+    stripe.fail_after = len(stripe.requests) + 12
+    cut_off = run_tap(config, streams=("customer",))
+    stripe.fail_after = None
+    resumed = run_tap(config, state=cut_off.last_state, streams=("customer",))
+
+    assert cut_off.error is not None and resumed.error is None
+    unfinished = stream_state(cut_off.last_state, "customer")
+    assert "replication_key_value" in unfinished and "unfinished_table_version" in unfinished
+    assert "unfinished_table_version" not in stream_state(resumed.last_state, "customer")
+    assert retired_by_activation([loaded, cut_off, resumed], "customer") == {victim["id"]}
