@@ -290,23 +290,17 @@ class StripeStream(Stream):
         """Whether updates and deletes of this table are read from its events."""
         return bool(self.spec.event_types)
 
+    def _state_number(self, key: str) -> int | None:
+        """The stream state's ``key`` as an integer, if it holds a number."""
+        value = self.get_context_state(None).get(key)
+        return int(value) if isinstance(value, (int, float)) else None
+
     def _bookmark(self) -> int | None:
         if not self._incremental:
             return None
-        state = self.get_context_state(None)
-        if state.get("replication_key") != self.replication_key:
+        if self.get_context_state(None).get("replication_key") != self.replication_key:
             return None
-        value = state.get("replication_key_value")
-        return int(value) if isinstance(value, (int, float)) else None
-
-    def _events_cursor(self) -> int | None:
-        value = self.get_context_state(None).get("events_cursor")
-        return int(value) if isinstance(value, (int, float)) else None
-
-    def _unfinished_version(self) -> int | None:
-        """The table version of a full read that a run stopped before its end."""
-        value = self.get_context_state(None).get(UNFINISHED_VERSION)
-        return int(value) if isinstance(value, int) else None
+        return self._state_number("replication_key_value")
 
     def _save_progress(
         self,
@@ -363,14 +357,14 @@ class StripeStream(Stream):
         increment = max(floor, bookmark - lookback)
         if not self._captures_changes:
             return ReadPlan(increment, end, bookmark)
-        cursor = self._events_cursor()
+        cursor = self._state_number("events_cursor")
         if cursor is not None and cursor_usable(cursor, lookback, end):
             return ReadPlan(
                 increment,
                 end,
                 bookmark,
                 events_since=cursor - lookback,
-                version=self._unfinished_version(),
+                version=self._state_number(UNFINISHED_VERSION),
             )
         if cursor is None:
             why = "the state has a bookmark but no events cursor (written before change capture)"
