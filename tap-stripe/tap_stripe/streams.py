@@ -18,7 +18,7 @@ import copy
 import datetime
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -396,9 +396,19 @@ class StripeStream(Stream):
             )
             return _Reading(plan, iter(()), events)
         self.logger.info("Reading created in [%d, %d)", plan.start, plan.end)
-        return _Reading(plan, self._fetcher("", self._fetch, plan.start, plan.end), events)
+        listed = self._fetcher(
+            "", self._fetch, plan.start, plan.end, on_close=self._close_nested_pool
+        )
+        return _Reading(plan, listed, events)
 
-    def _fetcher(self, kind: str, fetch: FetchPage, start: int, end: int) -> PageFetcher:
+    def _fetcher(
+        self,
+        kind: str,
+        fetch: FetchPage,
+        start: int,
+        end: int,
+        on_close: Callable[[], None] | None = None,
+    ) -> PageFetcher:
         """Threads fetching the pages of ``created`` in ``[start, end)`` with ``fetch``."""
         return PageFetcher(
             f"tap-stripe-{self.name}{kind}",
@@ -407,7 +417,7 @@ class StripeStream(Stream):
             workers=self._stripe_tap.concurrency,
             slots=self._stripe_tap.fetch_slots,
             budget=self._stripe_tap.page_budget,
-            on_close=None if kind else self._close_nested_pool,
+            on_close=on_close,
         )
 
     # ---- change capture ------------------------------------------------------------
