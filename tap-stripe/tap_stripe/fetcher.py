@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import orjson
 
+from tap_stripe import shutdown
 from tap_stripe.records import RawRecord, cursor_of
 from tap_stripe.windows import Scheduler, Window
 
@@ -224,12 +225,18 @@ class PageFetcher:
             raise error
 
     def close(self) -> None:
-        """Stop fetching and wait for the workers to end (idempotent)."""
+        """Stop fetching and wait for the workers to end (idempotent).
+
+        When the tap is stopping (``shutdown.py``) the workers are not waited for: one may
+        be in a request for up to its timeout, and the process ends without them.
+        """
         if self.closed:
             return
         self.closed = True
         self._scheduler.stop()
         self._budget.wake()
+        if shutdown.stopping():
+            return
         while self._running:  # unblock workers stuck on a full queue, then let them end
             if self._get() is _WORKER_EXIT:
                 self._running -= 1
