@@ -52,6 +52,7 @@ from tap_stripe.client import StripeAPIError, StripeClient, StripeError
 from tap_stripe.fetcher import FetchPage, Page, PageFetcher
 from tap_stripe.output import FastSingerWriter
 from tap_stripe.records import KeyCheck, NestedListCheck, RawRecord, cursor_of, split_page
+from tap_stripe.state import iso, times_after
 from tap_stripe.tables import TableSpec
 from tap_stripe.windows import Frontier, Window
 
@@ -295,6 +296,42 @@ class StripeStream(Stream):
         value = self.get_context_state(None).get(key)
         return int(value) if isinstance(value, (int, float)) else None
 
+    @property
+    def _lookback(self) -> int:
+        return int(self.config.get("lookback_window", 300))
+
+    def state_after(self, now: float) -> bool:
+        """Whether the bookmark or events cursor is later than ``now``."""
+        return bool(times_after(self.get_context_state(None), now))
+
+    def clamp_state(self, now: float, clock: str) -> None:
+        """Move the bookmark and events cursor later than ``now`` (on ``clock``) back to
+        ``now`` minus the lookback.
+
+        Such a time cannot be right (a state edited by hand, or written by a machine whose
+        clock ran far ahead) and would hide every object created before it, forever.
+        """
+        state = self.get_context_state(None)
+        late = times_after(state, now)
+        if not late:
+            return
+        clamped = int(now) - self._lookback
+        state.update(dict.fromkeys(late, clamped))
+        several = len(late) > 1
+        self.logger.warning(
+            "stream '%s': the state's %s %s later than %s (%s): %s cannot be right, so %s "
+            "%s (that clock minus the %d s lookback)",
+            self.name,
+            " and ".join(f"{key} {iso(value)}" for key, value in late.items()),
+            "are" if several else "is",
+            clock,
+            iso(now),
+            "they" if several else "it",
+            "both become" if several else "it becomes",
+            iso(clamped),
+            self._lookback,
+        )
+
     def _bookmark(self) -> int | None:
         if not self._incremental:
             return None
@@ -347,9 +384,12 @@ class StripeStream(Stream):
 
     def _plan(self) -> ReadPlan:
         """Decide what this run reads: a full read, an increment, or a catch-up."""
+        stripe_time = self.client.stripe_time_at_start
+        if stripe_time is not None:
+            self.clamp_state(stripe_time, "Stripe's clock")
         floor = self._floor()
         end = int(self._stripe_tap.sync_started_at)
-        lookback = int(self.config.get("lookback_window", 300))
+        lookback = self._lookback
         bookmark = self._bookmark()
         version = int(self._stripe_tap.sync_started_at * 1000)
         if bookmark is None:

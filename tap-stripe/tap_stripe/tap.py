@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
 import time
 from functools import cached_property
 from importlib import resources
-from typing import Any
+from typing import IO, Any
 
+import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.singerlib import Schema
+from singer_sdk.exceptions import MappingError
+from singer_sdk.helpers.capabilities import BATCH_CONFIG
+from singer_sdk.singerlib import Catalog, Schema
 
 from tap_stripe.changes import DELETED_AT, DELETED_AT_SCHEMA, with_deleted_at
 from tap_stripe.client import (
@@ -23,15 +26,23 @@ from tap_stripe.client import (
     StripeClient,
     StripeError,
     default_rate_for_key,
-    register_secret,
     scrub,
 )
 from tap_stripe.fetcher import FetchSlots, PageBudget
 from tap_stripe.output import FastSingerWriter
+from tap_stripe.settings import (
+    ConfigInput,
+    InputError,
+    config_from_cli,
+    config_problems,
+    parse_json_object,
+    prepared_config,
+    warn_unknown,
+)
+from tap_stripe.state import checked_state, learn_stripe_time, usable_state
 from tap_stripe.streams import StripeStream
 from tap_stripe.tables import TABLES, TableSpec
 
-KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
 # Threads needed to keep the rate budget busy at Stripe's typical ~300-400 ms per list page.
 SECONDS_IN_FLIGHT_PER_REQUEST = 0.4
 MAX_CONCURRENCY = 48
@@ -104,26 +115,66 @@ class TapStripe(Tap):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        api_key = self.config.get("api_key")
-        if isinstance(api_key, str):
-            register_secret(api_key)
-        # Discovery (``--discover``, ``meltano select --list``) makes no request: the SDK
-        # builds the tap without validating its config, and neither does the key check.
-        if kwargs.get("validate_config", True):
-            self._check_api_key(api_key)
         self.sync_started_at = time.time()
 
-    @staticmethod
-    def _check_api_key(api_key: object) -> None:
-        if not api_key:
-            msg = "api_key is required (in the config file or TAP_STRIPE_API_KEY)"
-            raise ConfigValidationError(msg, errors=[msg])
-        if not isinstance(api_key, str) or not api_key.startswith(KEY_PREFIXES):
-            msg = (
-                "api_key is not a Stripe secret or restricted key: expected a key starting "
-                f"with one of {', '.join(KEY_PREFIXES)}"
-            )
-            raise ConfigValidationError(msg, errors=[msg])
+    @classmethod
+    def full_config_schema(cls) -> dict:
+        """The settings' JSON Schema with the SDK's own (stream maps, flattening)."""
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        return schema
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Check the settings (``settings.py``) instead of the SDK, whose messages show
+        the values, the key included; every problem is one line.
+
+        Discovery (``--discover``, ``meltano select --list``) makes no request: the SDK
+        builds the tap without ``raise_errors`` then, so it needs no key.
+        """
+        self._config = prepared_config(self._config)
+        schema = self.full_config_schema()
+        known = {*schema["properties"], *BATCH_CONFIG["properties"]}
+        warn_unknown(self._config, known, self.logger)
+        problems = config_problems(self._config, schema)
+        if problems and raise_errors:
+            raise InputError(*problems)
+        return problems
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """The SDK's state, once its shape is checked and unreadable entries are dropped."""
+        super().load_state(usable_state(checked_state(state, "state"), self.logger))
+
+    @classmethod
+    def cb_config(
+        cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]
+    ) -> ConfigInput:
+        """The ``--config`` files, each error naming its file."""
+        return config_from_cli(value)
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: ConfigInput | None = None,
+        state: IO[str] | None = None,
+        catalog: IO[str] | None = None,
+    ) -> None:
+        """The SDK's sync command, each error in the state or catalog file naming it."""
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        cls.print_version(print_fn=cls.logger.info)
+        config = config or ConfigInput()
+        tap = cls(
+            config=config.config,
+            state=None if state is None else read_state(state),
+            catalog=None if catalog is None else read_catalog(catalog),
+            parse_env_config=config.parse_env,
+            validate_config=True,
+        )
+        tap.sync_all()
 
     @cached_property
     def rate_limit(self) -> float | None:
@@ -182,6 +233,9 @@ class TapStripe(Tap):
             for stream in self.streams.values()
             if isinstance(stream, StripeStream) and stream.selected
         ]
+        if not streams and self.input_catalog is not None:
+            self.logger.warning("The catalog selects no stream: nothing to sync")
+        self._clamp_state(streams)
         try:
             for stream in streams:
                 stream.prefetch()
@@ -192,6 +246,20 @@ class TapStripe(Tap):
                 stream.cancel_prefetch()
             self.client.cancel(cancelled=False)
 
+    def _clamp_state(self, streams: list[StripeStream]) -> None:
+        """Clamp bookmarks and events cursors later than Stripe's clock, before any plan.
+
+        Only a state later than this machine's clock costs a request (to learn Stripe's
+        clock first): a normal run makes exactly the requests it did before.
+        """
+        if not any(stream.state_after(time.time()) for stream in streams):
+            return
+        now, clock = learn_stripe_time(self.client), "Stripe's clock"
+        if now is None:
+            now, clock = time.time(), "this machine's clock (Stripe's could not be read)"
+        for stream in streams:
+            stream.clamp_state(now, clock)
+
     def setup_mapper(self) -> None:
         """The SDK's stream maps, over a catalog whose tables with change capture all have
         the tombstone column: a catalog written before it existed would otherwise send
@@ -200,7 +268,11 @@ class TapStripe(Tap):
             entry = self.catalog.get_stream(spec.name) if spec.event_types else None
             if entry is not None and entry.schema.properties is not None:
                 entry.schema.properties.setdefault(DELETED_AT, Schema.from_dict(DELETED_AT_SCHEMA))
-        super().setup_mapper()
+        try:
+            super().setup_mapper()
+        except MappingError as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "not valid"
+            raise InputError(f"config: stream_maps: {first_line}") from exc
 
     def discover_streams(self) -> list[StripeStream]:
         """One stream per table of the registry."""
@@ -214,14 +286,42 @@ class TapStripe(Tap):
         return StripeStream(self, spec, schema)
 
 
+def read_state(file: IO[str]) -> dict[str, Any]:
+    """The ``--state`` file's state; an error names the file."""
+    source = f"state file {file.name}"
+    return checked_state(parse_json_object(_read(file, source), source), source)
+
+
+def read_catalog(file: IO[str]) -> Catalog:
+    """The ``--catalog`` file's catalog; an error names the file."""
+    source = f"catalog file {file.name}"
+    catalog = parse_json_object(_read(file, source), source)
+    try:
+        return Catalog.from_dict(catalog)  # type: ignore[arg-type]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        detail = f"{type(exc).__name__}: {exc}"
+        raise InputError(f"{source}: not a Singer catalog ({detail})") from exc
+
+
+def _read(file: IO[str], source: str) -> str:
+    try:
+        return file.read()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{source}: not UTF-8 text") from exc
+
+
 def main() -> None:
     """``tap-stripe`` command: the SDK's CLI, with bad input and Stripe failures as one line.
 
     Covers Stripe's errors, unreadable or malformed config/state/catalog files and bad
-    values; anything else is a bug and keeps its traceback.
+    settings; anything else is a bug and keeps its traceback.
     """
     try:
         TapStripe.cli()
+    except InputError as exc:
+        for line in exc.lines:
+            print(f"tap-stripe: error: {line}", file=sys.stderr)
+        sys.exit(1)
     except StripeError as exc:
         print(f"tap-stripe: error: {scrub(str(exc))}", file=sys.stderr)
         sys.exit(1)

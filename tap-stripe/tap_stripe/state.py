@@ -1,0 +1,117 @@
+"""The state a run starts from: its shape checked, unreadable entries dropped, and the
+times that cannot be right (later than Stripe's clock) found.
+
+A state file of the wrong shape stops the run: it is not this tap's state, and reading
+every table again on a guess could be expensive. One stream's unreadable entry (a
+bookmark that is not a number, an entry that is not an object) only costs a full re-read
+of that table, which is always correct: the warning says so.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from tap_stripe.client import StripeClient
+from tap_stripe.settings import InputError, kind
+
+# Times on Stripe's clock (unix seconds): a value later than Stripe's clock hides every
+# object created before it.
+TIMES = ("replication_key_value", "events_cursor")
+# Numbers the stream reads back; a value of another kind makes the entry unreadable.
+NUMBERS = (*TIMES, "unfinished_table_version")
+# Asked for only to read the answer's Date; any answer has one, an error too.
+CLOCK_PATH = "/v1/account"
+
+
+def checked_state(state: object, source: str) -> dict[str, Any]:
+    """``state`` if it has the shape of a Singer state, else an error naming ``source``."""
+    if not isinstance(state, dict):
+        raise InputError(
+            f'{source}: not a JSON object but {kind(state)} (expected {{"bookmarks": {{...}}}})'
+        )
+    bookmarks = state.get("bookmarks", {})
+    if not isinstance(bookmarks, dict):
+        raise InputError(
+            f'{source}: "bookmarks" is {kind(bookmarks)}, expected an object with an entry '
+            "per stream"
+        )
+    return state
+
+
+def _number(value: object) -> int | None:
+    """``value`` as whole seconds (or milliseconds), ``None`` when it is no finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value) if math.isfinite(value) else None
+
+
+def _entry_problem(entry: object) -> str | None:
+    """What makes one stream's state entry unreadable, if anything."""
+    if not isinstance(entry, dict):
+        return f"is {kind(entry)}, not an object"
+    for key in NUMBERS:
+        value = entry.get(key)
+        if value is not None and _number(value) is None:
+            return f"has a {key} that is {kind(value)}, not a finite number"
+    return None
+
+
+def usable_state(state: Mapping[str, Any], logger: logging.Logger) -> dict[str, Any]:
+    """A copy of ``state`` without the stream entries that cannot be read (each logged:
+    its table is read in full), numbers made whole (a JSON file's decimals)."""
+    bookmarks: dict[str, Any] = {}
+    for stream, entry in state.get("bookmarks", {}).items():
+        problem = _entry_problem(entry)
+        if problem is not None:
+            logger.warning(
+                "stream '%s': its state entry %s; reading the whole table instead", stream, problem
+            )
+            continue
+        bookmarks[stream] = {
+            key: _number(value) if key in NUMBERS and value is not None else value
+            for key, value in entry.items()
+        }
+    return {**state, "bookmarks": bookmarks}
+
+
+def times_after(entry: Mapping[str, Any], now: float) -> dict[str, int]:
+    """The times of a stream's state entry later than ``now``."""
+    late = {}
+    for key in TIMES:
+        value = entry.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > now:
+            late[key] = value
+    return late
+
+
+def iso(timestamp: float) -> str:
+    """``timestamp`` as an ISO 8601 UTC date-time, or as a number past what dates hold."""
+    try:
+        return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{int(timestamp)} (unix seconds)"
+
+
+def learn_stripe_time(client: StripeClient) -> float | None:
+    """Stripe's clock, from the ``Date`` of one cheap request's answer, error or not.
+
+    Only a state that seems to lie in the future costs this request: the client keeps
+    that ``Date`` as its time at the run's first answer, so the plans made next use it.
+    """
+    if client.stripe_time_at_start is None:
+        client.rate_limiter.acquire()
+        try:
+            response = client.session.get(client.api_url + CLOCK_PATH, timeout=client.timeout)
+        except requests.RequestException:
+            return None
+        client._note_stripe_time(response)
+    return client.stripe_time_at_start
