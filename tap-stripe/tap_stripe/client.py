@@ -22,6 +22,8 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
+from tap_stripe import shutdown
+
 LOGGER = logging.getLogger("tap-stripe")
 
 DEFAULT_API_URL = "https://api.stripe.com"
@@ -33,6 +35,10 @@ DEFAULT_TEST_RATE = 20.0
 CLOCK_AHEAD_WARNING_SECONDS = 60
 # Stripe's documented limit of one endpoint, when the global budget is unlimited.
 DEFAULT_ENDPOINT_RATE = 25.0
+# A thread pausing before a retry looks this often whether the sync is ending.
+PAUSE_STEP_SECONDS = 0.25
+# Characters of an unexpected body quoted in its error line.
+BODY_HEAD_CHARS = 80
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -259,6 +265,11 @@ class StripeClient:
         else:
             self._cancelled.clear()
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether requests fail at once: cancelled, or the tap is stopping (a signal)."""
+        return self._cancelled.is_set() or shutdown.stopping()
+
     def get(self, path: str, params: Mapping[str, Any] | None = None, *, stream: str) -> Any:
         """GET ``path`` and return the decoded JSON body, retrying what Stripe allows."""
         body = self.get_bytes(path, params, stream=stream)
@@ -280,7 +291,7 @@ class StripeClient:
             if endpoint_budget is not None:
                 endpoint_budget.acquire()
             self.rate_limiter.acquire()
-            if self._cancelled.is_set():
+            if self.cancelled:
                 raise StripeError(f"stream '{stream}': request cancelled, the sync is ending")
             with self._count_lock:
                 self.requests_by_stream[stream] += 1
@@ -298,22 +309,18 @@ class StripeClient:
                 continue
             status = response.status_code
             if status < 300:
+                body = _one_line_object(response.content)
+                if body is None:
+                    # Every Stripe answer is an object; anything else (a proxy's page, a
+                    # body cut short) is a transient fault.
+                    self._retry_or_raise(stream, attempt, describe_body(response), None)
+                    continue
                 if self.stripe_time_at_start is None:
                     self._note_stripe_time(response)
                 self.rate_limiter.succeeded()
                 if endpoint_budget is not None:
                     endpoint_budget.succeeded()
-                content = response.content
-                if not content.rstrip().endswith(b"}"):
-                    # Every Stripe answer is an object: this one was cut short.
-                    self._retry_or_raise(stream, attempt, "incomplete body", response)
-                    continue
-                if b"\n" not in content:
-                    return content
-                try:
-                    return msgspec.json.format(content, indent=-1)
-                except msgspec.DecodeError as exc:
-                    raise unexpected_body(stream, response) from exc
+                return body
             self._handle_error_response(stream, attempt, response, endpoint)
 
     def _note_stripe_time(self, response: requests.Response) -> None:
@@ -355,7 +362,10 @@ class StripeClient:
             self._retry_or_raise(stream, attempt, f"HTTP 429 ({reason})", response, pause=0.0)
             return
         if status in (409,) or status >= 500 or should_retry == "true":
-            self._retry_or_raise(stream, attempt, f"HTTP {status}", response)
+            if _stripe_error(response.content) is None:
+                self._retry_or_raise(stream, attempt, describe_body(response), None)
+            else:
+                self._retry_or_raise(stream, attempt, f"HTTP {status}", response)
             return
         raise self._api_error(stream, response)
 
@@ -382,8 +392,14 @@ class StripeClient:
             self.max_attempts - 1,
             delay,
         )
-        if delay > 0:
-            self._sleep(delay)
+        self._pause(delay)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` before a retry, in steps, ending early once :attr:`cancelled`."""
+        while seconds > 0 and not self.cancelled:
+            step = min(seconds, PAUSE_STEP_SECONDS)
+            self._sleep(step)
+            seconds -= step
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter, bounded by ``backoff_max``."""
@@ -391,30 +407,81 @@ class StripeClient:
         return ceiling * (0.5 + random.random() / 2)
 
     def _api_error(self, stream: str, response: requests.Response) -> StripeAPIError:
-        error_type = message = None
-        try:
-            body = orjson.loads(response.content)
-            error = body.get("error") if isinstance(body, dict) else None
-            if isinstance(error, dict):
-                error_type = error.get("type")
-                message = error.get("message")
-        except orjson.JSONDecodeError:
-            message = response.reason
+        error = _stripe_error(response.content)
+        if error is None:
+            error_type = None
+            message = f"{response.reason or 'no reason'}; {_body_kind(response.content)}"
+            message += f" ({_body_summary(response)})"
+        else:
+            error_type, message = error.get("type"), error.get("message")
         return StripeAPIError(
             stream,
             response.status_code,
-            error_type,
-            scrub(message) if message else message,
+            error_type if isinstance(error_type, str) else None,
+            scrub(str(message)) if message else None,
             response.headers.get("Request-Id"),
         )
 
 
-def unexpected_body(stream: str, response: requests.Response) -> StripeError:
-    """The error for a successful response whose body is not the JSON expected."""
-    return StripeError(
-        f"stream '{stream}': Stripe sent a body that is not the expected JSON "
-        f"(HTTP {response.status_code}, Request-Id: {response.headers.get('Request-Id')})"
+def _one_line_object(content: bytes) -> bytes | None:
+    """``content`` on one line if it is a JSON object, else ``None``. A body already on one
+    line is only checked at its ends (the page reader decodes it anyway)."""
+    stripped = content.strip()
+    if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+        return None
+    if b"\n" not in content:
+        return content
+    try:
+        return msgspec.json.format(content, indent=-1)
+    except msgspec.DecodeError:
+        return None
+
+
+def _stripe_error(content: bytes) -> dict | None:
+    """The ``error`` object of a Stripe error body, if ``content`` is one."""
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
+
+
+def describe_body(response: requests.Response) -> str:
+    """One line on an answer whose body is not what Stripe sends: its status, what the body
+    is, its content type, its first characters and its ``Request-Id``; never the key."""
+    return (
+        f"HTTP {response.status_code} with {_body_kind(response.content)} "
+        f"({_body_summary(response)}, Request-Id: {response.headers.get('Request-Id') or 'none'})"
     )
+
+
+_JSON_KINDS = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def _body_kind(content: bytes) -> str:
+    """What ``content`` is, when it is not the JSON object Stripe sends."""
+    if not content.strip():
+        return "an empty body"
+    try:
+        value = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        if content.lstrip().startswith(b"{"):
+            return "a body cut short or not JSON"
+        return "a body that is not JSON"
+    if isinstance(value, dict):
+        return "a JSON object that is not a Stripe error"
+    return f"JSON that is not an object ({_JSON_KINDS.get(type(value), 'a number')})"
+
+
+def _body_summary(response: requests.Response) -> str:
+    """Content type, size and first characters of ``response``'s body (printable, scrubbed
+    before it is cut, so no part of a key a proxy's page echoes is shown)."""
+    content = response.content
+    text = scrub(content[:4096].decode("utf-8", "replace"))
+    head = " ".join(text.split())[:BODY_HEAD_CHARS]
+    content_type = scrub(response.headers.get("Content-Type") or "none")
+    return f"Content-Type: {content_type}, {len(content)} bytes, starts: {head!r}"
 
 
 def _short_reason(text: str) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import requests
 import requests_mock
 from tap_stripe.client import (
+    PAUSE_STEP_SECONDS,
     RateLimiter,
     StripeAPIError,
     StripeClient,
@@ -68,9 +70,18 @@ def test_conflict_and_server_errors_are_retried(
     assert result.error is None
     assert result.records["charge"] == [expected]
     assert len(stripe.list_requests("charge")) == 3
-    # Exponential with jitter: attempt n waits between half and all of base * 2**(n-1).
-    assert 1.0 <= no_sleep[0] <= 2.0
-    assert 2.0 <= no_sleep[1] <= 4.0
+    # Two backoffs (1-2 s, then 2-4 s), slept in steps so that a cancel cuts them short.
+    assert 3.0 <= sum(no_sleep) <= 6.0
+    assert max(no_sleep) <= PAUSE_STEP_SECONDS
+
+
+def test_backoff_is_exponential_with_jitter() -> None:
+    client = StripeClient(api_key=API_KEY, api_url=API_URL, backoff_base=2.0, backoff_max=60)
+
+    # Attempt n waits between half and all of base * 2**(n-1), at most backoff_max.
+    for attempt, ceiling in [(1, 2), (2, 4), (3, 8), (7, 60), (12, 60)]:
+        delays = [client._backoff(attempt) for _ in range(200)]
+        assert all(ceiling / 2 <= delay <= ceiling for delay in delays), attempt
 
 
 def test_connection_errors_and_cut_off_bodies_are_retried(
@@ -109,6 +120,132 @@ def test_a_cut_short_body_is_retried(stripe: FakeStripe, no_sleep: list[float]) 
     assert result.error is None
     assert result.records["charge"] == [expected]
     assert len(no_sleep) == 1
+
+
+# A proxy's error page that echoes the request's key across the 80th character (an
+# error line quotes 80).
+PROXY_PAGE = (
+    f"<html><head><title>Proxy error</title></head>\n<body>Bearer {API_KEY}</body></html>\n"
+)
+BOOKMARK = 1_700_000_000
+TXN_STATE = {
+    "bookmarks": {
+        "balancetransaction": {"replication_key": "created", "replication_key_value": BOOKMARK}
+    }
+}
+TXN_URL = f"{API_URL}/v1/balance_transactions"
+
+
+def answer(status: int, text: str, content_type: str) -> dict:
+    return {
+        "status_code": status,
+        "text": text,
+        "headers": {"Content-Type": content_type, "Request-Id": "req_proxy"},
+    }
+
+
+def assert_no_key(*texts: str) -> None:
+    for text in texts:
+        assert API_KEY[:16] not in text
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "kind"),
+    [
+        (200, PROXY_PAGE, "text/html; charset=utf-8", "a body that is not JSON"),
+        (200, "[]", "application/json", "JSON that is not an object (an array)"),
+        (200, '"ok"', "application/json", "JSON that is not an object (a string)"),
+        (200, "", "text/plain", "an empty body"),
+        (502, PROXY_PAGE, "text/html", "a body that is not JSON"),
+        (503, '{"status": "down"}', "application/json", "a JSON object that is not a Stripe"),
+    ],
+)
+def test_a_body_that_is_not_a_stripe_object_is_retried_then_fails_saying_what_it_was(
+    stripe: FakeStripe,
+    no_sleep: list[float],
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    body: str,
+    content_type: str,
+    kind: str,
+) -> None:
+    route = stripe.mocker.get(TXN_URL, [answer(status, body, content_type)])
+
+    with caplog.at_level(logging.WARNING):
+        result = run_tap(state=TXN_STATE, streams=("balancetransaction",))
+
+    message = str(result.error)
+    assert isinstance(result.error, StripeError)
+    assert message.startswith("stream 'balancetransaction': giving up after 8 attempts")
+    assert f"HTTP {status} with {kind}" in message
+    assert f"Content-Type: {content_type}, {len(body)} bytes, starts: " in message
+    assert "Request-Id: req_proxy" in message
+    assert "\n" not in message and "error: OK" not in message
+    assert route.call_count == 8
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) == 7
+    assert all(f"HTTP {status} with {kind}" in line for line in retries)
+    # No record, and no state but the one the run started from.
+    assert "balancetransaction" not in result.records
+    assert {result_bookmark(state) for state in result.states} == {BOOKMARK}
+    assert_no_key(message, caplog.text)
+
+
+def result_bookmark(state: dict) -> int:
+    return state["bookmarks"]["balancetransaction"]["replication_key_value"]
+
+
+def test_a_proxy_page_is_quoted_printable_and_scrubbed(stripe: FakeStripe) -> None:
+    stripe.mocker.get(TXN_URL, [answer(200, PROXY_PAGE, "text/html")])
+
+    result = run_tap(base_config(retry_backoff_seconds=0), streams=("balancetransaction",))
+
+    message = str(result.error)
+    # Whitespace folded, the key replaced before the cut at 80 characters.
+    head = "<html><head><title>Proxy error</title></head> <body>Bearer <api_key></body></htm"
+    assert f"starts: '{head}'" in message
+    assert_no_key(message)
+
+
+def test_a_proxy_page_once_is_retried(
+    stripe: FakeStripe, no_sleep: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    txn = stripe.add("balancetransaction", [make_object("balancetransaction", BOOKMARK + 10)])[0]
+    listed = json.dumps(
+        {"object": "list", "data": [txn], "has_more": False, "url": "/v1/balance_transactions"}
+    )
+    stripe.mocker.get(
+        TXN_URL,
+        [answer(200, PROXY_PAGE, "text/html"), answer(200, listed, "application/json")],
+    )
+
+    with caplog.at_level(logging.WARNING):
+        result = run_tap(state=TXN_STATE, streams=("balancetransaction",))
+
+    assert result.error is None
+    assert result.records["balancetransaction"] == [txn]
+    [retry] = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert retry.startswith(
+        "stream 'balancetransaction': HTTP 200 with a body that is not JSON "
+        "(Content-Type: text/html, "
+    )
+    assert retry.endswith("Request-Id: req_proxy), retry 1 of 7 in 0.0s")
+    assert_no_key(retry)
+
+
+def test_a_4xx_that_is_not_json_says_what_it_got(stripe: FakeStripe) -> None:
+    stripe.mocker.get(TXN_URL, [{**answer(403, PROXY_PAGE, "text/html"), "reason": "Forbidden"}])
+
+    result = run_tap(streams=("balancetransaction",))
+
+    message = str(result.error)
+    assert isinstance(result.error, StripeAPIError)
+    assert message.startswith(
+        "stream 'balancetransaction': HTTP 403 error: Forbidden; a body that is not JSON "
+        "(Content-Type: text/html, "
+    )
+    assert message.endswith("(Request-Id: req_proxy)")
+    assert_no_key(message)
 
 
 def stripe_list_text(obj: dict) -> str:
