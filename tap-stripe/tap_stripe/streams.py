@@ -38,6 +38,7 @@ from singer_sdk.singerlib import (
     SchemaMessage,
 )
 
+from tap_stripe import shutdown
 from tap_stripe.changes import (
     DELETED_AT,
     EVENT_RETENTION_SECONDS,
@@ -541,8 +542,9 @@ class StripeStream(Stream):
         try:
             return list(pool.map(self._refetch_one, ids))
         finally:
-            # On a failure, the ids not started yet are dropped rather than fetched.
-            pool.shutdown(wait=True, cancel_futures=True)
+            # On a failure, the ids not started yet are dropped rather than fetched; on a
+            # stop (shutdown.py), the requests under way are not waited for either.
+            pool.shutdown(wait=not shutdown.stopping(), cancel_futures=True)
 
     def _refetch_one(self, object_id: str) -> bytes | None:
         params = {"expand[]": list(self.spec.expand)} if self.spec.expand else None

@@ -9,6 +9,7 @@ import sys
 import time
 from functools import cached_property
 from importlib import resources
+from types import FrameType
 from typing import IO, Any
 
 import click
@@ -18,6 +19,7 @@ from singer_sdk.exceptions import MappingError
 from singer_sdk.helpers.capabilities import BATCH_CONFIG
 from singer_sdk.singerlib import Catalog, Schema
 
+from tap_stripe import shutdown
 from tap_stripe.changes import DELETED_AT, DELETED_AT_SCHEMA, with_deleted_at
 from tap_stripe.client import (
     DEFAULT_API_URL,
@@ -220,6 +222,10 @@ class TapStripe(Tap):
     def page_budget(self) -> PageBudget:
         """Pages the streams waiting for their turn may hold together."""
         return PageBudget()
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """Replaces the SDK's handler, which writes a STATE mid-flush (see shutdown.py)."""
+        shutdown.on_signal(signum)
 
     def sync_all(self) -> None:
         """Sync the selected streams in order, every one of them fetching from the start.
