@@ -2,12 +2,16 @@
 
 Mapping: string → VARCHAR (format date-time → TIMESTAMPTZ, date → DATE), integer → BIGINT,
 number → DOUBLE, boolean → BOOLEAN, object/array → JSON. A union becomes the narrowest type
-holding every member: integer|number → DOUBLE, string|object (Stripe's expandable fields)
-→ VARCHAR holding the id string raw or the object as JSON text, anything else → JSON.
+holding every member: integer|number → DOUBLE; a union of scalars (string, integer, number,
+boolean) → VARCHAR, each value kept as its text (`100` as '100', `true` as 'true'), so
+`where code = 'c3'` works whatever else the column holds; string|object (Stripe's
+expandable fields) → VARCHAR holding the id string raw or the object as JSON text; JSON only
+when objects or arrays join other scalars (or for an untyped schema).
 
 Widening (a column meeting a type it cannot hold) follows the same lattice, so a value is
-never lost: BIGINT → HUGEINT → DOUBLE, DATE → TIMESTAMPTZ → VARCHAR, VARCHAR + JSON →
-VARCHAR, everything else → JSON.
+never lost and keeps its text: BIGINT → HUGEINT → DOUBLE, DATE → TIMESTAMPTZ, any two
+scalar families (numbers, booleans, strings and temporals) → VARCHAR, JSON + a string or
+temporal → VARCHAR (JSON strings become their raw text), JSON + numbers or booleans → JSON.
 """
 
 from __future__ import annotations
@@ -40,7 +44,10 @@ _DUCKDB_NAMES = {
 }
 
 _NUMERIC_ORDER = (BIGINT, HUGEINT, DOUBLE)
-_TEMPORAL_ORDER = (DATE, TIMESTAMPTZ, VARCHAR)
+_TEMPORAL_ORDER = (DATE, TIMESTAMPTZ)
+_SCALAR_KINDS = frozenset({"string", "integer", "number", "boolean"})
+_TEXTUAL = frozenset({VARCHAR, DATE, TIMESTAMPTZ})
+_SCALAR_TYPES = frozenset({BIGINT, HUGEINT, DOUBLE, BOOLEAN}) | _TEXTUAL
 
 
 def schema_kinds(schema: dict) -> frozenset[str]:
@@ -85,7 +92,7 @@ def column_type(schema: dict) -> str:
         return DOUBLE
     if kinds == {"boolean"}:
         return BOOLEAN
-    if kinds == {"string", "object"}:
+    if kinds == {"string", "object"} or (kinds and kinds <= _SCALAR_KINDS):
         return VARCHAR
     return JSON
 
@@ -116,6 +123,8 @@ def fits(column: str, value: Any) -> bool:
     if column == DOUBLE:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if column in (BIGINT, HUGEINT):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 1.0 is a JSON Schema integer; DuckDB loads it as 1
         if not isinstance(value, int) or isinstance(value, bool):
             return False
         low, high = (INT64_MIN, INT64_MAX) if column == BIGINT else (INT128_MIN, INT128_MAX)
@@ -140,9 +149,12 @@ def widen(current: str, new: str | None) -> str:
         return max(current, new, key=_NUMERIC_ORDER.index)
     if current in _TEMPORAL_ORDER and new in _TEMPORAL_ORDER:
         return max(current, new, key=_TEMPORAL_ORDER.index)
-    if {current, new} <= {VARCHAR, JSON, TIMESTAMPTZ, DATE}:
-        return VARCHAR
-    return JSON
+    if JSON in (current, new):
+        other = new if current == JSON else current
+        return VARCHAR if other in _TEXTUAL else JSON
+    # Two scalar families (a number and a string, say): their text, one column that still
+    # compares with strings. Types DuckDB has beyond ours (lists, structs) become JSON.
+    return VARCHAR if {current, new} <= _SCALAR_TYPES else JSON
 
 
 def widen_all(types: Iterable[str | None], start: str) -> str:
