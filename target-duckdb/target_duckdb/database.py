@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from target_duckdb import types
-from target_duckdb.errors import DatabaseError
+from target_duckdb.errors import ConfigError, DatabaseError, StatementError
 
 STATE_TABLE = "_singer_state"
 DEFAULT_MEMORY_LIMIT = "128MB"
@@ -57,7 +57,13 @@ def connect(
     connection.execute("SET TimeZone = 'UTC'")
     # One DuckDB thread: the other core decodes the next batch while this one loads.
     connection.execute("SET threads = 1")
-    connection.execute(f"SET memory_limit = {literal(memory_limit)}")
+    try:
+        connection.execute(f"SET memory_limit = {literal(memory_limit)}")
+    except duckdb.Error as error:
+        connection.close()
+        raise ConfigError(
+            "memory_limit", f"{memory_limit!r} is not a size DuckDB accepts: {_first_line(error)}"
+        ) from error
     if location == ":memory:":
         return connection
     connection.execute(f"SET temp_directory = {literal(location + '.tmp')}")
@@ -82,7 +88,7 @@ def connect(
                 raise DatabaseError(
                     f"DuckDB file {path} is locked by another process: {message}"
                 ) from error
-            raise DatabaseError(f"cannot open DuckDB file {path}: {message}") from error
+            raise ConfigError("path", f"{path}: cannot open the DuckDB file: {message}") from error
     connection.execute(f"USE {ALIAS}")
     return connection
 
@@ -93,7 +99,7 @@ def _make_folder(path: str, folder: Path) -> None:
     except OSError as error:
         blocking = next((p for p in (folder, *folder.parents) if p.exists()), folder)
         reason = f"{blocking} is not a folder" if not blocking.is_dir() else error.strerror
-        raise DatabaseError(f"cannot open DuckDB file {path}: {reason}") from error
+        raise ConfigError("path", f"{path}: cannot open the DuckDB file: {reason}") from error
 
 
 class Database:
@@ -117,21 +123,28 @@ class Database:
         self._schemas: set[str] = set()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-load")
         self._job: Future | None = None
+        self._failure: BaseException | None = None
         self._worker: int | None = None
         self._state_table_ready = False
 
     def close(self) -> None:
-        """Wait for the background load, then release the file (and its lock)."""
-        try:
-            self.wait()
-        finally:
-            self._executor.shutdown(wait=True)
-            self.connection.close()
+        """Let the background load finish, then release the file (and its lock).
+
+        A failed load's error is the business of `wait` (whoever flushes): closing after
+        another error must not replace that one.
+        """
+        self._executor.shutdown(wait=True)
+        self._job = None
+        self.connection.close()
 
     # Background work: one job at a time, so loading a batch overlaps reading the next.
 
     def submit(self, job: Callable[[], None]) -> None:
-        """Run `job` on the loader thread once the previous job finished (and succeeded)."""
+        """Run `job` on the loader thread once the previous job finished (and succeeded).
+
+        A failed job fails every later `submit` and `wait` too: nothing read after the
+        records it could not load may be committed.
+        """
         self.wait()
         self._job = self._executor.submit(self._run_job, job)
 
@@ -149,12 +162,18 @@ class Database:
 
     def wait(self) -> None:
         """Block until the background job finished; re-raise its error if it failed."""
+        if self._failure is not None:
+            raise self._failure
         job, self._job = self._job, None
         if job is not None:
-            job.result()
+            try:
+                job.result()
+            except BaseException as error:
+                self._failure = error
+                raise
 
     def execute(self, sql: str, parameters: Sequence | None = None) -> duckdb.DuckDBPyConnection:
-        """Run one statement, turning DuckDB errors into one-line DatabaseErrors.
+        """Run one statement, turning DuckDB errors into one-line StatementErrors.
 
         Called from the main thread it first waits for the background job: the
         connection is never used by two threads at once.
@@ -164,7 +183,7 @@ class Database:
         try:
             return self.connection.execute(sql, parameters)
         except duckdb.Error as error:
-            raise DatabaseError(f"DuckDB error: {_first_line(error)}") from error
+            raise StatementError(f"DuckDB error: {_first_line(error)}") from error
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -177,6 +196,16 @@ class Database:
                 self.connection.execute("ROLLBACK")
             raise
         self.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def trial(self) -> Iterator[None]:
+        """BEGIN ... ROLLBACK: whether statements succeed, leaving nothing behind."""
+        self.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self.connection.execute("ROLLBACK")
 
     # Tables and columns
 

@@ -1,4 +1,8 @@
-"""Errors the target reports as one line on stderr, then exits non-zero."""
+"""Errors the target reports as one line on stderr, then exits non-zero.
+
+Every rejected input line is an InputError: the target commits what came before the line,
+emits the state covering it, then reports `input line N: ...`.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +27,29 @@ class TargetError(Exception):
         return f"input line {self.line_number}: {message}"
 
 
+class ConfigError(TargetError):
+    """A setting the target cannot use."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        """`config: <setting> <message>`."""
+        super().__init__(f"config: {setting} {message}")
+        self.setting = setting
+
+
 class DatabaseError(TargetError):
-    """The DuckDB file cannot be opened or written."""
+    """The DuckDB file cannot be opened (locked by another process, not a DuckDB file)."""
 
 
 class InputError(TargetError):
     """A line of input the target cannot accept."""
+
+
+class StatementError(InputError):
+    """DuckDB refused a statement made for a line (a name, a column change, a load)."""
+
+
+class LoadError(StatementError):
+    """A bulk load failed; `line_number` is the first input line whose record fails."""
 
 
 class BadMessageError(InputError):

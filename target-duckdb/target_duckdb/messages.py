@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import typing as t
 from collections import Counter
@@ -10,9 +11,11 @@ from collections.abc import Callable
 import msgspec
 from singer_sdk.io_base import GenericSingerReader
 
-from target_duckdb.errors import BadMessageError, InputError
+from target_duckdb.errors import BadMessageError, InputError, TargetError
 
 NO_RECORD = msgspec.Raw(b"")
+
+logger = logging.getLogger("target-duckdb")
 
 
 class Message(msgspec.Struct):
@@ -71,6 +74,8 @@ class MessageReader(GenericSingerReader):
             if not line.strip():
                 raise BlankLine from error
             raise BadMessageError(f"line is not valid JSON ({error})") from error
+        except RecursionError as error:
+            raise BadMessageError("line nests JSON deeper than the decoder allows") from error
         if message.type is None:
             raise BadMessageError("message has no 'type'")
         if not isinstance(message.type, str):
@@ -118,4 +123,19 @@ class MessageReader(GenericSingerReader):
                 if error.line_number is None:
                     error.line_number = self.line_number
                 raise
+            except (Terminated, TargetError):
+                raise
+            except RecursionError as error:
+                raise _rejected("line nests JSON deeper than the target allows", self) from error
+            except Exception as error:
+                # Whatever else fails on a line is still that line's rejection (rule: commit
+                # what came before, one line on stderr); the traceback goes to the debug log.
+                logger.debug("input line %d failed", self.line_number, exc_info=True)
+                raise _rejected(f"cannot load this line: {error!r}", self) from error
             stats[message.type] += 1
+
+
+def _rejected(message: str, reader: MessageReader) -> InputError:
+    error = InputError(message)
+    error.line_number = reader.line_number
+    return error

@@ -7,10 +7,14 @@ raw JSON text (never parsed into Python objects). A record that passes goes into
 as the very text it arrived as. Anything unusual (an unknown property, a value a column
 cannot hold, stream maps, full JSON Schema validation) takes the slower dict path, which
 adds or widens columns so that no value is lost.
+
+Each pending record keeps its input line number (an int beside its text), so that a load
+DuckDB refuses can be traced to the input line of the record it fails on (see `commit`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import operator
@@ -24,7 +28,7 @@ import fastjsonschema
 import jsonschema
 import msgspec
 
-from target_duckdb import types
+from target_duckdb import names, types
 from target_duckdb.database import Database
 from target_duckdb.errors import (
     BadMessageError,
@@ -70,7 +74,6 @@ class SinkSettings:
     validate_records: bool
     fail_on_invalid: bool
     sync_started_at: int
-    line_number: Callable[[], int]
 
 
 def _kind(value: object) -> str:
@@ -85,6 +88,34 @@ def _kind(value: object) -> str:
     if isinstance(value, str):
         return "string"
     return "array" if isinstance(value, list) else "object"
+
+
+_SCALAR_FIELDS: dict[str, t.Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
+
+
+def _text_field(kinds: frozenset[str]) -> t.Any:
+    """The fast path's field type for a VARCHAR column: the scalars its schema allows (their
+    text is what DuckDB stores), or None (raw JSON) when it allows objects or arrays.
+    """
+    members = kinds - {"null"}
+    if not members or not members <= _SCALAR_FIELDS.keys():
+        return None
+    field: t.Any = None
+    for kind in sorted(members):
+        field = _SCALAR_FIELDS[kind] | field
+    return field
+
+
+def _allowed(kind: str, value: object, kinds: frozenset[str]) -> bool:
+    """Whether a value of JSON type `kind` is valid for a property allowing `kinds`.
+
+    JSON Schema's integer is a number with no fractional part: 1.0 is an integer.
+    """
+    if kind in kinds or kind == "null":
+        return True
+    if kind == "integer":
+        return "number" in kinds
+    return kind == "number" and "integer" in kinds and t.cast("float", value).is_integer()
 
 
 def _validator(schema: dict) -> Callable[[dict], str | None]:
@@ -129,6 +160,14 @@ def check_schema(stream: str, schema: object, checked: dict | None = None) -> di
     properties = schema.get("properties")
     if not isinstance(properties, dict) or not properties:
         raise BadSchemaError(f"SCHEMA for stream '{stream}' has no properties")
+    if "" in properties:
+        raise BadSchemaError(f"SCHEMA for stream '{stream}' has a property with an empty name")
+    collision = names.case_collision(properties)
+    if collision is not None:
+        raise BadSchemaError(
+            f"SCHEMA for stream '{stream}' has properties '{collision[0]}' and "
+            f"'{collision[1]}', one column in DuckDB (its names ignore case)"
+        )
     to_check = schema
     if checked is not None and _only_adds_properties(checked, schema):
         added = {name: properties[name] for name in properties.keys() - checked["properties"]}
@@ -179,7 +218,12 @@ class Sink:
         os.close(handle)
         self.columns: dict[str, str] = {}
         self._table_names: dict[str, str] = {}
-        self._pending: dict[t.Any, bytes | msgspec.Raw] | list[bytes | msgspec.Raw] = []
+        # Property names this run has used (SCHEMA or records): another differing only in
+        # case would be the same DuckDB column, so it is refused.
+        self._claimed: set[str] = set()
+        self._texts: list[bytes | msgspec.Raw] = []
+        self._lines: list[int] = []
+        self._keys: list[t.Any] | None = None
         self.update_schema(schema, key_properties)
 
     # Schema and columns
@@ -195,48 +239,63 @@ class Sink:
             raise BadSchemaError(
                 f"SCHEMA for stream '{self.stream}' lacks its key properties {missing}"
             )
+        for name in properties:
+            self._claim(name)
         self.key_properties = list(key_properties)
         self._kinds = {name: types.schema_kinds(prop) for name, prop in properties.items()}
         self._validator = _validator(schema) if self.settings.validate_records else None
-        existing = self._db.columns(self.schema_name, self.table)
-        self._table_names = {name.lower(): name for name in existing}
         wanted = {name: types.column_type(prop) for name, prop in properties.items()}
+        existing = self._db.columns(self.schema_name, self.table)
         if not existing:
             self._db.create_table(self.schema_name, self.table, wanted)
             existing = self._db.columns(self.schema_name, self.table)
-            self._table_names = {name.lower(): name for name in existing}
-        self.columns = {}
-        for name in existing:
-            self.columns[name] = existing[name]
+        # Keep this run's spelling of each column: pending records use it.
+        spelling = {name.lower(): name for name in self.columns}
+        self.columns = {spelling.get(name.lower(), name): type_ for name, type_ in existing.items()}
+        self._table_names = {name.lower(): name for name in self.columns}
         for name, type_ in wanted.items():
             self._set_column(name, type_)
         self._build_decoder()
-        if not self._pending:
+        if not self._texts:
             self.start_batch()
+
+    def _claim(self, name: str) -> None:
+        """Use property `name` for this run, refusing one that differs from another in case."""
+        if name in self._claimed:
+            return
+        table_name = self._table_names.get(name.lower())
+        if table_name in self._claimed:
+            raise BadSchemaError(
+                f"stream '{self.stream}' has properties '{table_name}' and '{name}', one "
+                "column in DuckDB (its names ignore case)"
+            )
+        self._claimed.add(name)
 
     def _set_column(self, name: str, type_: str | None) -> bool:
         """Make column `name` hold values of `type_`; True when the table changed."""
         table_name = self._table_names.get(name.lower())
+        self._table_names[name.lower()] = name
         if table_name is None:
             new_type = type_ or types.JSON
             self._db.add_column(self.schema_name, self.table, name, new_type)
-            self._table_names[name.lower()] = name
             self.columns[name] = new_type
             return True
-        current = self.columns.pop(table_name) if table_name != name else self.columns[name]
+        # A column of an earlier run spelled in another case: the records' spelling is the
+        # key read_json looks for (DuckDB matches the column itself ignoring case).
+        current = self.columns.pop(table_name)
         widened = types.widen(current, type_)
         self.columns[name] = widened
         if widened == current:
-            return False
+            return table_name != name
         logger.info(
             "Widening column %s.%s.%s from %s to %s",
             self.schema_name,
             self.table,
-            table_name,
+            name,
             current,
             widened,
         )
-        self._db.change_column_type(self.schema_name, self.table, table_name, current, widened)
+        self._db.change_column_type(self.schema_name, self.table, name, current, widened)
         return True
 
     def _build_decoder(self) -> None:
@@ -246,18 +305,22 @@ class Sink:
             attribute = f"f{index}"
             rename[attribute] = name
             field_type = _FIELD_TYPES.get(type_)
-            if type_ == types.VARCHAR and self._kinds.get(name, {"string"}) <= {"string", "null"}:
-                field_type = str | None
+            if type_ == types.VARCHAR:
+                field_type = _text_field(self._kinds.get(name, frozenset({"string"})))
             if field_type is None:
                 fields.append((attribute, msgspec.Raw, _RAW_NULL))
             else:
                 fields.append((attribute, field_type, None))
-        struct = msgspec.defstruct(
-            f"{self.table}_record", fields, rename=rename, forbid_unknown_fields=True
+        # msgspec cannot bound integers beyond int64 (HUGEINT columns) nor take every name
+        # as a field: such streams take the dict path.
+        self._fast = (
+            self._validator is None
+            and types.HUGEINT not in self.columns.values()
+            and all(names.struct_safe(name) for name in self.columns)
         )
-        self._decoder = msgspec.json.Decoder(struct)
-        # msgspec cannot bound integers beyond int64: HUGEINT columns take the dict path.
-        self._fast = self._validator is None and types.HUGEINT not in self.columns.values()
+        if self._fast:
+            struct = msgspec.defstruct("Record", fields, rename=rename, forbid_unknown_fields=True)
+            self._decoder = msgspec.json.Decoder(struct)
         self._encoder = msgspec.json.Encoder()
         attributes = {name: attribute for attribute, name in rename.items()}
         self._attributes = attributes
@@ -277,35 +340,44 @@ class Sink:
 
     @property
     def pending(self) -> int:
-        """Records waiting for the next load."""
-        return len(self._pending)
+        """Records waiting for the next load (every version of a key counts)."""
+        return len(self._texts)
 
-    def add_raw(self, raw: bytes, version: int | None, time_extracted: str | None) -> int:
-        """Add a record given as its raw JSON text (the fast path); returns its size."""
+    def add_raw(
+        self, raw: bytes, version: int | None, time_extracted: str | None, line: int
+    ) -> int:
+        """Add a record given as its raw JSON text (the fast path); returns its size.
+
+        `line` is the record's input line number.
+        """
         if version is not None:
             self._ensure_version_columns()
         if self._fast:
             try:
                 record = self._decoder.decode(raw)
-            except msgspec.ValidationError:
-                pass
+            except msgspec.DecodeError:
+                pass  # the dict path below decides (or reports the line is not JSON)
             else:
                 key = self._key(record, self._key_getter)
                 if self.settings.add_record_metadata or version is not None:
                     self._stamp_struct(record, version, time_extracted)
-                    return self._append(key, self._encoder.encode(record))
+                    return self._append(key, self._encoder.encode(record), line)
                 # The decode proved every value fits its column: load the text as sent.
-                return self._append(key, raw)
-        value = msgspec.json.decode(raw)
+                return self._append(key, raw, line)
+        try:
+            value = msgspec.json.decode(raw)
+        except msgspec.DecodeError as error:
+            raise BadMessageError(f"RECORD for stream '{self.stream}': {error}") from error
         if not isinstance(value, dict):
             raise BadMessageError(f"RECORD for stream '{self.stream}' is not a JSON object")
-        return self.add_dict(value, version, time_extracted, raw=raw)
+        return self.add_dict(value, version, time_extracted, line, raw=raw)
 
     def add_dict(
         self,
         record: dict,
         version: int | None,
         time_extracted: str | None,
+        line: int,
         *,
         raw: bytes | msgspec.Raw | None = None,
     ) -> int:
@@ -320,22 +392,23 @@ class Sink:
         if self._validator is not None:
             error = self._validator(record)
             if error is not None:
-                self._invalid(error)
+                self._invalid(error, line)
         changed = False
         check_kinds = self._validator is None  # the full validation covers the kinds
         for name, value in record.items():
             kinds = self._kinds.get(name)
             kind = _kind(value)
-            if (
-                check_kinds
-                and kinds is not None
-                and kind not in kinds
-                and kind != "null"
-                and not (kind == "integer" and "number" in kinds)
-            ):
+            if check_kinds and kinds is not None and not _allowed(kind, value, kinds):
                 self._invalid(
-                    f"property '{name}' is {kind}, schema allows {', '.join(sorted(kinds))}"
+                    f"property '{name}' is {kind}, schema allows {', '.join(sorted(kinds))}",
+                    line,
                 )
+            if name not in self._claimed:
+                if not name:
+                    raise BadMessageError(
+                        f"record for stream '{self.stream}' has a property with an empty name"
+                    )
+                self._claim(name)
             table_name = self._table_names.get(name.lower())
             if table_name is None:
                 type_ = SDC_COLUMNS.get(name) or types.value_type(value)
@@ -346,42 +419,42 @@ class Sink:
                     type_ or types.JSON,
                 )
                 changed |= self._set_column(name, type_)
-            elif not types.fits(self.columns[table_name], value):
+            elif table_name != name or not types.fits(self.columns[table_name], value):
                 changed |= self._set_column(name, types.value_type(value))
         if changed:
             self._build_decoder()
         if self.settings.add_record_metadata or version is not None:
+            if raw is not None:
+                # Top-level values as sent: nested objects keep their text, as on the fast path.
+                record = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
             self._stamp_dict(record, version, time_extracted)
         elif raw is not None:
-            return self._append(key, raw)
-        return self._append(key, msgspec.json.encode(record))
+            return self._append(key, raw, line)
+        return self._append(key, msgspec.json.encode(record), line)
 
-    def _invalid(self, message: str) -> None:
+    def _invalid(self, message: str, line: int) -> None:
         text = f"record for stream '{self.stream}' fails validation: {message}"
         if self.settings.fail_on_invalid:
             raise InvalidRecordError(text)
-        logger.warning("input line %d: %s (loaded anyway)", self.settings.line_number(), text)
+        logger.warning("input line %d: %s (loaded anyway)", line, text)
 
     def _key(self, record: t.Any, getter: Callable[[t.Any], t.Any] | None) -> t.Any:
         if getter is None:
             return None
         key = getter(record)
-        if isinstance(key, msgspec.Raw):
-            key = None if bytes(key) == b"null" else bytes(key)
-        elif isinstance(key, dict | list):
-            key = msgspec.json.encode(key)
+        key = tuple(map(_hashable, key)) if isinstance(key, tuple) else _hashable(key)
         if key is None or (isinstance(key, tuple) and None in key):
             raise MissingKeyError(
                 f"record for stream '{self.stream}' lacks key properties {self.key_properties}"
             )
         return key
 
-    def _append(self, key: t.Any, line: bytes | msgspec.Raw) -> int:
-        if isinstance(self._pending, dict):
-            self._pending[key] = line
-        else:
-            self._pending.append(line)
-        return len(line) + 1
+    def _append(self, key: t.Any, text: bytes | msgspec.Raw, line: int) -> int:
+        self._texts.append(text)
+        self._lines.append(line)
+        if self._keys is not None:
+            self._keys.append(key)
+        return len(text) + 1
 
     def _ensure_version_columns(self) -> None:
         if all(name.lower() in self._table_names for name in VERSION_COLUMNS):
@@ -413,11 +486,17 @@ class Sink:
     # Loading
 
     def start_batch(self) -> None:
-        """Choose the batch container: upserts keep only the last record per key."""
-        self._pending = {} if self.method == "upsert" else []
+        """Start an empty batch; upserts also keep each record's key."""
+        self._texts = []
+        self._lines = []
+        self._keys = [] if self.method == "upsert" else None
 
     def take_batch(self) -> Batch:
-        """Hand the pending records over as a Batch and start a new one."""
+        """Hand the pending records over as a Batch and start a new one.
+
+        Upserts load the last record per key; the records it replaced stay with the batch
+        (rarely any), so that a load failing at a later line can still commit them.
+        """
         method = self.method
         table_id = f"{self.schema_name}.{self.table}"
         if method == "overwrite":
@@ -425,28 +504,43 @@ class Sink:
                 method = "append-only"
             else:
                 self._overwritten.add(table_id)
-        pending = self._pending
-        key_values = None
-        if isinstance(pending, dict):
-            lines: Sequence[bytes | msgspec.Raw] = list(pending.values())
-            if len(self.key_properties) == 1 and set(map(type, pending)) <= {str, int}:
-                key_values = list(pending)
-        else:
-            lines = pending
+        texts, lines, keys = self._texts, self._lines, self._keys
+        superseded: list[tuple[int, t.Any, bytes | msgspec.Raw]] = []
+        if keys is not None:
+            last = dict(zip(keys, range(len(keys)), strict=True))
+            if len(last) < len(keys):
+                kept = set(last.values())
+                superseded = [
+                    (lines[i], keys[i], texts[i]) for i in range(len(keys)) if i not in kept
+                ]
+                texts = [texts[i] for i in last.values()]
+                lines = [lines[i] for i in last.values()]
+            keys = list(last)
         batch = Batch(
             schema_name=self.schema_name,
             table=self.table,
+            stream=self.stream,
             file=self._file,
-            payload=b"\n".join(lines) + b"\n",
-            count=len(lines),
+            payload=b"\n".join(texts) + b"\n",
+            lines=lines,
+            record_keys=keys,
+            superseded=superseded,
             columns=dict(self.columns),
             keys=list(self.key_properties),
-            key_values=key_values,
             method=method,
             hard_delete=self.settings.hard_delete,
         )
         self.start_batch()
         return batch
+
+    def discard_from(self, line: int) -> None:
+        """Drop the pending records of input line `line` and later ones."""
+        end = len(self._lines)
+        while end and self._lines[end - 1] >= line:
+            end -= 1
+        del self._texts[end:], self._lines[end:]
+        if self._keys is not None:
+            del self._keys[end:]
 
     def activate_version(self, version: int) -> None:
         """Retire rows of older table versions."""
@@ -458,18 +552,31 @@ class Sink:
 
 @dataclass
 class Batch:
-    """One stream's records to load, detached from the sink so another thread can load it."""
+    """One stream's records to load, detached from the sink so another thread can load it.
+
+    `lines[i]` is the input line of the i-th record of the payload, `record_keys[i]` its key
+    (upserts only); `superseded` holds (line, key, text) of the records a later one with
+    the same key replaced.
+    """
 
     schema_name: str
     table: str
+    stream: str
     file: str
     payload: bytes
-    count: int
+    lines: list[int]
+    record_keys: list | None
+    superseded: list[tuple[int, t.Any, bytes | msgspec.Raw]]
     columns: dict[str, str]
     keys: list[str]
-    key_values: list | None
     method: str
     hard_delete: bool
+    deduplicated: bool = False  # repeated property names reduced to the last value
+
+    @property
+    def count(self) -> int:
+        """Records to load."""
+        return len(self.lines)
 
     def load(self, database: Database) -> int:
         """Write the records (newline-terminated JSON) to the file and bulk-load them.
@@ -477,27 +584,98 @@ class Batch:
         One write of the joined payload: it releases the GIL, unlike writing line by line,
         which would contend with the main thread decoding the next batch.
         """
-        with open(self.file, "wb") as handle:
-            handle.write(self.payload)
-        self.payload = b""  # the file has it now: keep memory flat while DuckDB loads
+        if self.payload:
+            with open(self.file, "wb") as handle:
+                handle.write(self.payload)
+            self.payload = b""  # the file has it now: keep memory flat while DuckDB loads
+        single = self.record_keys is not None and len(self.keys) == 1
+        key_values = self.record_keys if single and _plain(self.record_keys) else None
         database.load(
             self.schema_name,
             self.table,
             self.file,
             self.columns,
             keys=self.keys,
-            key_values=self.key_values,
+            key_values=key_values,
             method=self.method,
             hard_delete=self.hard_delete,
         )
-        os.truncate(self.file, 0)
         return self.count
+
+    def texts(self) -> list[bytes]:
+        """The records' JSON texts, from the payload or, once written, from the file."""
+        payload = self.payload
+        if not payload:
+            with open(self.file, "rb") as handle:
+                payload = handle.read()
+        return payload.split(b"\n")[:-1]
+
+    def before(self, line: int, texts: list[bytes]) -> Batch | None:
+        """This batch cut to the records of input lines before `line` (None if none).
+
+        `texts` are the batch's texts (`texts()`, read once). Upserts keep the last record
+        per key among those lines, which may be one the full batch had superseded.
+        """
+        if self.record_keys is None:
+            chosen = [(n, text) for n, text in zip(self.lines, texts, strict=True) if n < line]
+            kept_keys = None
+        else:
+            versions = sorted(
+                [*zip(self.lines, self.record_keys, texts, strict=True), *self.superseded],
+                key=operator.itemgetter(0),
+            )
+            last: dict[t.Any, tuple[int, bytes | msgspec.Raw]] = {}
+            for n, key, text in versions:
+                if n < line:
+                    last[key] = (n, text)
+            chosen = list(last.values())
+            kept_keys = list(last)
+        if not chosen:
+            return None
+        return dataclasses.replace(
+            self,
+            payload=b"\n".join(text for _, text in chosen) + b"\n",
+            lines=[n for n, _ in chosen],
+            record_keys=kept_keys,
+            superseded=[],
+        )
+
+    def without_duplicate_names(self, texts: list[bytes]) -> Batch:
+        """This batch with each record's repeated property names reduced to the last one.
+
+        DuckDB refuses `{"id": 1, "id": 2}`; msgspec (the key, the checks) and every other
+        path keep the last value, so the load does too.
+        """
+
+        def last_wins(text: bytes | msgspec.Raw) -> bytes:
+            return msgspec.json.encode(msgspec.json.decode(text, type=dict[str, msgspec.Raw]))
+
+        return dataclasses.replace(
+            self,
+            payload=b"\n".join(map(last_wins, texts)) + b"\n",
+            superseded=[(n, key, last_wins(text)) for n, key, text in self.superseded],
+            deduplicated=True,
+        )
 
 
 _SDC_SCHEMAS: Mapping[str, dict] = {
     types.TIMESTAMPTZ: {"type": ["null", "string"], "format": "date-time"},
     types.BIGINT: {"type": ["null", "integer"]},
 }
+
+
+def _hashable(value: t.Any) -> t.Any:
+    """A key value usable in a dict: raw JSON and objects become their JSON text."""
+    if isinstance(value, msgspec.Raw):
+        return None if bytes(value) == b"null" else bytes(value)
+    if isinstance(value, dict | list):
+        return msgspec.json.encode(value)
+    return value
+
+
+def _plain(keys: list) -> bool:
+    """Whether key values can be deleted by value (`IN (...)`): strings and integers only."""
+    return set(map(type, keys)) <= {str, int}
 
 
 def _dict_key_getter(keys: Sequence[str]) -> Callable[[dict], t.Any] | None:

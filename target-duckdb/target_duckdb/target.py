@@ -3,6 +3,11 @@
 The state rule lives here: a STATE value is held until a flush commits every record
 received before it (all streams, one transaction that also writes the state row), and
 only then is it written to stdout.
+
+So does the rule for a rejected line (any InputError, whatever its cause): the records of
+earlier lines are committed with the last state received before the line, that state is
+emitted, and the line is reported. A load DuckDB refuses is traced back to its input line
+by `commit.Commit`.
 """
 
 from __future__ import annotations
@@ -13,128 +18,37 @@ import tempfile
 import time
 import typing as t
 
+import click
 import msgspec
 from singer_sdk import Target
-from singer_sdk import typing as th
 from singer_sdk.exceptions import MapExpressionError, StreamMapConfigError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
+from singer_sdk.plugin_base import _ConfigInput
 
-from target_duckdb.database import DEFAULT_MEMORY_LIMIT, Database
+from target_duckdb import names, settings
+from target_duckdb.commit import Commit, emit_state
+from target_duckdb.database import DEFAULT_MEMORY_LIMIT, STATE_TABLE, Database
 from target_duckdb.errors import (
     BadMessageError,
     BadSchemaError,
-    DatabaseError,
     InputError,
+    LoadError,
     TargetError,
     UnknownStreamError,
 )
 from target_duckdb.messages import Message, MessageReader, Terminated
+from target_duckdb.settings import CONFIG_SCHEMA, DEFAULT_BATCH_SIZE_ROWS
 from target_duckdb.sinks import Sink, SinkSettings, check_schema
 
 if t.TYPE_CHECKING:
     from types import FrameType
 
     from singer_sdk.mapper import StreamMap
-    from singer_sdk.plugin_base import _ConfigInput
 
-DEFAULT_BATCH_SIZE_ROWS = 10_000
 # Flush when the batches hold this many bytes of JSON, whatever their row count, so memory
 # stays flat for very large records.
 MAX_BATCH_BYTES = 32 * 1024 * 1024
-
-CONFIG_SCHEMA = th.PropertiesList(
-    th.Property(
-        "path",
-        th.StringType,
-        required=True,
-        title="DuckDB file",
-        description="Path of the DuckDB database file; created (with its folder) if missing.",
-    ),
-    th.Property(
-        "default_target_schema",
-        th.StringType,
-        description=(
-            "Schema holding every stream's table. Default: the stream name's prefix "
-            "before '-' if any, else 'main'."
-        ),
-    ),
-    th.Property(
-        "load_method",
-        th.StringType,
-        allowed_values=["upsert", "append-only", "overwrite"],
-        description=(
-            "upsert (the default for streams with key properties; the last record per key "
-            "wins), append-only (the default without key properties) or overwrite (empty "
-            "the table at the first load of the run)."
-        ),
-    ),
-    th.Property(
-        "batch_size_rows",
-        th.IntegerType,
-        default=DEFAULT_BATCH_SIZE_ROWS,
-        description="Flush (commit all streams and emit the state) when the streams together "
-        "hold this many records.",
-    ),
-    th.Property(
-        "max_batch_age_seconds",
-        th.NumberType,
-        default=60,
-        description="Flush when the oldest unflushed record is this old (checked as "
-        "messages arrive).",
-    ),
-    th.Property(
-        "hard_delete",
-        th.BooleanType,
-        default=False,
-        description="Delete rows (ACTIVATE_VERSION, records carrying _sdc_deleted_at) "
-        "instead of marking them with _sdc_deleted_at.",
-    ),
-    th.Property(
-        "add_record_metadata",
-        th.BooleanType,
-        default=False,
-        description="Add the _sdc_* metadata columns.",
-    ),
-    th.Property(
-        "validate_records",
-        th.BooleanType,
-        default=False,
-        description=(
-            "Validate each record against its full JSON Schema (nested properties too). "
-            "Top-level types are always checked against the columns; this full check "
-            "costs several times the load's own time."
-        ),
-    ),
-    th.Property(
-        "on_invalid_record",
-        th.StringType,
-        default="fail",
-        allowed_values=["fail", "log"],
-        description=(
-            "fail: stop with an error naming the record's input line. log: log a warning "
-            "and load the record anyway, widening its columns as needed."
-        ),
-    ),
-    th.Property(
-        "state_id",
-        th.StringType,
-        default="default",
-        description="Key of this pipeline's row in the _singer_state table.",
-    ),
-    th.Property(
-        "memory_limit",
-        th.StringType,
-        default=DEFAULT_MEMORY_LIMIT,
-        description="DuckDB's memory_limit (it spills to disk beyond it).",
-    ),
-    th.Property(
-        "lock_timeout_seconds",
-        th.NumberType,
-        default=5,
-        description="How long to retry opening a DuckDB file locked by another process.",
-    ),
-).to_dict()
 
 
 class TargetDuckDB(Target):
@@ -164,8 +78,10 @@ class TargetDuckDB(Target):
         self._sinks: dict[str, Sink] = {}
         self._routes: dict[str, list[tuple[Sink, StreamMap | None]]] = {}
         self._schemas_seen: dict[str, tuple[dict, list[str]]] = {}
+        self._tables: dict[tuple[str, str], str] = {}  # lower-cased (schema, table) → stream
         self._overwritten: set[str] = set()
         self._state: object | None = None
+        self._states: list[tuple[int, object]] = []  # (line, value) since the last flush
         self._committed_state: bytes | None = None
         self._batch_size = int(self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS)
         self._max_age = float(self.config.get("max_batch_age_seconds", 60))
@@ -204,7 +120,6 @@ class TargetDuckDB(Target):
             validate_records=bool(self.config.get("validate_records")),
             fail_on_invalid=self.config.get("on_invalid_record", "fail") == "fail",
             sync_started_at=self.initialized_at,
-            line_number=lambda: self.message_reader.line_number,
         )
 
     def close(self) -> None:
@@ -219,11 +134,22 @@ class TargetDuckDB(Target):
 
     def table_for(self, stream: str) -> tuple[str, str]:
         """(schema, table) of a stream: `<schema>-<table>` names carry their own schema."""
-        parts = stream.split("-")
-        schema = self.config.get("default_target_schema") or (
-            parts[-2] if len(parts) > 1 else "main"
-        )
-        return schema, parts[-1]
+        return names.table_for(stream, self.config.get("default_target_schema"))
+
+    def _claim_table(self, stream: str) -> tuple[str, str]:
+        """The stream's (schema, table), refused when empty or another stream's already."""
+        schema_name, table = self.table_for(stream)
+        if not schema_name or not table:
+            raise BadSchemaError(f"stream '{stream}' gives an empty schema or table name")
+        key = (schema_name.lower(), table.lower())
+        if key == (self.state_schema.lower(), STATE_TABLE):
+            raise BadSchemaError(f"stream '{stream}' would load into the state table")
+        other = self._tables.setdefault(key, stream)
+        if other != stream:
+            raise BadSchemaError(
+                f"streams '{other}' and '{stream}' would both load into table {schema_name}.{table}"
+            )
+        return schema_name, table
 
     # Messages
 
@@ -248,7 +174,7 @@ class TargetDuckDB(Target):
             map_keys = list(stream_map.transformed_key_properties or [])
             sink = self._sinks.get(alias)
             if sink is None:
-                schema_name, table = self.table_for(alias)
+                schema_name, table = self._claim_table(alias)
                 sink = Sink(
                     stream=alias,
                     schema_name=schema_name,
@@ -278,17 +204,23 @@ class TargetDuckDB(Target):
         if not message.record:
             raise BadMessageError("RECORD message has no 'record'")
         version = _version_of(message, required=False)
+        line = self.message_reader.line_number
         for sink, stream_map in routes:
             if stream_map is None:
-                self._pending_bytes += sink.add_raw(message.record, version, message.time_extracted)
+                self._pending_bytes += sink.add_raw(
+                    message.record, version, message.time_extracted, line
+                )
             else:
-                record = msgspec.json.decode(message.record)
+                try:
+                    record = msgspec.json.decode(message.record)
+                except msgspec.DecodeError as error:
+                    raise BadMessageError(f"RECORD for stream '{sink.stream}': {error}") from error
                 if not isinstance(record, dict):
                     raise BadMessageError(f"RECORD for stream '{sink.stream}' is not an object")
                 mapped = stream_map.transform(record)
                 if mapped is None:
                     continue
-                self._pending_bytes += sink.add_dict(mapped, version, message.time_extracted)
+                self._pending_bytes += sink.add_dict(mapped, version, message.time_extracted, line)
             self._pending_records += 1
         # The limits count all streams together: memory stays bounded however many there are.
         if (
@@ -300,10 +232,16 @@ class TargetDuckDB(Target):
 
     def _process_state_message(self, message: Message) -> None:  # type: ignore[override]
         value = message.value
-        if value is None or (value == {} and self._state):
-            self.logger.warning("Ignoring an empty STATE message after a non-empty one")
+        if value is None:
+            raise BadMessageError("STATE message has no 'value'")
+        if value == {} and self._state:
+            self.logger.warning(
+                "Ignoring STATE {} at input line %d: an empty state never replaces a non-empty one",
+                self.message_reader.line_number,
+            )
             return
         self._state = value
+        self._states.append((self.message_reader.line_number, value))
         # Nothing pending and the loader idle: commit and emit the state right away. Otherwise
         # it goes with the next flush: a commit of its own behind a load in flight measured
         # 20 % more DuckDB time (an extra checkpoint per batch).
@@ -340,33 +278,22 @@ class TargetDuckDB(Target):
             return
         batches = [sink.take_batch() for sink in self._sinks.values() if sink.pending]
         state = msgspec.json.encode(self._state) if self._state is not None else None
+        states, self._states = self._states, []
         if not batches and state == self._committed_state:
             return
-        new_state = state if state != self._committed_state else None
+        commit = Commit(
+            batches=batches,
+            states=states,
+            state=state if state != self._committed_state else None,
+            previous=self._committed_state,
+            state_id=self.config.get("state_id", "default"),
+            emit=emit_state,
+        )
         self._committed_state = state
         database = self.database
-        state_id = self.config.get("state_id", "default")
-        if new_state is not None:
+        if commit.state is not None:
             database.ensure_state_table()
-
-        def commit() -> None:
-            started = time.perf_counter()
-            with database.transaction():
-                loaded = sum(batch.load(database) for batch in batches)
-                if new_state is not None:
-                    database.save_state(state_id, new_state.decode())
-            if loaded:
-                self.logger.info(
-                    "Committed %d records from %d streams in %.2fs",
-                    loaded,
-                    len(batches),
-                    time.perf_counter() - started,
-                )
-            if new_state is not None:
-                sys.stdout.write(new_state.decode() + "\n")
-                sys.stdout.flush()
-
-        database.submit(commit)
+        database.submit(lambda: commit.run(database))
 
     def finish(self) -> None:
         """Flush whatever is pending, wait for it to commit, then close."""
@@ -380,16 +307,18 @@ class TargetDuckDB(Target):
     def _reading_stopped(self, error: BaseException) -> None:
         """The reader stops on `error`: what arrived before a bad line or a signal is
         committed (and its state emitted); after any other error the file is released.
+
+        A failed load committed what came before its own line already, and nothing after
+        it may be. When committing raises (an earlier line's load failed), that error, the
+        earlier line's, is the one reported.
         """
-        if not isinstance(error, InputError | Terminated):
+        if isinstance(error, LoadError) or not isinstance(error, InputError | Terminated):
             self.close()
             return
-        try:
-            self.finish()
-        except DatabaseError as flush_error:
-            if isinstance(error, Terminated):
-                raise
-            _report(flush_error)
+        if isinstance(error, InputError) and error.line_number is not None:
+            for sink in self._sinks.values():  # a line routed to several streams, half added
+                sink.discard_from(error.line_number)
+        self.finish()
 
     def process_endofpipe(self) -> None:
         """End of input: commit and emit the last state."""
@@ -424,13 +353,17 @@ class TargetDuckDB(Target):
         """Run the target; errors become one line on stderr and a non-zero exit."""
         if about:
             super().invoke(about=about, about_format=about_format, config=config)
-        config_paths = config.config if config else None
-        parse_env = config.parse_env if config else False
         target: TargetDuckDB | None = None
         try:
+            config_dict = config.config if config else {}
+            parse_env = config.parse_env if config else False
+            settings.check(
+                {**config_dict, **(cls._env_var_config if parse_env else {})},
+                settings.full_schema(cls),
+            )
             # The file opens at the first message, not before: in `tap --state
             # <(target-duckdb-state ...) | target-duckdb` the state command must read it first.
-            target = cls(config=config_paths, validate_config=True, parse_env_config=parse_env)
+            target = cls(config=config_dict, validate_config=True, parse_env_config=parse_env)
             target.listen(file_input)
         except Terminated:
             sys.exit(0)
@@ -439,6 +372,19 @@ class TargetDuckDB(Target):
                 target.close()
             _report(error)
             sys.exit(1)
+
+    @classmethod
+    def cb_config(  # type: ignore[override]
+        cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]
+    ) -> _ConfigInput:
+        """Read the config files; one that cannot be read is one line and exit code 1."""
+        _ = param
+        try:
+            config = settings.read_files(path for path in value if path != "ENV")
+        except TargetError as error:
+            _report(error)
+            ctx.exit(1)
+        return _ConfigInput(config=config, parse_env="ENV" in value)
 
 
 def _report(error: BaseException) -> None:

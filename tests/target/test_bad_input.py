@@ -143,7 +143,8 @@ def test_unwritable_path(tmp_path) -> None:
         result.stderr.strip()
         .splitlines()[-1]
         .startswith(
-            f"target-duckdb: error: cannot open DuckDB file {blocker / 'sub' / 'out.duckdb'}:"
+            f"target-duckdb: error: config: path {blocker / 'sub' / 'out.duckdb'}: "
+            "cannot open the DuckDB file:"
         )
     )
 
@@ -154,33 +155,31 @@ def test_blank_lines_are_skipped(tmp_path) -> None:
     assert result.states == [{"n": 1}]
 
 
-def test_failed_load_reports_one_line_and_keeps_earlier_commits(tmp_path, monkeypatch) -> None:
-    from target_duckdb.database import Database
+def test_failed_load_reports_the_input_line_and_keeps_what_came_before(tmp_path) -> None:
+    """A DuckDB error in a later batch: earlier batches stay, the error names the input line."""
+    import duckdb
 
-    original = Database.load
-    calls = []
-
-    def load(self, schema, table, path, *args, **kwargs):
-        calls.append(table)
-        if len(calls) == 2:
-            self.execute("SELECT error('disk on fire')")
-        return original(self, schema, table, path, *args, **kwargs)
-
-    monkeypatch.setattr(Database, "load", load)
+    connection = duckdb.connect(str(tmp_path / "out.duckdb"))
+    connection.execute("CREATE TABLE t (id BIGINT, v VARCHAR CHECK (v <> 'boom'))")
+    connection.close()
     messages = [
         schema_message("t", PROPS),
-        record("t", id=1),
-        record("t", id=2),
+        record("t", id=1, v="a"),
+        record("t", id=2, v="b"),
         state({"n": 2}),
-        record("t", id=3),
-        record("t", id=4),
+        record("t", id=3, v="c"),
+        record("t", id=4, v="boom"),
         state({"n": 4}),
-        record("t", id=5),
+        record("t", id=5, v="e"),
     ]
     result = run(tmp_path, messages, batch_size_rows=2)
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        "target-duckdb: error: DuckDB error: Invalid Input Error: disk on fire"
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "target-duckdb: error: input line 6: DuckDB error: Constraint Error: CHECK constraint"
+        )
     )
-    assert result.states in ([], [{"n": 2}])  # {"n": 2} commits alone if the loader was idle
-    assert query(tmp_path, "SELECT id FROM t ORDER BY id") == [(1,), (2,)]
+    assert result.states == [{"n": 2}]
+    assert query(tmp_path, "SELECT id FROM t ORDER BY id") == [(1,), (2,), (3,)]

@@ -1,0 +1,192 @@
+"""One flush: every stream's batch and the newest state in one transaction, then the state out.
+
+When DuckDB refuses the load, the flush finds the first input line whose record fails
+(bisecting over the lines of its records, all streams together, starting from the line
+DuckDB's message points at), commits the records before that line with the last state
+received before it, emits that state, and raises a LoadError naming the line. Records of
+later lines (and later flushes) are never committed: the Database fails every later job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from target_duckdb.database import Database
+from target_duckdb.errors import LoadError, StatementError
+from target_duckdb.sinks import Batch
+
+logger = logging.getLogger("target-duckdb")
+
+# DuckDB names the batch file and a line of it (approximate for some errors): a hint.
+_FILE_LINE = re.compile(r' in file "(?P<file>[^"]*)", in line (?P<line>\d+)')
+_DUPLICATE_NAME = re.compile(r' has duplicate key "')
+
+
+@dataclass
+class Commit:
+    """What one flush commits; `run` it on the database's loader thread."""
+
+    batches: list[Batch]
+    # (input line, value) of each STATE received since the previous flush, oldest first.
+    states: list[tuple[int, object]]
+    # The state this flush saves and emits (None: unchanged), and the one committed before.
+    state: bytes | None
+    previous: bytes | None
+    state_id: str
+    emit: Callable[[bytes], None]
+
+    def run(self, database: Database) -> None:
+        """Commit, or commit the part before the first failing line and raise LoadError."""
+        started = time.perf_counter()
+        batches = self.batches
+        for _ in range(len(batches) + 1):
+            try:
+                self._commit(database, batches, self.state)
+                break
+            except StatementError as error:
+                retried = _without_duplicate_names(batches, str(error))
+                if retried is None:
+                    self._recover(database, batches, error)
+                batches = retried or batches
+        loaded = sum(batch.count for batch in batches)
+        if loaded:
+            logger.info(
+                "Committed %d records from %d streams in %.2fs",
+                loaded,
+                len(batches),
+                time.perf_counter() - started,
+            )
+        if self.state is not None:
+            self.emit(self.state)
+
+    def _commit(self, database: Database, batches: Sequence[Batch], state: bytes | None) -> None:
+        with database.transaction():
+            for batch in batches:
+                batch.load(database)
+            if state is not None:
+                database.save_state(self.state_id, state.decode())
+        for batch in batches:
+            os.truncate(batch.file, 0)
+
+    def _recover(self, database: Database, batches: Sequence[Batch], error: StatementError) -> None:
+        # Repeated names are no failure (the last value wins): reduce them in every batch
+        # first, so that only a record DuckDB truly refuses can fail the bisection.
+        batches = [
+            batch if batch.deduplicated else batch.without_duplicate_names(batch.texts())
+            for batch in batches
+        ]
+        texts = [batch.texts() for batch in batches]
+        lines = sorted(
+            {n for batch in batches for n in batch.lines}
+            | {n for batch in batches for n, _, _ in batch.superseded}
+        )
+        bad, message = _first_failing(database, batches, texts, lines, error)
+        if bad is None:  # the records load: saving the state failed (or DuckDB did, once)
+            bad = self.states[0][0] if self.states else lines[0]
+        before = [
+            part
+            for batch, batch_texts in zip(batches, texts, strict=True)
+            if (part := batch.before(bad, batch_texts)) is not None
+        ]
+        covered = [value for line, value in self.states if line < bad]
+        state = msgspec.json.encode(covered[-1]) if covered else None
+        if state == self.previous:
+            state = None
+        self._commit(database, before, state)
+        if state is not None:
+            self.emit(state)
+        failure = LoadError(_without_file(message))
+        failure.line_number = bad
+        raise failure from error
+
+
+def _first_failing(
+    database: Database,
+    batches: Sequence[Batch],
+    texts: list[list[bytes]],
+    lines: list[int],
+    error: StatementError,
+) -> tuple[int | None, str]:
+    """The first input line whose record makes the load fail, and DuckDB's message for it.
+
+    Bisection over the flush's lines: loading every record up to `lines[hi]` fails (the
+    whole flush did), up to `lines[lo - 1]` succeeds. DuckDB's own pointer is tried first.
+    """
+    message = str(error)
+    if not lines or not _fails(database, batches, texts, lines[-1] + 1):
+        return None, message
+    hint = _hinted_line(batches, message)
+    probes = [lines.index(hint), lines.index(hint) - 1] if hint in lines else []
+    lo, hi = 0, len(lines) - 1
+    while lo < hi:
+        mid = next((p for p in probes if lo <= p < hi), (lo + hi) // 2)
+        probes = [p for p in probes if p != mid]
+        failure = _fails(database, batches, texts, lines[mid] + 1)
+        if failure:
+            hi, message = mid, failure
+        else:
+            lo = mid + 1
+    return lines[hi], message
+
+
+def _fails(
+    database: Database, batches: Sequence[Batch], texts: list[list[bytes]], end: int
+) -> str | None:
+    """DuckDB's message when loading the records of input lines before `end` fails."""
+    try:
+        with database.trial():
+            for batch, batch_texts in zip(batches, texts, strict=True):
+                part = batch.before(end, batch_texts)
+                if part is not None:
+                    part.load(database)
+    except StatementError as error:
+        return str(error)
+    return None
+
+
+def _hinted_line(batches: Sequence[Batch], message: str) -> int | None:
+    match = _FILE_LINE.search(message)
+    if match is None:
+        return None
+    for batch in batches:
+        index = int(match["line"]) - 1
+        if batch.file == match["file"] and 0 <= index < len(batch.lines):
+            return batch.lines[index]
+    return None
+
+
+def _without_duplicate_names(batches: Sequence[Batch], message: str) -> list[Batch] | None:
+    """The batches with repeated property names reduced to their last value, when DuckDB
+    refused one for that (None otherwise, or when they were reduced already).
+    """
+    match = _FILE_LINE.search(message)
+    if match is None or not _DUPLICATE_NAME.search(message):
+        return None
+    for index, batch in enumerate(batches):
+        if batch.file == match["file"] and not batch.deduplicated:
+            logger.warning(
+                "Stream '%s': a record names a property twice; the last value is kept",
+                batch.stream,
+            )
+            reduced = batch.without_duplicate_names(batch.texts())
+            return [*batches[:index], reduced, *batches[index + 1 :]]
+    return None
+
+
+def _without_file(message: str) -> str:
+    """DuckDB's message without the temporary file and its line (the input line replaces them)."""
+    return _FILE_LINE.sub("", message)
+
+
+def emit_state(state: bytes) -> None:
+    """Write a committed state to stdout as one JSON line."""
+    sys.stdout.write(state.decode() + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,44 @@
+"""How stream and property names become DuckDB names, and which names are refused.
+
+Every name is quoted in SQL, so a name DuckDB can hold loads under its own spelling:
+keywords (`select`), spaces, quotes, dots, non-ASCII, names of hundreds of characters.
+A stream `<schema>-<table>` loads into `<schema>.<table>` (the part before the last '-'
+and the part after it); without a '-' the schema is `main`. `default_target_schema`
+replaces the schema and keeps the table part, so `a-orders` and `b-orders` would share one
+table: that is refused, as is any pair of streams whose tables differ only in case.
+
+DuckDB compares names case-insensitively, so `A` and `a` cannot be two columns: two
+properties of one stream (in its SCHEMA or its records, for the whole run) that differ only
+in case are refused, naming both. A property meeting a column left by an earlier run whose
+name differs only in case loads into that column. Empty names are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# msgspec refuses these characters in the field names of the fast path's Struct: streams
+# with such a property load through the dict path instead.
+_STRUCT_UNSAFE = frozenset('\\"') | frozenset(chr(code) for code in range(0x20))
+
+
+def table_for(stream: str, default_schema: str | None) -> tuple[str, str]:
+    """(schema, table) of a stream: `<schema>-<table>` names carry their own schema."""
+    parts = stream.split("-")
+    schema = default_schema or (parts[-2] if len(parts) > 1 else "main")
+    return schema, parts[-1]
+
+
+def case_collision(names: Iterable[str]) -> tuple[str, str] | None:
+    """Two of `names` that DuckDB would take for one (they differ only in case), if any."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            return other, name
+    return None
+
+
+def struct_safe(name: str) -> bool:
+    """Whether msgspec accepts `name` as a renamed Struct field."""
+    return not _STRUCT_UNSAFE.intersection(name)

@@ -1,0 +1,160 @@
+"""The target's settings: their JSON Schema, and one line naming the setting that is wrong.
+
+The SDK would log a list of jsonschema messages and, for a config file that is not JSON, a
+traceback; these checks run first and raise ConfigError (`config: <setting> ...`).
+"""
+
+from __future__ import annotations
+
+import copy
+import typing as t
+from pathlib import Path
+
+import jsonschema
+import msgspec
+from singer_sdk import typing as th
+
+from target_duckdb.database import DEFAULT_MEMORY_LIMIT
+from target_duckdb.errors import ConfigError
+
+DEFAULT_BATCH_SIZE_ROWS = 10_000
+
+CONFIG_SCHEMA = th.PropertiesList(
+    th.Property(
+        "path",
+        th.StringType,
+        required=True,
+        title="DuckDB file",
+        description="Path of the DuckDB database file; created (with its folder) if missing.",
+    ),
+    th.Property(
+        "default_target_schema",
+        th.StringType,
+        description=(
+            "Schema holding every stream's table. Default: the stream name's prefix "
+            "before '-' if any, else 'main'."
+        ),
+    ),
+    th.Property(
+        "load_method",
+        th.StringType,
+        allowed_values=["upsert", "append-only", "overwrite"],
+        description=(
+            "upsert (the default for streams with key properties; the last record per key "
+            "wins), append-only (the default without key properties) or overwrite (empty "
+            "the table at the first load of the run)."
+        ),
+    ),
+    th.Property(
+        "batch_size_rows",
+        th.IntegerType,
+        default=DEFAULT_BATCH_SIZE_ROWS,
+        description="Flush (commit all streams and emit the state) when the streams together "
+        "hold this many records.",
+    ),
+    th.Property(
+        "max_batch_age_seconds",
+        th.NumberType,
+        default=60,
+        description="Flush when the oldest unflushed record is this old (checked as "
+        "messages arrive).",
+    ),
+    th.Property(
+        "hard_delete",
+        th.BooleanType,
+        default=False,
+        description="Delete rows (ACTIVATE_VERSION, records carrying _sdc_deleted_at) "
+        "instead of marking them with _sdc_deleted_at.",
+    ),
+    th.Property(
+        "add_record_metadata",
+        th.BooleanType,
+        default=False,
+        description="Add the _sdc_* metadata columns.",
+    ),
+    th.Property(
+        "validate_records",
+        th.BooleanType,
+        default=False,
+        description=(
+            "Validate each record against its full JSON Schema (nested properties too). "
+            "Top-level types are always checked against the columns; this full check "
+            "costs several times the load's own time."
+        ),
+    ),
+    th.Property(
+        "on_invalid_record",
+        th.StringType,
+        default="fail",
+        allowed_values=["fail", "log"],
+        description=(
+            "fail: stop with an error naming the record's input line. log: log a warning "
+            "and load the record anyway, widening its columns as needed."
+        ),
+    ),
+    th.Property(
+        "state_id",
+        th.StringType,
+        default="default",
+        description="Key of this pipeline's row in the _singer_state table.",
+    ),
+    th.Property(
+        "memory_limit",
+        th.StringType,
+        default=DEFAULT_MEMORY_LIMIT,
+        description="DuckDB's memory_limit (it spills to disk beyond it).",
+    ),
+    th.Property(
+        "lock_timeout_seconds",
+        th.NumberType,
+        default=5,
+        description="How long to retry opening a DuckDB file locked by another process.",
+    ),
+).to_dict()
+
+
+def read_files(paths: t.Iterable[str]) -> dict[str, t.Any]:
+    """The settings of the config files (later files override earlier ones)."""
+    config: dict[str, t.Any] = {}
+    for path in paths:
+        try:
+            settings = msgspec.json.decode(Path(path).read_bytes())
+        except OSError as error:
+            raise ConfigError("file", f"{path} cannot be read: {error.strerror}") from error
+        except msgspec.DecodeError as error:
+            raise ConfigError("file", f"{path} is not JSON: {error}") from error
+        if not isinstance(settings, dict):
+            raise ConfigError("file", f"{path} does not hold a JSON object")
+        config.update(settings)
+    return config
+
+
+def check(config: t.Mapping[str, t.Any], schema: dict) -> None:
+    """Raise ConfigError for the first setting `schema` (the full schema) refuses."""
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    for error in sorted(validator.iter_errors(dict(config)), key=lambda e: list(e.path)):
+        if error.validator == "required":
+            missing = [name for name in error.validator_value if name not in config]
+            raise ConfigError(missing[0] if missing else "", "is required")
+        setting = ".".join(str(part) for part in error.path) or "(root)"
+        value = error.instance
+        if error.validator == "type":
+            expected = error.validator_value
+            expected = [expected] if isinstance(expected, str) else expected
+            wanted = " or ".join(kind for kind in expected if kind != "null")
+            raise ConfigError(setting, f"must be {_article(wanted)}, got {value!r}")
+        if error.validator == "enum":
+            allowed = ", ".join(repr(option) for option in error.validator_value)
+            raise ConfigError(setting, f"must be one of {allowed}, got {value!r}")
+        raise ConfigError(setting, f"is invalid: {error.message}")
+
+
+def full_schema(target_class: type) -> dict:
+    """The target's settings schema with the SDK's built-in settings added."""
+    schema = copy.deepcopy(target_class.config_jsonschema)
+    target_class.append_builtin_config(schema)
+    return schema
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
