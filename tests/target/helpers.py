@@ -36,6 +36,13 @@ def to_lines(messages: list[dict | str]) -> str:
     )
 
 
+def to_bytes(messages: list[dict | str | bytes]) -> bytes:
+    """Like `to_lines`, as bytes; bytes entries are lines kept as they are (invalid UTF-8)."""
+    return b"".join(
+        (m if isinstance(m, bytes) else to_lines([m]).encode()[:-1]) + b"\n" for m in messages
+    )
+
+
 def write_config(tmp_path: Path, **settings: object) -> Path:
     """A config file for a DuckDB file in tmp_path (override any setting by keyword)."""
     config = {"path": str(tmp_path / "out.duckdb"), "lock_timeout_seconds": 0, **settings}
@@ -44,11 +51,11 @@ def write_config(tmp_path: Path, **settings: object) -> Path:
     return path
 
 
-def run(tmp_path: Path, messages: list[dict | str], **settings: object) -> Result:
+def run(tmp_path: Path, messages: list[dict | str | bytes], **settings: object) -> Result:
     """Run the target CLI in-process on the messages."""
     config = write_config(tmp_path, **settings)
     input_path = tmp_path / "input.singer"
-    input_path.write_text(to_lines(messages), encoding="utf-8")
+    input_path.write_bytes(to_bytes(messages))
     result = CliRunner().invoke(
         TargetDuckDB.cli, ["--config", str(config), "--input", str(input_path)]
     )
@@ -57,12 +64,12 @@ def run(tmp_path: Path, messages: list[dict | str], **settings: object) -> Resul
     return Result(result.exit_code, result.stdout, result.stderr)
 
 
-def run_process(tmp_path: Path, messages: list[dict | str], **settings: object) -> Result:
+def run_process(tmp_path: Path, messages: list[dict | str | bytes], **settings: object) -> Result:
     """Run the target as a real subprocess reading stdin."""
     config = write_config(tmp_path, **settings)
     completed = subprocess.run(
         [*TARGET_COMMAND, "--config", str(config)],
-        input=to_lines(messages).encode(),
+        input=to_bytes(messages),
         capture_output=True,
         timeout=60,
         check=False,
