@@ -27,7 +27,6 @@ logger = logging.getLogger("target-duckdb")
 
 # DuckDB names the batch file and a line of it (approximate for some errors): a hint.
 _FILE_LINE = re.compile(r' in file "(?P<file>[^"]*)", in line (?P<line>\d+)')
-_DUPLICATE_NAME = re.compile(r' has duplicate key "')
 
 
 @dataclass
@@ -47,15 +46,18 @@ class Commit:
         """Commit, or commit the part before the first failing line and raise LoadError."""
         started = time.perf_counter()
         batches = self.batches
-        for _ in range(len(batches) + 1):
+        try:
+            self._commit(database, batches, self.state)
+        except StatementError as error:
+            if not _FILE_LINE.search(str(error)):
+                self._recover(database, batches, error)
+            # read_json refused a record: maybe one naming a property twice, which DuckDB
+            # refuses (or reads the first of) while every other path keeps the last value.
+            batches = _without_duplicate_names(batches)
             try:
                 self._commit(database, batches, self.state)
-                break
-            except StatementError as error:
-                retried = _without_duplicate_names(batches, str(error))
-                if retried is None:
-                    self._recover(database, batches, error)
-                batches = retried or batches
+            except StatementError as again:
+                self._recover(database, batches, again)
         loaded = sum(batch.count for batch in batches)
         if loaded:
             logger.info(
@@ -79,10 +81,7 @@ class Commit:
     def _recover(self, database: Database, batches: Sequence[Batch], error: StatementError) -> None:
         # Repeated names are no failure (the last value wins): reduce them in every batch
         # first, so that only a record DuckDB truly refuses can fail the bisection.
-        batches = [
-            batch if batch.deduplicated else batch.without_duplicate_names(batch.texts())
-            for batch in batches
-        ]
+        batches = _without_duplicate_names(batches)
         texts = [batch.texts() for batch in batches]
         lines = sorted(
             {n for batch in batches for n in batch.lines}
@@ -163,22 +162,20 @@ def _hinted_line(batches: Sequence[Batch], message: str) -> int | None:
     return None
 
 
-def _without_duplicate_names(batches: Sequence[Batch], message: str) -> list[Batch] | None:
-    """The batches with repeated property names reduced to their last value, when DuckDB
-    refused one for that (None otherwise, or when they were reduced already).
-    """
-    match = _FILE_LINE.search(message)
-    if match is None or not _DUPLICATE_NAME.search(message):
-        return None
-    for index, batch in enumerate(batches):
-        if batch.file == match["file"] and not batch.deduplicated:
+def _without_duplicate_names(batches: Sequence[Batch]) -> list[Batch]:
+    """The batches with each record's repeated property names reduced to the last value."""
+    reduced = []
+    for batch in batches:
+        if not batch.deduplicated:
+            texts = batch.texts()
+            batch = batch.without_duplicate_names(texts)
             logger.warning(
-                "Stream '%s': a record names a property twice; the last value is kept",
+                "Stream '%s': DuckDB refused its batch; loading it again with the last value "
+                "of any property a record names twice",
                 batch.stream,
             )
-            reduced = batch.without_duplicate_names(batch.texts())
-            return [*batches[:index], reduced, *batches[index + 1 :]]
-    return None
+        reduced.append(batch)
+    return reduced
 
 
 def _without_file(message: str) -> str:

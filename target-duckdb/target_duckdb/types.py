@@ -50,8 +50,10 @@ _TEXTUAL = frozenset({VARCHAR, DATE, TIMESTAMPTZ})
 _SCALAR_TYPES = frozenset({BIGINT, HUGEINT, DOUBLE, BOOLEAN}) | _TEXTUAL
 
 
-def schema_kinds(schema: dict) -> frozenset[str]:
-    """JSON types a property schema allows (all of them for an untyped schema)."""
+def schema_kinds(schema: dict | bool) -> frozenset[str]:
+    """JSON types a property schema allows (all of them for an untyped schema or `true`)."""
+    if isinstance(schema, bool):
+        return JSON_KINDS if schema else frozenset()
     members = schema.get("anyOf") or schema.get("oneOf")
     if members:
         kinds: set[str] = set()
@@ -66,17 +68,19 @@ def schema_kinds(schema: dict) -> frozenset[str]:
     return frozenset(declared)
 
 
-def schema_format(schema: dict) -> str | None:
+def schema_format(schema: dict | bool) -> str | None:
     """The string `format` of a property schema, looking inside anyOf/oneOf members."""
+    if isinstance(schema, bool):
+        return None
     if "format" in schema:
         return schema["format"]
     for member in schema.get("anyOf") or schema.get("oneOf") or ():
-        if "format" in member:
+        if isinstance(member, dict) and "format" in member:
             return member["format"]
     return None
 
 
-def column_type(schema: dict) -> str:
+def column_type(schema: dict | bool) -> str:
     """DuckDB column type for a property's JSON Schema."""
     kinds = schema_kinds(schema) - {"null"}
     if kinds == {"string"}:

@@ -382,3 +382,87 @@ def test_a_config_file_that_is_not_a_json_object_is_one_line(tmp_path, content, 
     assert stderr.strip() == f"target-duckdb: error: config: file {config} {problem}" or (
         stderr.strip().startswith(f"target-duckdb: error: config: file {config} {problem}")
     )
+
+
+# Fuzz findings (/tmp/fuzz-findings/NNN-*.md), one regression each
+
+SCHEMA_ID = schema_message("t", {"id": {"type": "integer"}})
+PREFIX = [SCHEMA_ID, record("t", id=1), state({"n": 1})]
+
+
+def test_finding_001_boolean_property_schemas_are_untyped_json_columns(tmp_path) -> None:
+    props = {"id": {"type": "integer"}, "p": False, "q": True, "r": {"anyOf": [True]}}
+    result = run(tmp_path, [schema_message("t", props), record("t", id=1, q={"a": 1}, r=2)])
+    assert result.exit_code == 0, result.stderr
+    assert column_types(tmp_path, "t") == {"id": "BIGINT", "p": "JSON", "q": "JSON", "r": "JSON"}
+    assert query(tmp_path, "SELECT CAST(q AS VARCHAR), CAST(r AS VARCHAR) FROM t") == [
+        ('{"a":1}', "2")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (
+            schema_message("t", {"id": {"type": "integer"}, "ID": {"type": "string"}}),
+            "SCHEMA for stream 't' has properties 'id' and 'ID'",
+        ),  # 002
+        ({"type": "SCHEMA", "stream": "-", "schema": SCHEMA_ID["schema"]}, "stream '-' gives"),
+        ({"type": "SCHEMA", "stream": "x-", "schema": SCHEMA_ID["schema"]}, "stream 'x-' gives"),
+        (record("t", id=2, **{"": 1}), "record for stream 't' has a property with an empty name"),
+        (
+            '{"type":"RECORD","stream":"t","record":{"id":2,"p":'
+            + "[" * 100000
+            + "]" * 100000
+            + "}}",
+            "line nests JSON deeper than the decoder allows",
+        ),  # 006
+        (b'{"type":"RECORD","stream":"t","record":{"id":"\xed\xa0\x80"}}', "RECORD for"),  # 009
+    ],
+    ids=["002", "005 dash", "005 trailing dash", "005 empty property", "006", "009"],
+)
+def test_findings_rejected_under_rule_6(tmp_path, bad, problem) -> None:
+    result = run_process(tmp_path, [*PREFIX, bad, record("t", id=3)])
+    _rejected(result, 4, problem)
+    assert result.states == [{"n": 1}]
+    assert query(tmp_path, "SELECT id FROM t") == [(1,)]
+
+
+def test_finding_003_004_duplicate_names_before_a_bad_line_give_one_error(tmp_path) -> None:
+    messages = [
+        SCHEMA_ID,
+        record("t", id=1),
+        state({"n": 1}),
+        '{"type":"RECORD","stream":"t","record":{"id":[],"id":2}}',
+        "oops",
+    ]
+    result = run_process(tmp_path, messages)
+    _rejected(result, 5, "line is not valid JSON")
+    assert result.stderr.count("target-duckdb: error:") == 1
+    assert result.states == [{"n": 1}]
+    assert query(tmp_path, "SELECT id FROM t ORDER BY id") == [(1,), (2,)]
+
+
+def test_finding_007_untyped_column_in_a_composite_key(tmp_path) -> None:
+    props = {"id": {}, "k": {"type": "integer"}}
+    messages = [
+        schema_message("t", props, keys=["id", "k"]),
+        record("t", id=1, k=0),
+        record("t", id={"a": 1}, k=0),
+        record("t", id=1, k=0),
+    ]
+    result = run(tmp_path, messages)
+    assert result.exit_code == 0, result.stderr
+    assert query(tmp_path, "SELECT CAST(id AS VARCHAR), k FROM t ORDER BY 1") == [
+        ("1", 0),
+        ('{"a":1}', 0),
+    ]
+
+
+@PATHS
+def test_finding_008_names_msgspec_refuses_load_through_the_dict_path(tmp_path, path_settings):
+    props = {"id": {"type": "integer"}, 'q"uote': {"type": "string"}}
+    messages = [schema_message("t", props), record("t", id=1, **{'q"uote': "x", "a\\b": 1})]
+    result = run(tmp_path, messages, **path_settings)
+    assert result.exit_code == 0, result.stderr
+    assert query(tmp_path, 'SELECT "q""uote", "a\\b" FROM t') == [("x", 1)]
