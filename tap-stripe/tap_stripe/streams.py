@@ -144,7 +144,7 @@ class StripeStream(Stream):
     def __init__(self, tap: TapStripe, spec: TableSpec, schema: dict) -> None:
         self.spec = spec
         super().__init__(tap, schema=schema, name=spec.name)
-        self.primary_keys = ("id",)
+        self.primary_keys = spec.key_properties
         self.replication_key = spec.replication_key
         self._stripe_tap = tap
         self._nested_check = NestedListCheck(spec.nested_lists) if spec.nested_lists else None

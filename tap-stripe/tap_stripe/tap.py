@@ -43,7 +43,7 @@ from tap_stripe.settings import (
 )
 from tap_stripe.state import checked_state, learn_stripe_time, usable_state
 from tap_stripe.streams import StripeStream
-from tap_stripe.tables import TABLES, TableSpec
+from tap_stripe.tables import TABLES, TableSpec, require_built
 
 # Threads needed to keep the rate budget busy at Stripe's typical ~300-400 ms per list page.
 SECONDS_IN_FLIGHT_PER_REQUEST = 0.4
@@ -285,7 +285,11 @@ class TapStripe(Tap):
         return [self.stream_for(spec) for spec in TABLES]
 
     def stream_for(self, spec: TableSpec) -> StripeStream:
-        """The stream reading ``spec``; tables with change capture get a tombstone column."""
+        """The stream reading ``spec``; tables with change capture get a tombstone column.
+
+        A table of a kind the tap cannot read yet is refused here, before any request.
+        """
+        require_built(spec)
         schema = load_schema(spec.name)
         if spec.event_types:
             schema = with_deleted_at(schema)
