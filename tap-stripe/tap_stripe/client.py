@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -23,59 +23,25 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from tap_stripe import shutdown
+from tap_stripe.budgets import (
+    EndpointBudgets,
+    RateLimiter,
+    Sleep,
+    default_rate_for_key,
+    endpoint_of,
+)
+from tap_stripe.secrets import register_secret, scrub
 
 LOGGER = logging.getLogger("tap-stripe")
 
 DEFAULT_API_URL = "https://api.stripe.com"
 DEFAULT_API_VERSION = "2023-08-16"
-# Below Stripe's published read limits (100/s live, 25/s test mode).
-DEFAULT_LIVE_RATE = 90.0
-DEFAULT_TEST_RATE = 20.0
 # Warn when this machine's clock runs this far ahead of Stripe's (HTTP Date: 1 s steps).
 CLOCK_AHEAD_WARNING_SECONDS = 60
-# Stripe's documented limit of one endpoint, when the global budget is unlimited.
-DEFAULT_ENDPOINT_RATE = 25.0
 # A thread pausing before a retry looks this often whether the sync is ending.
 PAUSE_STEP_SECONDS = 0.25
 # Characters of an unexpected body quoted in its error line.
 BODY_HEAD_CHARS = 80
-
-Sleep = Callable[[float], None]
-Clock = Callable[[], float]
-
-
-_SECRETS: set[str] = set()
-# Shorter strings are not scrubbed: no key is that short, and replacing every "a" of a
-# message would make it unreadable.
-MIN_SECRET_LENGTH = 8
-
-
-def register_secret(secret: object) -> None:
-    """Remember ``secret`` so that :func:`scrub` removes it from any text.
-
-    A key may come in any shape (a string ending in a secrets file's newline, a list, an
-    object, by mistake): every string inside it is a secret, as given and stripped.
-    """
-    pending = [secret]
-    while pending:
-        value = pending.pop()
-        if isinstance(value, str):
-            _SECRETS.update(
-                form for form in (value, value.strip()) if len(form) >= MIN_SECRET_LENGTH
-            )
-        elif isinstance(value, dict):
-            pending.extend(value.keys())
-            pending.extend(value.values())
-        elif isinstance(value, (list, tuple)):
-            pending.extend(value)
-
-
-def scrub(text: str) -> str:
-    """``text`` with every registered secret replaced, longest first (a key's stripped
-    form is part of the form with its newline)."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "<api_key>")
-    return text
 
 
 class StripeError(Exception):
@@ -106,100 +72,6 @@ class StripeAPIError(StripeError):
         super().__init__(
             f"stream '{stream}': HTTP {status} {detail} (Request-Id: {request_id or 'none'})"
         )
-
-
-def default_rate_for_key(api_key: str) -> float:
-    """Requests per second to allow by default, from the key's mode."""
-    return DEFAULT_TEST_RATE if "_test_" in api_key else DEFAULT_LIVE_RATE
-
-
-class RateLimiter:
-    """A thread-safe request budget shared by every request of the run.
-
-    Requests are spaced evenly at the current rate. A 429 halves the rate and pauses
-    everyone for the wait Stripe asked for; each success then wins back a little of the
-    configured rate (multiplicative decrease, additive increase).
-    """
-
-    def __init__(
-        self,
-        max_rate: float | None,
-        *,
-        clock: Clock | None = None,
-        sleep: Sleep | None = None,
-    ) -> None:
-        self.max_rate = max_rate if max_rate and max_rate > 0 else None
-        self.rate = self.max_rate
-        self._clock = clock or time.monotonic
-        self._sleep = sleep or time.sleep
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        """Wait for this request's slot in the budget."""
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next)
-            if self.rate is not None:
-                self._next = slot + 1.0 / self.rate
-            else:
-                self._next = slot
-        if slot > now:
-            self._sleep(slot - now)
-
-    def throttled(self, pause: float) -> None:
-        """Stripe rate-limited a request: slow down and pause everyone for ``pause`` s."""
-        with self._lock:
-            if self.rate is not None:
-                self.rate = max(1.0, self.rate / 2)
-            self._next = max(self._next, self._clock() + pause)
-
-    def succeeded(self) -> None:
-        """A request went through: recover part of the configured rate."""
-        if self.rate is not None and self.rate < self.max_rate:
-            with self._lock:
-                self.rate = min(self.max_rate, self.rate + self.max_rate / 50)
-
-
-def endpoint_of(path: str) -> str:
-    """The Stripe endpoint a GET of ``path`` calls, its object id replaced by ``{id}``.
-
-    Stripe counts ``GET /v1/customers/cus_1`` and ``GET /v1/customers/cus_2`` against one
-    endpoint's limit (``/v1/customers/{id}``), and ``/v1/invoices/in_1/lines`` against
-    ``/v1/invoices/{id}/lines``.
-    """
-    parts = path.split("/")
-    if len(parts) > 3 and parts[3]:
-        parts[3] = "{id}"
-    return "/".join(parts)
-
-
-class EndpointBudgets:
-    """Request budgets of single endpoints, on top of the global one.
-
-    Stripe also limits each endpoint (25 requests/s unless documented otherwise). No
-    budget exists until an endpoint is answered 429 for its own limit: then that endpoint
-    alone slows down (and recovers, as the global budget does), while the other streams
-    keep the global budget.
-    """
-
-    def __init__(self, max_rate: float | None) -> None:
-        self.max_rate = max_rate or DEFAULT_ENDPOINT_RATE
-        self._limiters: dict[str, RateLimiter] = {}
-        self._lock = threading.Lock()
-
-    def get(self, endpoint: str) -> RateLimiter | None:
-        """The endpoint's budget, if it has one."""
-        return self._limiters.get(endpoint)
-
-    def throttled(self, endpoint: str, pause: float) -> None:
-        """The endpoint hit its own limit: slow it down and pause it for ``pause`` s."""
-        with self._lock:
-            limiter = self._limiters.get(endpoint)
-            if limiter is None:
-                limiter = RateLimiter(self.max_rate)
-                self._limiters[endpoint] = limiter
-        limiter.throttled(pause)
 
 
 class StripeClient:

@@ -20,7 +20,7 @@ from typing import Any
 
 from singer_sdk.plugin_base import JSONSchemaValidator
 
-from tap_stripe.client import register_secret, scrub
+from tap_stripe.secrets import register_secret, scrub
 
 KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
 # A value shown in a message is cut to this many characters.

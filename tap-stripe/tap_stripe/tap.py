@@ -20,18 +20,12 @@ from singer_sdk.helpers.capabilities import BATCH_CONFIG
 from singer_sdk.singerlib import Catalog, Schema
 
 from tap_stripe import shutdown
+from tap_stripe.budgets import RateLimiter, default_rate_for_key
 from tap_stripe.changes import DELETED_AT, DELETED_AT_SCHEMA, with_deleted_at
-from tap_stripe.client import (
-    DEFAULT_API_URL,
-    DEFAULT_API_VERSION,
-    RateLimiter,
-    StripeClient,
-    StripeError,
-    default_rate_for_key,
-    scrub,
-)
+from tap_stripe.client import DEFAULT_API_URL, DEFAULT_API_VERSION, StripeClient, StripeError
 from tap_stripe.fetcher import FetchSlots, PageBudget
 from tap_stripe.output import FastSingerWriter
+from tap_stripe.secrets import scrub
 from tap_stripe.settings import (
     ConfigInput,
     InputError,

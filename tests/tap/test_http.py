@@ -8,15 +8,8 @@ import logging
 import pytest
 import requests
 import requests_mock
-from tap_stripe.client import (
-    PAUSE_STEP_SECONDS,
-    RateLimiter,
-    StripeAPIError,
-    StripeClient,
-    StripeError,
-    default_rate_for_key,
-    endpoint_of,
-)
+from tap_stripe.budgets import RateLimiter, default_rate_for_key, endpoint_of
+from tap_stripe.client import PAUSE_STEP_SECONDS, StripeAPIError, StripeClient, StripeError
 from tap_stripe.tap import TapStripe
 
 from tests.tap.conftest import base_config, run_tap
