@@ -66,5 +66,6 @@ run: install meltano-plugins
 	$(BIN)/python scripts/demo.py --stripe
 
 # Throughput, requests and memory figures of issue 5 against the simulator (4 to 6 minutes here).
+# Every benchmark lives in bench/: also `python -m bench.simulator` and `python -m bench.target`.
 bench: install
 	$(BIN)/python -m bench

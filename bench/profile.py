@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench.procs import exclusive
 from bench.run import REPO, TAP, TARGET
-from tests.stripe_sim.runner import run_simulator
+from stripe_sim.runner import run_simulator
 
 WORK = Path("bench-results/profile")
 RATE = 200

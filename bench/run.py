@@ -28,8 +28,8 @@ from bench import baseline, truth
 from bench.procs import Finished, Stage, StepError, run_pipeline, shell
 from bench.report import Row, at_least, at_most, failed, reference
 from bench.singer_file import extract_records, truncate_records
-from tests.stripe_sim.config import SimConfig
-from tests.stripe_sim.runner import SimHandle, cli_args, run_simulator
+from stripe_sim.config import SimConfig
+from stripe_sim.runner import SimHandle, cli_args, run_simulator
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = ".venv/bin/python"
@@ -111,7 +111,7 @@ class Bench:
             rate_limit=self.plan.rate_limit,
             port=_free_port(),
         )
-        sim_command = shell([PYTHON, "-m", "tests.stripe_sim", *cli_args(config)])
+        sim_command = shell([PYTHON, "-m", "stripe_sim", *cli_args(config)])
         self.notes.append(f"Simulator (every phase but the target alone): `{sim_command} &`")
         started = time.perf_counter()
         with run_simulator(subprocess=True, **_sim_kwargs(config)) as sim:

@@ -1,10 +1,10 @@
 """Measure how many list pages a second the simulator serves (latency 0, no rate limit).
 
-Starts ``python -m tests.stripe_sim`` in its own process, then walks ``/v1/charges`` with
+Starts ``python -m stripe_sim`` in its own process, then walks ``/v1/charges`` with
 ``limit=100`` from several client processes over keep-alive connections, each starting at
 a different place so pages differ, and prints pages/s, objects/s and MB/s::
 
-    .venv/bin/python tests/stripe_sim/scripts/bench_sim.py --charges 200000 --seconds 10
+    .venv/bin/python -m bench.simulator --charges 200000 --seconds 10
 """
 
 from __future__ import annotations
@@ -14,12 +14,9 @@ import http.client
 import multiprocessing
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-
-from tests.stripe_sim.config import API_KEY
-from tests.stripe_sim.runner import run_simulator
+from stripe_sim.config import API_KEY
+from stripe_sim.runner import run_simulator
 
 KEY_HEADER = {"Authorization": f"Bearer {API_KEY}"}
 

@@ -1,7 +1,6 @@
-"""Benchmark of the target alone on Stripe-sized records (not a test: run it by hand or from
-`make bench`):
+"""Benchmark of the target alone on Stripe-sized records (run by hand from the repo root):
 
-    python -m tests.target.bench_target --records 100000
+    .venv/bin/python -m bench.target --records 100000
 
 It writes a Singer file of charge-like records (~2.8 KB, nested), then measures
 1. `target-duckdb` reading that file on stdin into a new DuckDB file (records/s, max RSS), and

@@ -22,10 +22,16 @@ from pathlib import Path
 
 import duckdb
 
+# Run by path (`python scripts/demo.py`), so the repo root, home of the simulator package
+# `stripe_sim`, is not on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stripe_sim.config import API_KEY
+from stripe_sim.runner import SimulatorStartError, run_simulator
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = "stripe"
 STRIPE_API_URL = "https://api.stripe.com"
-SIMULATOR_KEY = "sk_test_simulator"
 EXAMPLE_TITLE = (
     "Invoices by status and their line items, from the JSON column `lines` "
     "(Stripe embeds 10 lines at most; the tap completes the list)"
@@ -74,28 +80,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 @contextmanager
 def simulator() -> Iterator[str]:
-    """Run `python -m tests.stripe_sim --port 0`; yield its URL; stop it afterwards."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.stripe_sim", "--port", "0"],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    """Run the simulator in its own process (``stripe_sim.runner``); yield its URL."""
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            raise DemoError(f"the Stripe simulator did not start (exit {process.poll()})")
-        url = line.removeprefix("listening on ")
-        print(f"Stripe simulator listening on {url}", flush=True)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with run_simulator(subprocess=True) as sim:
+            print(f"Stripe simulator listening on {sim.url}", flush=True)
+            yield sim.url
+    except SimulatorStartError as error:
+        raise DemoError(f"the Stripe simulator did not start ({error})") from error
 
 
 def meltano_run(meltano: Path, project: Path, target: Target) -> None:
@@ -166,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             database = project / ".demo" / "warehouse.duckdb"
             for stale in (database, database.with_name(database.name + ".wal")):
                 stale.unlink(missing_ok=True)
-            target = Target("", SIMULATOR_KEY, database, "demo", True)
+            target = Target("", API_KEY, database, "demo", True)
             source = simulator()
         with source as url:
             meltano_run(args.meltano, project, replace(target, api_url=url))

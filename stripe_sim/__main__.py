@@ -1,4 +1,4 @@
-"""``python -m tests.stripe_sim [flags]``: serve a simulated Stripe account on 127.0.0.1.
+"""``python -m stripe_sim [flags]``: serve a simulated Stripe account on 127.0.0.1.
 
 Prints ``listening on http://127.0.0.1:PORT`` on stdout once ready; everything else goes
 to stderr. Stops cleanly on SIGTERM or SIGINT.
@@ -13,9 +13,9 @@ import threading
 import time
 from types import FrameType
 
-from tests.stripe_sim.config import API_KEY, DEFAULT_COUNTS, FAULT_KINDS, MAIN_ACCOUNT, SimConfig
-from tests.stripe_sim.server import serve
-from tests.stripe_sim.state import SimState
+from stripe_sim.config import API_KEY, DEFAULT_COUNTS, FAULT_KINDS, MAIN_ACCOUNT, SimConfig
+from stripe_sim.server import serve
+from stripe_sim.state import SimState
 
 
 def parse_count(text: str) -> tuple[str, int]:
@@ -28,7 +28,7 @@ def parse_count(text: str) -> tuple[str, int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tests.stripe_sim", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m stripe_sim", description=__doc__)
     p.add_argument("--port", type=int, default=12111, help="0 picks a free port")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--days", type=float, default=365.0, help="time span of the data, in days")

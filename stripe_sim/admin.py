@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tests.stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, STREAMS
-from tests.stripe_sim.dataset import EVENT_RETENTION
-from tests.stripe_sim.mutate import MutationError, mutate
+from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, STREAMS
+from stripe_sim.dataset import EVENT_RETENTION
+from stripe_sim.mutate import MutationError, mutate
 
 if TYPE_CHECKING:
-    from tests.stripe_sim.server import SimServer
+    from stripe_sim.server import SimServer
 
 KNOBS = ("latency_ms", "rate_limit", "fault_rate", "other_api_version_rate")
 

@@ -16,18 +16,18 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from tests.stripe_sim import errors
-from tests.stripe_sim.dataset import (
+from stripe_sim import errors
+from stripe_sim.dataset import (
     EVENT_RETENTION,
     RESOURCE_OF,
     AccountData,
     deleted_customer,
     encode,
 )
-from tests.stripe_sim.errors import StripeError
-from tests.stripe_sim.state import SimState
-from tests.stripe_sim.store import CursorMissing, Predicate, Row
-from tests.stripe_sim.synth import resource_shape
+from stripe_sim.errors import StripeError
+from stripe_sim.state import SimState
+from stripe_sim.store import CursorMissing, Predicate, Row
+from stripe_sim.synth import resource_shape
 
 PLURALS = {
     "balance_transactions": "balancetransaction",

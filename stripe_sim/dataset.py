@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
-from tests.stripe_sim.config import API_VERSION, OTHER_API_VERSION, SimConfig
-from tests.stripe_sim.factory import ObjectFactory
-from tests.stripe_sim.store import Row, Table
-from tests.stripe_sim.synth import DAY, Synth
+from stripe_sim.config import API_VERSION, OTHER_API_VERSION, SimConfig
+from stripe_sim.factory import ObjectFactory
+from stripe_sim.store import Row, Table
+from stripe_sim.synth import DAY, Synth
 
 EVENT_RETENTION = 30 * DAY
 NESTED_PAGE = 10

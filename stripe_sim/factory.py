@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.stripe_sim.synth import Synth, resource_shape
+from stripe_sim.synth import Synth, resource_shape
 
 NESTED = ("obj", "arr")
 VARIANTS = 24

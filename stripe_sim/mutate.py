@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from tests.stripe_sim.config import MAIN_ACCOUNT
-from tests.stripe_sim.dataset import (
+from stripe_sim.config import MAIN_ACCOUNT
+from stripe_sim.dataset import (
     AccountData,
     Generator,
     Pool,
@@ -31,8 +31,8 @@ from tests.stripe_sim.dataset import (
     event_prefix,
     row_of,
 )
-from tests.stripe_sim.state import SimState
-from tests.stripe_sim.store import Row
+from stripe_sim.state import SimState
+from stripe_sim.store import Row
 
 ORDER = ("product", "price", "coupon", "customer", "subscription", "invoice", "charge")
 DELETABLE = frozenset({"product", "price", "coupon", "customer", "subscription", "invoice"})

@@ -1,7 +1,7 @@
 """Run the simulator from Python: ``with run_simulator(**knobs) as sim: ...``.
 
 By default the server runs in a thread of the calling process (fast to start, right for
-tests); ``subprocess=True`` runs ``python -m tests.stripe_sim`` instead so a benchmark's
+tests); ``subprocess=True`` runs ``python -m stripe_sim`` instead so a benchmark's
 client and the server do not share a GIL. Both are driven through the same HTTP admin API.
 """
 
@@ -21,13 +21,17 @@ from urllib.parse import urlencode
 
 import orjson
 
-from tests.stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, SimConfig
-from tests.stripe_sim.server import serve
-from tests.stripe_sim.state import SimState
+from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, SimConfig
+from stripe_sim.server import serve
+from stripe_sim.state import SimState
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 # Talk to 127.0.0.1 directly even when the environment names an HTTP proxy.
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class SimulatorStartError(RuntimeError):
+    """The simulator's process exited, or printed something else, before listening."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,7 @@ def cli_args(config: SimConfig) -> list[str]:
 @contextmanager
 def _run_process(config: SimConfig) -> Iterator[SimHandle]:
     process = sp.Popen(
-        [sys.executable, "-m", "tests.stripe_sim", *cli_args(config)],
+        [sys.executable, "-m", "stripe_sim", *cli_args(config)],
         cwd=REPO_ROOT,
         stdout=sp.PIPE,
         text=True,
@@ -164,8 +168,12 @@ def _run_process(config: SimConfig) -> Iterator[SimHandle]:
         assert process.stdout is not None
         line = process.stdout.readline().strip()
         if not line.startswith("listening on "):
-            raise RuntimeError(f"simulator did not start (exit {process.poll()}): {line!r}")
+            raise SimulatorStartError(f"exit {process.poll()}: {line!r}")
         yield SimHandle(line.removeprefix("listening on "), config.api_key)
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except sp.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -15,10 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.stripe_sim import api, errors
-from tests.stripe_sim.admin import handle_admin
-from tests.stripe_sim.config import API_VERSION
-from tests.stripe_sim.state import SimState
+from stripe_sim import api, errors
+from stripe_sim.admin import handle_admin
+from stripe_sim.config import API_VERSION
+from stripe_sim.state import SimState
 
 LOG_LIMIT = 100_000
 

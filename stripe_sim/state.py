@@ -6,8 +6,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from tests.stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, SimConfig
-from tests.stripe_sim.dataset import AccountData, Generator
+from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, SimConfig
+from stripe_sim.dataset import AccountData, Generator
 
 
 @dataclass

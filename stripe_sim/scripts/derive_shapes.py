@@ -2,7 +2,7 @@
 
 Reads Stripe's example objects (``fixtures3.json`` for API 2023-08-16 and
 ``fixtures3.latest.json`` for fields added since) together with the spec's component
-schemas, and writes ``tests/stripe_sim/shapes.json``: for each resource the simulator
+schemas, and writes ``stripe_sim/shapes.json``: for each resource the simulator
 serves, the field names, value kinds, nesting, nullability, enum members and expandable
 references. No descriptions are copied and no fixture value is kept except short
 categorical words (``usd``, ``visa``) a shape needs to stay realistic.
@@ -10,7 +10,7 @@ categorical words (``usd``, ``visa``) a shape needs to stay realistic.
 Run once when the reference data changes; the output is committed and nothing reads the
 reference data at run or test time::
 
-    python tests/stripe_sim/scripts/derive_shapes.py --openapi ../shared/stripe-openapi
+    python stripe_sim/scripts/derive_shapes.py --openapi ../shared/stripe-openapi
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from stripe_sim.runner import SimHandle, run_simulator
 from tests.e2e.harness import (
     REPO_ROOT,
     SIM_KNOBS,
@@ -20,7 +21,6 @@ from tests.e2e.harness import (
     run_pipe,
     write_configs,
 )
-from tests.stripe_sim.runner import SimHandle, run_simulator
 
 MELTANO = Path(os.environ.get("MELTANO_BIN") or REPO_ROOT / ".venv-meltano" / "bin" / "meltano")
 

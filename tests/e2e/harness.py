@@ -23,7 +23,7 @@ import duckdb
 from tap_stripe.changes import event_queries
 from tap_stripe.tables import TABLES
 
-from tests.stripe_sim.runner import SimHandle
+from stripe_sim.runner import SimHandle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -17,6 +17,7 @@ import pytest
 from tap_stripe.client import DEFAULT_API_VERSION
 from tap_stripe.tables import TABLES_BY_NAME
 
+from stripe_sim.runner import SimHandle, run_simulator
 from tests.e2e.harness import (
     DELETABLE,
     DELETED_AT,
@@ -42,7 +43,6 @@ from tests.e2e.harness import (
     truth,
     write_configs,
 )
-from tests.stripe_sim.runner import SimHandle, run_simulator
 
 pytestmark = pytest.mark.e2e
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from stripe_sim.runner import SimHandle
 from tests.e2e.conftest import MELTANO, MeltanoProject
 from tests.e2e.harness import (
     REPO_ROOT,
@@ -22,7 +23,6 @@ from tests.e2e.harness import (
     persisted_state,
     write_configs,
 )
-from tests.stripe_sim.runner import SimHandle
 
 STATE_ID = "dev:tap-stripe-to-target-duckdb"
 DEMO = REPO_ROOT / "scripts" / "demo.py"

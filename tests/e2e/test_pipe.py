@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from stripe_sim.runner import SimHandle, run_simulator
 from tests.e2e.conftest import Reference
 from tests.e2e.harness import (
     CHANGE_COLUMNS,
@@ -36,7 +37,6 @@ from tests.e2e.harness import (
     truth,
     write_configs,
 )
-from tests.stripe_sim.runner import SimHandle, run_simulator
 
 pytestmark = pytest.mark.e2e
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from stripe_sim.runner import SimHandle
 from tests.e2e.conftest import Reference
 from tests.e2e.harness import (
     Pipeline,
@@ -25,7 +26,6 @@ from tests.e2e.harness import (
     run_pipe,
     write_configs,
 )
-from tests.stripe_sim.runner import SimHandle
 
 pytestmark = pytest.mark.e2e
 

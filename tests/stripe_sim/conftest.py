@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.stripe_sim.runner import SimHandle, run_simulator
+from stripe_sim.runner import SimHandle, run_simulator
 
 NOW = 1_790_000_000
 SMALL = {

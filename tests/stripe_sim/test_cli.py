@@ -1,4 +1,4 @@
-"""``python -m tests.stripe_sim``: prints its URL, serves, stops cleanly on SIGTERM."""
+"""``python -m stripe_sim``: prints its URL, serves, stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import signal
 import subprocess
 import sys
 
-from tests.stripe_sim.runner import REPO_ROOT, SimHandle
+from stripe_sim.runner import REPO_ROOT, SimHandle
 
 
 def test_command_line_server_starts_serves_and_stops_on_sigterm():
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.stripe_sim", "--port", "0", "--count", "charge=30"],
+        [sys.executable, "-m", "stripe_sim", "--port", "0", "--count", "charge=30"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -32,7 +32,7 @@ def test_command_line_server_starts_serves_and_stops_on_sigterm():
 
 def test_bad_flag_is_one_line_error_and_nonzero_exit():
     result = subprocess.run(
-        [sys.executable, "-m", "tests.stripe_sim", "--count", "widget=3"],
+        [sys.executable, "-m", "stripe_sim", "--count", "widget=3"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -44,7 +44,7 @@ def test_bad_flag_is_one_line_error_and_nonzero_exit():
 
 def test_inconsistent_counts_are_refused_with_one_line():
     result = subprocess.run(
-        [sys.executable, "-m", "tests.stripe_sim", "--count", "price=0"],
+        [sys.executable, "-m", "stripe_sim", "--count", "price=0"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

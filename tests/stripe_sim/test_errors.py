@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.client
 
-from tests.stripe_sim.config import API_KEY
+from stripe_sim.config import API_KEY
 
 
 def test_missing_key_is_401_with_stripe_body(sim):
