@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, STREAMS
+from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT
 from stripe_sim.dataset import EVENT_RETENTION
 from stripe_sim.mutate import MutationError, mutate
+from stripe_sim.tables import STREAMS
 
 if TYPE_CHECKING:
     from stripe_sim.server import SimServer

@@ -17,76 +17,18 @@ from urllib.parse import parse_qsl
 import orjson
 
 from stripe_sim import errors
-from stripe_sim.dataset import (
-    EVENT_RETENTION,
-    RESOURCE_OF,
-    AccountData,
-    deleted_customer,
-    encode,
-)
+from stripe_sim.dataset import EVENT_RETENTION, AccountData, deleted_customer, encode
 from stripe_sim.errors import StripeError
+from stripe_sim.nested import NESTED_ROUTES, NestedRoute
 from stripe_sim.state import SimState
 from stripe_sim.store import CursorMissing, Predicate, Row
 from stripe_sim.synth import resource_shape
+from stripe_sim.tables import ID_PREFIX_STREAM, PLURALS, SPECS, SYNTHESIS
 
-PLURALS = {
-    "balance_transactions": "balancetransaction",
-    "charges": "charge",
-    "coupons": "coupon",
-    "customers": "customer",
-    "events": "event",
-    "invoices": "invoice",
-    "prices": "price",
-    "products": "product",
-    "subscriptions": "subscription",
-}
 PAGING = frozenset({"limit", "starting_after", "ending_before", "expand"})
-LIST_PARAMS: dict[str, frozenset[str]] = {
-    "balancetransaction": frozenset({"created", "currency", "payout", "source", "type"}),
-    "charge": frozenset({"created", "customer", "payment_intent", "transfer_group"}),
-    "coupon": frozenset({"created"}),
-    "customer": frozenset({"created", "email", "test_clock"}),
-    "event": frozenset({"created", "delivery_success", "type", "types"}),
-    "invoice": frozenset(
-        {"created", "collection_method", "customer", "due_date", "status", "subscription"}
-    ),
-    "price": frozenset(
-        {"active", "created", "currency", "lookup_keys", "product", "recurring", "type"}
-    ),
-    "product": frozenset({"active", "created", "ids", "shippable", "url"}),
-    "subscription": frozenset(
-        {
-            "automatic_tax",
-            "collection_method",
-            "created",
-            "current_period_end",
-            "current_period_start",
-            "customer",
-            "price",
-            "status",
-            "test_clock",
-        }
-    ),
-}
-EQUALITY_FILTERS: dict[str, tuple[str, ...]] = {
-    "balancetransaction": ("currency", "source", "type"),
-    "charge": ("customer",),
-    "customer": ("email",),
-    "invoice": ("collection_method", "customer", "status", "subscription"),
-    "price": ("active", "currency", "product", "type"),
-    "product": ("active", "shippable"),
-    "subscription": ("collection_method", "customer"),
-}
 CREATED_OPS = frozenset({"gt", "gte", "lt", "lte"})
-ID_PREFIX_STREAM = {
-    "ch": "charge",
-    "cus": "customer",
-    "in": "invoice",
-    "price": "price",
-    "prod": "product",
-    "sub": "subscription",
-    "txn": "balancetransaction",
-}
+# The single-object paths of the registry (``/v1/account``).
+SINGLE_PATHS = frozenset(spec.path for spec in SPECS.values() if spec.single_object)
 KEY_RE = re.compile(r"^([A-Za-z_]+)(?:\[([A-Za-z0-9_]*)\])?(?:\[[A-Za-z0-9_]*\])*$")
 
 
@@ -203,34 +145,38 @@ def handle(state: SimState, method: str, path: str, query: str, headers: Any) ->
 
 
 def route(state: SimState, data: AccountData, path: str, params: Params) -> bytes:
-    parts = path.strip("/").split("/")[1:]
-    if parts == ["account"]:
+    clean = "/" + path.strip("/")
+    if clean in SINGLE_PATHS:
         params.check(frozenset({"expand"}))
         return data.account
-    if parts == ["subscription_items"]:
-        params.check(PAGING | {"subscription"})
-        subscription = params.scalars.get("subscription")
-        if not subscription:
-            raise errors.missing_param("subscription")
-        items = data.subscription_items.get(subscription)
-        if items is None:
-            raise errors.no_such("subscription", subscription, "subscription")
-        url = f"/v1/subscription_items?subscription={subscription}"
-        return nested_page(items, params, url, "subscription_item")
-    if len(parts) == 3 and parts[0] == "invoices" and parts[2] == "lines":
-        params.check(PAGING)
-        lines = data.invoice_lines.get(parts[1])
-        if lines is None:
-            raise errors.no_such("invoice", parts[1])
-        return nested_page(lines, params, f"/v1/invoices/{parts[1]}/lines", "line_item")
+    for nested in NESTED_ROUTES:
+        parent_id = nested.match(clean)
+        if parent_id is not None:
+            return nested_list(data, nested, parent_id, params)
+    parts = clean.split("/")[2:]
     stream = PLURALS.get(parts[0]) if parts else None
     if stream is None or len(parts) > 2:
         raise errors.unrecognized_url("GET", path)
     if len(parts) == 2:
         params.check(frozenset({"expand"}))
         return retrieve(state, data, stream, parts[1], params.expand())
-    params.check(PAGING | LIST_PARAMS[stream])
+    params.check(PAGING | SYNTHESIS[stream].list_params)
     return list_page(state, data, stream, params, f"/v1/{parts[0]}")
+
+
+def nested_list(data: AccountData, nested: NestedRoute, parent_id: str, params: Params) -> bytes:
+    """A page of a parent's complete nested list (its id in the path or the query)."""
+    if nested.id_param is None:
+        params.check(PAGING)
+    else:
+        params.check(PAGING | {nested.id_param})
+        parent_id = params.scalars.get(nested.id_param, "")
+        if not parent_id:
+            raise errors.missing_param(nested.id_param)
+    rows = data.nested[nested.table, nested.field].get(parent_id)
+    if rows is None:
+        raise errors.no_such(SPECS[nested.table].object, parent_id, nested.id_param or "id")
+    return nested_page(rows, params, nested.url(parent_id), nested.entry_object)
 
 
 def retrieve(
@@ -240,7 +186,7 @@ def retrieve(
     if row is None and stream == "customer" and object_id in data.deleted_customers:
         return deleted_customer(object_id)
     if row is None or (stream == "event" and row.created < state.clock() - EVENT_RETENTION):
-        raise errors.no_such(RESOURCE_OF.get(stream, stream), object_id)
+        raise errors.no_such(SPECS[stream].object, object_id)
     if not expand:
         return row.body
     return expanded(data, stream, [row.body], expand, prefix="")[0]
@@ -267,7 +213,7 @@ def list_page(state: SimState, data: AccountData, stream: str, params: Params, u
         )
     except CursorMissing as exc:
         param = "starting_after" if after else "ending_before"
-        raise errors.no_such(RESOURCE_OF.get(stream, stream), str(exc), param) from None
+        raise errors.no_such(SPECS[stream].object, str(exc), param) from None
     bodies = [row.body for row in page.rows]
     if params.expand():
         bodies = expanded(data, stream, bodies, params.expand(), prefix="data.")
@@ -312,7 +258,7 @@ def nested_page(rows: list[Row], params: Params, url: str, resource: str) -> byt
 def predicate_for(stream: str, params: Params) -> Predicate | None:
     """Combine the list filters of ``params`` into one row predicate (None: no filter)."""
     checks: list[Callable[[Row], bool]] = []
-    for name in EQUALITY_FILTERS.get(stream, ()):
+    for name in SYNTHESIS[stream].equality_filters:
         if name in params.scalars:
             wanted = as_attr(params.scalars[name])
             checks.append(lambda row, n=name, w=wanted: row.attrs.get(n) == w)
@@ -361,8 +307,8 @@ def expanded(
     data: AccountData, stream: str, bodies: list[bytes], paths: list[str], prefix: str
 ) -> list[bytes]:
     """Re-encode ``bodies`` with the requested related objects embedded."""
-    resource = RESOURCE_OF.get(stream)
-    allowed = set(resource_shape(resource)["expandable"]) if resource else set()
+    expandable = SYNTHESIS[stream].expandable
+    allowed = set(resource_shape(SPECS[stream].object)["expandable"]) if expandable else set()
     split: list[list[str]] = []
     for path in paths:
         if not path.startswith(prefix) or path[len(prefix) :].split(".")[0] not in allowed:

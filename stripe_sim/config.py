@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from stripe_sim.tables import COUNTED
+
 API_KEY = "sk_test_simulator"
 API_VERSION = "2023-08-16"
 OTHER_API_VERSION = "2020-08-27"
@@ -23,18 +25,8 @@ DEFAULT_COUNTS: dict[str, int] = {
 # A dropped connection closes without answering; a truncated one sends the headers and
 # half the body, then closes (the client sees an incomplete read).
 FAULT_KINDS = ("drop", "truncate", "500", "502", "503")
-STREAMS = (
-    "account",
-    "balancetransaction",
-    "charge",
-    "coupon",
-    "customer",
-    "event",
-    "invoice",
-    "price",
-    "product",
-    "subscription",
-)
+if set(DEFAULT_COUNTS) != set(COUNTED):
+    raise RuntimeError(f"stripe_sim: DEFAULT_COUNTS must name exactly {', '.join(COUNTED)}")
 
 
 @dataclass(frozen=True)

@@ -19,30 +19,10 @@ from stripe_sim.config import API_VERSION, OTHER_API_VERSION, SimConfig
 from stripe_sim.factory import ObjectFactory
 from stripe_sim.store import Row, Table
 from stripe_sim.synth import DAY, Synth
+from stripe_sim.tables import SPECS, SYNTHESIS, event_prefix, has_event
 
 EVENT_RETENTION = 30 * DAY
 NESTED_PAGE = 10
-FILTER_ATTRS: dict[str, tuple[str, ...]] = {
-    "balancetransaction": ("type", "source", "currency"),
-    "charge": ("customer", "status"),
-    "coupon": (),
-    "customer": ("email",),
-    "event": ("type",),
-    "invoice": ("customer", "subscription", "status", "collection_method"),
-    "price": ("active", "product", "type", "currency"),
-    "product": ("active", "shippable"),
-    "subscription": ("status", "customer", "collection_method"),
-}
-RESOURCE_OF = {
-    "balancetransaction": "balance_transaction",
-    "charge": "charge",
-    "coupon": "coupon",
-    "customer": "customer",
-    "invoice": "invoice",
-    "price": "price",
-    "product": "product",
-    "subscription": "subscription",
-}
 SUBSCRIPTION_STATUS = (
     ("active", 60),
     ("canceled", 15),
@@ -58,7 +38,7 @@ CHARGE_STATUS = (("succeeded", 92), ("failed", 5), ("pending", 3))
 
 def row_of(stream: str, obj: dict[str, Any]) -> Row:
     """Encode ``obj`` once; keep the attributes list filters need."""
-    attrs = {key: obj.get(key) for key in FILTER_ATTRS[stream]}
+    attrs = {key: obj.get(key) for key in SYNTHESIS[stream].filter_attrs}
     return Row(obj["created"], obj["id"], encode(obj), attrs)
 
 
@@ -76,19 +56,13 @@ def created_event_type(stream: str, obj: dict[str, Any]) -> str | None:
     """Stripe's event for a new object (charges report their outcome; no charge.created)."""
     if stream == "charge":
         return f"charge.{obj['status']}"
-    if stream == "subscription":
-        return "customer.subscription.created"
-    if stream in ("customer", "invoice", "product", "price", "coupon"):
-        return f"{stream}.created"
+    if SPECS[stream].event_types and has_event(stream, f"{event_prefix(stream)}.created"):
+        return f"{event_prefix(stream)}.created"
     return None
 
 
 def rate_of(value: float) -> float:
     return min(1.0, max(0.0, value))
-
-
-def event_prefix(stream: str) -> str:
-    return "customer.subscription" if stream == "subscription" else stream
 
 
 def encode_event(
@@ -121,15 +95,21 @@ def encode_event(
 class AccountData:
     """One account's tables plus the full nested lists Stripe cuts at 10 items.
 
-    ``deleted_customers`` remembers deleted customers' ids, which Stripe keeps answering
-    with a stub; it is replaced as a whole, like the tables.
+    ``nested`` maps ``(table, field)`` of each of the registry's nested lists to its
+    entries per parent id. ``deleted_customers`` remembers deleted customers' ids, which
+    Stripe keeps answering with a stub; it is replaced as a whole, like the tables.
     """
 
     account_id: str
     account: bytes
     tables: dict[str, Table]
-    subscription_items: dict[str, list[Row]] = field(default_factory=dict)
-    invoice_lines: dict[str, list[Row]] = field(default_factory=dict)
+    nested: dict[tuple[str, str], dict[str, list[Row]]] = field(
+        default_factory=lambda: {
+            (name, list_field): {}
+            for name, spec in SPECS.items()
+            for list_field in spec.nested_lists
+        }
+    )
     deleted_customers: frozenset[str] = frozenset()
 
 
@@ -305,7 +285,7 @@ class Generator:
         many = self.rng.random() < 0.05
         n_items = self.rng.randrange(11, 26) if many else self.rng.randrange(1, 4)
         items = [self.subscription_item(created, obj["id"], prices) for _ in range(n_items)]
-        data.subscription_items[obj["id"]] = [
+        data.nested["subscription", "items"][obj["id"]] = [
             Row(created, item["id"], encode(item), {}) for item in items
         ]
         ended = created + self.rng.randrange(DAY, 200 * DAY) if status == "canceled" else None
@@ -317,7 +297,7 @@ class Generator:
                 "object": "list",
                 "data": items[:NESTED_PAGE],
                 "has_more": n_items > NESTED_PAGE,
-                "url": f"/v1/subscription_items?subscription={obj['id']}",
+                "url": SPECS["subscription"].nested_lists["items"].format(id=obj["id"]),
             },
             canceled_at=ended,
             ended_at=ended,
@@ -359,7 +339,8 @@ class Generator:
         subscription = self.pick_before(subscriptions, created) if self.rng.random() < 0.7 else None
         if subscription is not None and subscription["created"] <= created:
             customer_id = subscription["customer"]
-            sub_items = [orjson.loads(r.body) for r in data.subscription_items[subscription["id"]]]
+            items = data.nested["subscription", "items"][subscription["id"]]
+            sub_items = [orjson.loads(r.body) for r in items]
             lines = [
                 self.line(created, obj["id"], item["price"], subscription) for item in sub_items
             ]
@@ -373,7 +354,7 @@ class Generator:
             lines = [
                 self.line(created, obj["id"], self.rng.choice(prices), None) for _ in range(n_lines)
             ]
-        data.invoice_lines[obj["id"]] = [
+        data.nested["invoice", "lines"][obj["id"]] = [
             Row(created, line["id"], encode(line), {}) for line in lines
         ]
         total = sum(line["amount"] for line in lines)
@@ -389,7 +370,7 @@ class Generator:
                 "object": "list",
                 "data": lines[:NESTED_PAGE],
                 "has_more": len(lines) > NESTED_PAGE,
-                "url": f"/v1/invoices/{obj['id']}/lines",
+                "url": SPECS["invoice"].nested_lists["lines"].format(id=obj["id"]),
             },
             subtotal=total,
             subtotal_excluding_tax=total,

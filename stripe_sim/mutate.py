@@ -28,14 +28,12 @@ from stripe_sim.dataset import (
     Generator,
     Pool,
     created_event_type,
-    event_prefix,
     row_of,
 )
 from stripe_sim.state import SimState
 from stripe_sim.store import Row
+from stripe_sim.tables import DELETABLE, MUTABLE, SPECS, event_prefix
 
-ORDER = ("product", "price", "coupon", "customer", "subscription", "invoice", "charge")
-DELETABLE = frozenset({"product", "price", "coupon", "customer", "subscription", "invoice"})
 OPERATIONS = ("create", "update", "delete")
 STATUS_NEXT = {"active": "past_due", "past_due": "active", "trialing": "active"}
 
@@ -64,8 +62,8 @@ def validate(body: dict[str, Any]) -> tuple[str, dict[str, dict[str, int]]]:
     for stream, ops in body.items():
         if stream == "account":
             continue
-        if stream not in ORDER:
-            raise MutationError(f"cannot mutate {stream!r}; mutable tables: {', '.join(ORDER)}")
+        if stream not in MUTABLE:
+            raise MutationError(f"cannot mutate {stream!r}; mutable tables: {', '.join(MUTABLE)}")
         if not isinstance(ops, dict) or set(ops) - set(OPERATIONS):
             raise MutationError(f"{stream}: expected an object with keys {OPERATIONS}")
         for op, n in ops.items():
@@ -87,7 +85,7 @@ def mutate(state: SimState, body: dict[str, Any]) -> dict[str, Any]:
         generator = state.generators[data.account_id]
         generator.now = state.clock()
         mutation = Mutation(state, data, generator)
-        for stream in ORDER:
+        for stream in MUTABLE:
             ops = plan.get(stream, {})
             mutation.create(stream, ops.get("create", 0))
             mutation.update(stream, ops.get("update", 0))
@@ -184,7 +182,8 @@ class Mutation:
             return
         for row in rows:
             self.event(f"{event_prefix(stream)}.deleted", row.body)
-            self.data.invoice_lines.pop(row.id, None)
+            for list_field in SPECS[stream].nested_lists:
+                self.data.nested[stream, list_field].pop(row.id, None)
         ids = [row.id for row in rows]
         self.replace(stream, deletes=ids)
         self.touched["delete"].setdefault(stream, []).extend(ids)

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from stripe_sim.config import STREAMS
+from stripe_sim.tables import STREAMS
 from tests.stripe_sim.conftest import small_sim
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "tap-stripe" / "tap_stripe" / "schemas"

@@ -1,0 +1,187 @@
+"""The tables the simulator serves: the project's registry, ``tap_stripe.tables.TABLES``.
+
+The registry says which tables exist and everything about them Stripe's API shows to a
+client: paths, required filters, event types, nested lists, deletability and object
+names. What only a simulator knows, how the objects of each table are synthesized and
+filtered, is kept here in :data:`SYNTHESIS`, keyed by table name. Adding a table to the
+registry without teaching the simulator to synthesize it stops the simulator at import,
+naming the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from types import MappingProxyType
+
+from tap_stripe.tables import TABLES, TableKind, TableSpec
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """How the simulator makes and filters one table's objects.
+
+    Attributes:
+        counted: Its volume is a knob (``--count TABLE=N``); otherwise it follows from
+            other tables (balance transactions from charges, events from everything).
+        id_prefix: Prefix of its ids, so ``expand[]`` finds the object an id names.
+        list_params: Stripe's documented list parameters besides paging; others are 400.
+        equality_filters: The list parameters that filter by an equal attribute.
+        filter_attrs: Attributes kept beside each encoded object, for the filters.
+        expandable: ``expand[]`` works on its fields (not on events, as in Stripe's lists).
+        nested_objects: Nested-list field -> ``object`` of its entries, for error messages.
+    """
+
+    counted: bool = True
+    id_prefix: str | None = None
+    list_params: frozenset[str] = frozenset({"created"})
+    equality_filters: tuple[str, ...] = ()
+    filter_attrs: tuple[str, ...] = ()
+    expandable: bool = True
+    nested_objects: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+# In the order objects are generated and mutated: each table only refers to earlier ones.
+SYNTHESIS: MappingProxyType[str, Synthesis] = MappingProxyType(
+    {
+        "account": Synthesis(counted=False, list_params=frozenset()),
+        "product": Synthesis(
+            id_prefix="prod",
+            list_params=frozenset({"active", "created", "ids", "shippable", "url"}),
+            equality_filters=("active", "shippable"),
+            filter_attrs=("active", "shippable"),
+        ),
+        "price": Synthesis(
+            id_prefix="price",
+            list_params=frozenset(
+                {"active", "created", "currency", "lookup_keys", "product", "recurring", "type"}
+            ),
+            equality_filters=("active", "currency", "product", "type"),
+            filter_attrs=("active", "product", "type", "currency"),
+        ),
+        "coupon": Synthesis(),
+        "customer": Synthesis(
+            id_prefix="cus",
+            list_params=frozenset({"created", "email", "test_clock"}),
+            equality_filters=("email",),
+            filter_attrs=("email",),
+        ),
+        "subscription": Synthesis(
+            id_prefix="sub",
+            list_params=frozenset(
+                {
+                    "automatic_tax",
+                    "collection_method",
+                    "created",
+                    "current_period_end",
+                    "current_period_start",
+                    "customer",
+                    "price",
+                    "status",
+                    "test_clock",
+                }
+            ),
+            equality_filters=("collection_method", "customer"),
+            filter_attrs=("status", "customer", "collection_method"),
+            nested_objects=MappingProxyType({"items": "subscription_item"}),
+        ),
+        "invoice": Synthesis(
+            id_prefix="in",
+            list_params=frozenset(
+                {"created", "collection_method", "customer", "due_date", "status", "subscription"}
+            ),
+            equality_filters=("collection_method", "customer", "status", "subscription"),
+            filter_attrs=("customer", "subscription", "status", "collection_method"),
+            nested_objects=MappingProxyType({"lines": "line_item"}),
+        ),
+        "charge": Synthesis(
+            id_prefix="ch",
+            list_params=frozenset({"created", "customer", "payment_intent", "transfer_group"}),
+            equality_filters=("customer",),
+            filter_attrs=("customer", "status"),
+        ),
+        "balancetransaction": Synthesis(
+            counted=False,
+            id_prefix="txn",
+            list_params=frozenset({"created", "currency", "payout", "source", "type"}),
+            equality_filters=("currency", "source", "type"),
+            filter_attrs=("type", "source", "currency"),
+        ),
+        "event": Synthesis(
+            counted=False,
+            list_params=frozenset({"created", "delivery_success", "type", "types"}),
+            filter_attrs=("type",),
+            expandable=False,
+        ),
+    }
+)
+
+# The kinds of table the simulator serves today.
+SERVED_KINDS = frozenset({TableKind.CREATED, TableKind.SINGLE})
+
+
+def check_registry(tables: tuple[TableSpec, ...]) -> None:
+    """Refuse a registry the simulator cannot serve, naming every table it cannot."""
+    names = {spec.name for spec in tables}
+    problems = [
+        f"table '{spec.name}' has no synthesis in stripe_sim/tables.py"
+        for spec in tables
+        if spec.name not in SYNTHESIS
+    ]
+    problems += [
+        f"table '{spec.name}' is of kind '{spec.kind}', which the simulator does not serve"
+        for spec in tables
+        if spec.kind not in SERVED_KINDS
+    ]
+    problems += [
+        f"stripe_sim/tables.py synthesizes '{name}', which is not in the registry"
+        for name in SYNTHESIS
+        if name not in names
+    ]
+    for spec in tables:
+        missing = set(spec.nested_lists) - set(SYNTHESIS.get(spec.name, Synthesis()).nested_objects)
+        problems += [f"table '{spec.name}': nested list '{f}' has no object" for f in missing]
+    if problems:
+        raise RuntimeError("stripe_sim cannot serve the registry: " + "; ".join(problems))
+
+
+check_registry(TABLES)
+
+SPECS: MappingProxyType[str, TableSpec] = MappingProxyType(
+    {name: spec for name in SYNTHESIS for spec in TABLES if spec.name == name}
+)
+STREAMS: tuple[str, ...] = tuple(sorted(SPECS))
+# ``/v1/<plural>`` of every list table -> its name.
+PLURALS: MappingProxyType[str, str] = MappingProxyType(
+    {
+        spec.path.removeprefix("/v1/"): name
+        for name, spec in SPECS.items()
+        if spec.kind is TableKind.CREATED
+    }
+)
+COUNTED: tuple[str, ...] = tuple(name for name, synthesis in SYNTHESIS.items() if synthesis.counted)
+ID_PREFIX_STREAM: MappingProxyType[str, str] = MappingProxyType(
+    {s.id_prefix: name for name, s in SYNTHESIS.items() if s.id_prefix}
+)
+
+
+def event_prefix(stream: str) -> str:
+    """What the table's event types start with (``customer.subscription`` for subscriptions)."""
+    return SPECS[stream].event_types[0].rsplit(".", 1)[0]
+
+
+def has_event(stream: str, event_type: str) -> bool:
+    """``event_type`` is one of the table's event types in the registry."""
+    return any(fnmatchcase(event_type, pattern) for pattern in SPECS[stream].event_types)
+
+
+# Tables whose objects change between runs (those with event types), in generation order.
+MUTABLE: tuple[str, ...] = tuple(name for name in SYNTHESIS if SPECS[name].event_types)
+# Tables a mutation can delete from: Stripe deletes their objects, or (subscriptions)
+# a delete is a cancellation with its ``.deleted`` event.
+DELETABLE: frozenset[str] = frozenset(
+    name
+    for name in MUTABLE
+    if SPECS[name].deletable or has_event(name, f"{event_prefix(name)}.deleted")
+)
