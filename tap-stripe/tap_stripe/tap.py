@@ -25,6 +25,7 @@ from tap_stripe.changes import DELETED_AT, DELETED_AT_SCHEMA, with_deleted_at
 from tap_stripe.client import DEFAULT_API_URL, DEFAULT_API_VERSION, StripeClient, StripeError
 from tap_stripe.fetcher import FetchSlots, PageBudget
 from tap_stripe.output import FastSingerWriter
+from tap_stripe.run import Run, floor_of, lookback_of
 from tap_stripe.secrets import scrub
 from tap_stripe.settings import (
     ConfigInput,
@@ -208,14 +209,17 @@ class TapStripe(Tap):
         )
 
     @cached_property
-    def fetch_slots(self) -> FetchSlots:
-        """One slot per request in flight, shared by every stream's fetchers."""
-        return FetchSlots(self.concurrency)
-
-    @cached_property
-    def page_budget(self) -> PageBudget:
-        """Pages the streams waiting for their turn may hold together."""
-        return PageBudget()
+    def run(self) -> Run:
+        """This sync's run context, handed to every part (built once, when first needed)."""
+        return Run(
+            client=self.client,
+            concurrency=self.concurrency,
+            slots=FetchSlots(self.concurrency),
+            page_budget=PageBudget(),
+            started_at=self.sync_started_at,
+            lookback=lookback_of(self.config),
+            floor=floor_of(self.config),
+        )
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """Replaces the SDK's handler, which writes a STATE mid-flush (see shutdown.py)."""
@@ -287,7 +291,7 @@ class TapStripe(Tap):
         schema = load_schema(spec.name)
         if spec.event_types:
             schema = with_deleted_at(schema)
-        return StripeStream(self, spec, schema)
+        return StripeStream(self, spec, schema, run=lambda: self.run)
 
 
 def read_state(file: IO[str]) -> dict[str, Any]:

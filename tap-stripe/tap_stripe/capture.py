@@ -1,0 +1,148 @@
+"""The run's events pass of one table: its events in; upserts, re-fetches and tombstones out.
+
+``changes.py`` folds the events and holds the rules of what a change and a delete look
+like; this module fetches the events, re-fetches what they cannot be trusted for, and
+writes the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from urllib.parse import quote
+
+from tap_stripe import shutdown
+from tap_stripe.changes import (
+    GONE_STATUS,
+    ChangeSet,
+    event_queries,
+    is_deleted_stub,
+    iso_time,
+    tombstone,
+)
+from tap_stripe.children import PAGE_SIZE, NestedLists
+from tap_stripe.client import StripeAPIError, StripeError
+from tap_stripe.emit import Emitter
+from tap_stripe.fetcher import Page, PageFetcher
+from tap_stripe.listing import fetch_list, window_fetcher
+from tap_stripe.progress import ReadPlan
+from tap_stripe.records import RawRecord
+from tap_stripe.run import Run
+from tap_stripe.tables import TableSpec
+
+EVENTS_PATH = "/v1/events"
+# Objects re-fetched by id per round: enough to keep every request slot busy.
+REFETCH_CHUNK = 500
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Capture:
+    """Change capture of one table, for one run."""
+
+    def __init__(
+        self, run: Run, spec: TableSpec, nested: NestedLists | None, logger: logging.Logger
+    ) -> None:
+        self.run = run
+        self.spec = spec
+        self.nested = nested
+        self.logger = logger
+
+    def fetchers(self, plan: ReadPlan) -> list[PageFetcher]:
+        """Fetchers of the table's events since ``plan.events_since``, one per query."""
+        if plan.events_since is None or plan.events_since >= plan.end:
+            return []
+        return [
+            window_fetcher(
+                self.run,
+                f"tap-stripe-{self.spec.name}-events",
+                partial(fetch_list, self.run, self.spec.name, EVENTS_PATH, query),
+                plan.events_since,
+                plan.end,
+            )
+            for query in event_queries(self.spec.event_types)
+        ]
+
+    def write(self, plan: ReadPlan, events: list[PageFetcher], emitter: Emitter) -> int:
+        """Write what changed since the events cursor; return how many objects.
+
+        Runs before the ``created`` pages are written: those were listed after the run
+        started, so where both hold an object the listed (newer) state is written last.
+        Objects go out a page at a time, so memory holds one page, not every change.
+        """
+        assert plan.events_since is not None
+        name = self.spec.name
+        with ChangeSet(self.spec, self.run.client.api_version, self.run.floor) as changes:
+            try:
+                for fetcher in events:
+                    for page in fetcher:
+                        changes.add(page.raws)
+            except StripeAPIError as exc:
+                if exc.status != 403:
+                    raise
+                msg = (
+                    f"{exc}; updates and deletes of '{name}' are read from /v1/events: "
+                    "give the key read access to Events"
+                )
+                raise StripeError(msg) from exc
+            found = changes.changes()
+            gone = dict(found.tombstones)
+            changed = 0
+            for ids in _chunks(found.upserts, PAGE_SIZE):
+                changed += self._emit_current(emitter, [changes.payload(i) for i in ids])
+            for ids in _chunks(found.refetch, REFETCH_CHUNK):
+                current: list[RawRecord] = []
+                for object_id, body in zip(ids, self._refetch(ids), strict=True):
+                    if body is None:
+                        gone[object_id] = int(time.time())
+                    else:
+                        current.append(body)
+                changed += self._emit_current(emitter, current)
+            for ids in _chunks(list(gone), PAGE_SIZE):
+                tombstones = [tombstone(changes.payload(i), gone[i]) for i in ids]
+                emitter.emit(Page(tombstones, None))
+        self.logger.info(
+            "Change capture: %d events since %s; %d objects changed (%d re-fetched), %d deleted",
+            found.events,
+            iso_time(plan.events_since),
+            changed,
+            len(found.refetch),
+            len(gone),
+        )
+        return changed + len(gone)
+
+    def _emit_current(self, emitter: Emitter, raws: list[RawRecord]) -> int:
+        """Write changed objects, their nested lists completed."""
+        if self.nested is not None:
+            self.nested.complete(raws)
+        return emitter.emit(Page(raws, None))
+
+    def _refetch(self, ids: list[str]) -> list[bytes | None]:
+        """Retrieve objects by id, concurrently; ``None`` for each that is gone."""
+        pool = ThreadPoolExecutor(
+            max_workers=self.run.concurrency,
+            thread_name_prefix=f"tap-stripe-{self.spec.name}-refetch",
+        )
+        try:
+            return list(pool.map(self._refetch_one, ids))
+        finally:
+            # On a failure, the ids not started yet are dropped rather than fetched; on a
+            # stop (shutdown.py), the requests under way are not waited for either.
+            pool.shutdown(wait=not shutdown.stopping(), cancel_futures=True)
+
+    def _refetch_one(self, object_id: str) -> bytes | None:
+        params = {"expand[]": list(self.spec.expand)} if self.spec.expand else None
+        path = f"{self.spec.path}/{quote(object_id, safe='')}"
+        try:
+            body = self.run.client.get_bytes(path, params, stream=self.spec.name)
+        except StripeAPIError as exc:
+            if exc.status != GONE_STATUS:
+                raise
+            return None
+        return None if is_deleted_stub(body) else body

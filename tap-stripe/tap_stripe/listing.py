@@ -1,0 +1,121 @@
+"""Pages of one table: its list read window by window, a full list, or its single object."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import msgspec
+
+from tap_stripe.children import PAGE_SIZE, NestedLists
+from tap_stripe.client import StripeError
+from tap_stripe.fetcher import FetchPage, Page, PageFetcher
+from tap_stripe.records import RawRecord, cursor_of, split_page
+from tap_stripe.run import Run
+from tap_stripe.tables import TableSpec
+from tap_stripe.windows import Window
+
+
+def list_params(window: Window | None, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The query of one list page: ``base``, the window's ``created`` range and cursor."""
+    params: dict[str, Any] = {"limit": PAGE_SIZE, **base}
+    if window is not None:
+        if window.hi > window.lo:
+            params["created[gte]"] = window.lo
+            params["created[lt]"] = window.hi
+        if window.cursor:
+            params["starting_after"] = window.cursor
+    return params
+
+
+def table_params(spec: TableSpec) -> dict[str, Any]:
+    """The filters and expansions every list request of ``spec`` carries."""
+    params: dict[str, Any] = dict(spec.filters)
+    if spec.expand:
+        params["expand[]"] = [f"data.{field}" for field in spec.expand]
+    return params
+
+
+def fetch_list(
+    run: Run, stream: str, path: str, base: Mapping[str, Any], window: Window | None
+) -> tuple[list[RawRecord], bool]:
+    """One page of list ``path`` in ``window``: its raw records, whether more follow."""
+    body = run.client.get_bytes(path, list_params(window, base), stream=stream)
+    try:
+        raws, has_more = split_page(body)
+    except msgspec.DecodeError as exc:
+        msg = f"stream '{stream}': Stripe sent a list that could not be read: {exc}"
+        raise StripeError(msg) from exc
+    return list(raws), has_more and bool(raws)
+
+
+def window_fetcher(
+    run: Run,
+    name: str,
+    fetch: FetchPage,
+    start: int,
+    end: int,
+    on_close: Callable[[], None] | None = None,
+) -> PageFetcher:
+    """Threads fetching the pages of ``created`` in ``[start, end)`` with ``fetch``."""
+    return PageFetcher(
+        name,
+        fetch,
+        [Window(start, end)],
+        workers=run.concurrency,
+        slots=run.slots,
+        budget=run.page_budget,
+        on_close=on_close,
+    )
+
+
+class Listing:
+    """The pages of one table's own endpoint, nested lists completed."""
+
+    def __init__(
+        self, run: Run, spec: TableSpec, nested: NestedLists | None, logger: logging.Logger
+    ) -> None:
+        self.run = run
+        self.spec = spec
+        self.nested = nested
+        self.logger = logger
+        self._params = table_params(spec)
+
+    def fetch(self, window: Window | None) -> tuple[list[RawRecord], bool]:
+        """One page of ``window``: its raw records and whether more follow."""
+        spec = self.spec
+        records, has_more = fetch_list(self.run, spec.name, spec.path, self._params, window)
+        if self.nested is not None:
+            self.nested.complete(records)
+        return records, has_more
+
+    def created_range(self, start: int, end: int) -> Iterable[Page]:
+        """The pages of objects created in ``[start, end)``, fetched from now on."""
+        if start >= end:
+            self.logger.info("Nothing to list: range starts at %d, sync started at %d", start, end)
+            return iter(())
+        self.logger.info("Reading created in [%d, %d)", start, end)
+        on_close = self.nested.close if self.nested is not None else None
+        return window_fetcher(
+            self.run, f"tap-stripe-{self.spec.name}", self.fetch, start, end, on_close=on_close
+        )
+
+    def whole(self) -> Iterator[Page]:
+        """Every page of the table without a ``created`` filter, or its single object."""
+        if self.spec.single_object:
+            params = {"expand[]": list(self.spec.expand)} if self.spec.expand else None
+            body = self.run.client.get_bytes(self.spec.path, params, stream=self.spec.name)
+            yield Page([body], None)
+            return
+        cursor: str | None = None
+        try:
+            while True:
+                raws, has_more = self.fetch(Window(0, 0, cursor))
+                yield Page(raws, None)
+                if not has_more:
+                    return
+                cursor = cursor_of(raws[-1])[0]
+        finally:
+            if self.nested is not None:
+                self.nested.close()
