@@ -18,21 +18,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import requests_mock
+from tap_stripe.tables import TABLES, TABLES_BY_NAME
 
 API_URL = "https://stripe.test"
 API_KEY = "sk_test_51FakeKeyThatMustNeverBeSeen0123456789"
 
-LIST_PATHS = {
-    "charge": "/v1/charges",
-    "customer": "/v1/customers",
-    "subscription": "/v1/subscriptions",
-    "invoice": "/v1/invoices",
-    "event": "/v1/events",
-    "coupon": "/v1/coupons",
-    "product": "/v1/products",
-    "price": "/v1/prices",
-    "balancetransaction": "/v1/balance_transactions",
-}
+# The tables, their paths and nested lists come from the tap's registry; only the id
+# prefixes are the fake's own, and a registry table without one stops the tests at import.
+LIST_PATHS = {spec.name: spec.path for spec in TABLES if not spec.single_object}
+SINGLE_PATHS = tuple(spec.path for spec in TABLES if spec.single_object)
+NESTED_TEMPLATES = tuple(t for spec in TABLES for t in spec.nested_lists.values())
 PREFIXES = {
     "charge": "ch",
     "customer": "cus",
@@ -44,6 +39,8 @@ PREFIXES = {
     "price": "price",
     "balancetransaction": "txn",
 }
+if set(PREFIXES) != set(LIST_PATHS):
+    raise RuntimeError(f"fake_stripe: PREFIXES must name exactly {', '.join(LIST_PATHS)}")
 EVENTS_PATH = LIST_PATHS["event"]
 PINNED_API_VERSION = "2023-08-16"
 MAX_TYPES = 20
@@ -52,10 +49,9 @@ _ids = itertools.count(1)
 
 def make_object(stream: str, created: int, **fields: Any) -> dict:
     """A Stripe-shaped object of ``stream`` with the few fields the tests look at."""
-    obj_name = "balance_transaction" if stream == "balancetransaction" else stream
     obj: dict[str, Any] = {
         "id": f"{PREFIXES[stream]}_{next(_ids):08d}",
-        "object": obj_name,
+        "object": TABLES_BY_NAME[stream].object,
         "created": created,
         "livemode": False,
         "metadata": {"order": str(created)},
@@ -128,9 +124,10 @@ class FakeStripe:
         self.clock: float | None = None
         for path in self.objects:
             mocker.get(f"{api_url}{path}", json=self._list)
-        mocker.get(f"{api_url}/v1/account", json=self._account)
-        mocker.get(re.compile(re.escape(api_url) + r"/v1/invoices/[^/]+/lines"), json=self._nested)
-        mocker.get(f"{api_url}/v1/subscription_items", json=self._nested)
+        for path in SINGLE_PATHS:
+            mocker.get(f"{api_url}{path}", json=self._account)
+        for template in NESTED_TEMPLATES:
+            mocker.get(_nested_url(api_url, template), json=self._nested)
         plurals = "|".join(re.escape(path.removeprefix("/v1/")) for path in LIST_PATHS.values())
         mocker.get(
             re.compile(re.escape(api_url) + rf"/v1/(?:{plurals})/[^/?]+(?:\?|$)"),
@@ -296,8 +293,28 @@ class FakeStripe:
 
     def _nested(self, request: Any, context: Any) -> dict:
         path, params = self._record(request)
-        key = params["subscription"] if path == "/v1/subscription_items" else path.split("/")[3]
+        key = next(_parent_id(t, path, params) for t in NESTED_TEMPLATES if _nested_match(t, path))
         return self._page(list(self.nested.get(key, [])), params, path, context)
+
+
+def _nested_url(api_url: str, template: str) -> re.Pattern[str]:
+    """What requests-mock matches for a nested list's template (query left to the handler)."""
+    path = template.partition("?")[0]
+    pattern = re.escape(path).replace(re.escape("{id}"), "[^/?]+")
+    return re.compile(re.escape(api_url) + pattern + r"(?:\?|$)")
+
+
+def _nested_match(template: str, path: str) -> bool:
+    pattern = re.escape(template.partition("?")[0]).replace(re.escape("{id}"), "[^/]+")
+    return re.fullmatch(pattern, path) is not None
+
+
+def _parent_id(template: str, path: str, params: dict[str, Any]) -> str:
+    """The parent's id: the query parameter holding ``{id}``, or the path segment."""
+    path_template, _, query = template.partition("?")
+    if query:
+        return params[query.partition("=")[0]]
+    return path.split("/")[path_template.split("/").index("{id}")]
 
 
 def error(status: int, headers: dict[str, str] | None = None, body: dict | None = None) -> Callable:
