@@ -96,10 +96,14 @@ class StripeStream(Stream):
         )
 
     def _state_changed(self) -> None:
+        """Send the tap's STATE (the SDK's private ``_write_state_message`` is the one way
+        through its state writer and flush flag)."""
         self.state_manager.is_flushed = False
         self._write_state_message()
 
     def _emitter(self, version: int | None) -> Emitter:
+        """The emitter of this stream's records (the SDK's private ``_tap`` is the only way
+        to the tap's message writer)."""
         return Emitter(
             self.name,
             self.schema,
