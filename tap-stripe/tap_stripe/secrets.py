@@ -18,14 +18,21 @@ def register_secret(secret: object) -> None:
     while pending:
         value = pending.pop()
         if isinstance(value, str):
-            _SECRETS.update(
-                form for form in (value, value.strip()) if len(form) >= MIN_SECRET_LENGTH
-            )
+            _SECRETS.update(form for form in _forms(value) if len(form) >= MIN_SECRET_LENGTH)
         elif isinstance(value, dict):
             pending.extend(value.keys())
             pending.extend(value.values())
         elif isinstance(value, (list, tuple)):
             pending.extend(value)
+
+
+def _forms(secret: str) -> set[str]:
+    """The ways ``secret`` can show up in a message: as given, stripped, each of its lines,
+    and escaped as Python's ``repr`` shows it (``'sk_test_…\\n'`` in an exception)."""
+    forms = {secret, secret.strip(), *secret.splitlines()}
+    forms |= {repr(form)[1:-1] for form in list(forms)}
+    forms |= {form.encode("unicode_escape").decode("ascii") for form in list(forms)}
+    return forms
 
 
 def scrub(text: str) -> str:

@@ -25,6 +25,10 @@ from tap_stripe.secrets import register_secret, scrub
 KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
 # A value shown in a message is cut to this many characters.
 SHOWN_VALUE_LENGTH = 40
+# Upper bounds: a longer timeout overflows the clock's arithmetic, and every request in
+# flight is a thread (Stripe refuses far fewer concurrent requests than this anyway).
+MAX_REQUEST_TIMEOUT = 3600
+MAX_CONCURRENCY_SETTING = 256
 
 Check = Callable[[str, object], str | None]
 
@@ -126,11 +130,16 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int) or math.isfinite(value)
 
 
-def _whole(minimum: int, what: str) -> Check:
-    """A check that a setting is an integer of at least ``minimum``."""
+def _whole(minimum: int, what: str, maximum: int | None = None) -> Check:
+    """A check that a setting is an integer of at least ``minimum`` (and at most ``maximum``)."""
 
     def check(name: str, value: object) -> str | None:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and value >= minimum
+            and (maximum is None or value <= maximum)
+        ):
             return None
         return f"{name} must be {what}, not {_shown(value)}"
 
@@ -145,6 +154,15 @@ def _number_at_least_zero(name: str, value: object) -> str | None:
 
 def _string(name: str, value: object) -> str | None:
     return None if isinstance(value, str) else f"{name} must be a string, not {kind(value)}"
+
+
+def _header(name: str, value: object) -> str | None:
+    """A setting sent as an HTTP header: a string without line breaks or control characters."""
+    if not isinstance(value, str):
+        return f"{name} must be a string, not {kind(value)}"
+    if not value.isprintable():
+        return f"{name} holds a line break or another control character"
+    return None
 
 
 def _start_date(name: str, value: object) -> str | None:
@@ -166,6 +184,8 @@ def _api_key(name: str, value: object) -> str | None:
         return f"{name} must be a string, not {kind(value)}"
     if not value:
         return f"{name} is required (in the config file or TAP_STRIPE_API_KEY)"
+    if any(character.isspace() or not character.isprintable() for character in value):
+        return f"{name} holds whitespace or a control character inside it (check the key)"
     if not value.startswith(KEY_PREFIXES):
         return (
             f"{name} is not a Stripe secret or restricted key: expected a key starting with "
@@ -177,13 +197,17 @@ def _api_key(name: str, value: object) -> str | None:
 CHECKS: dict[str, Check] = {
     "api_key": _api_key,
     "start_date": _start_date,
-    "account_id": _string,
+    "account_id": _header,
     "api_url": _string,
-    "api_version": _string,
+    "api_version": _header,
     "lookback_window": _whole(0, "a whole number of seconds of 0 or more"),
-    "request_timeout": _whole(1, "a whole number of seconds above 0"),
+    "request_timeout": _whole(
+        1, f"a whole number of seconds from 1 to {MAX_REQUEST_TIMEOUT}", MAX_REQUEST_TIMEOUT
+    ),
     "max_requests_per_second": _whole(0, "a whole number of 0 or more (0 = unlimited)"),
-    "max_concurrency": _whole(1, "a whole number of 1 or more"),
+    "max_concurrency": _whole(
+        1, f"a whole number from 1 to {MAX_CONCURRENCY_SETTING}", MAX_CONCURRENCY_SETTING
+    ),
     "retry_backoff_seconds": _number_at_least_zero,
 }
 

@@ -116,15 +116,24 @@ def assert_one_line_failure(done: subprocess.CompletedProcess, line: str) -> Non
         ),
         (
             {"max_concurrency": 0},
-            "config: max_concurrency must be a whole number of 1 or more, not 0",
+            "config: max_concurrency must be a whole number from 1 to 256, not 0",
+        ),
+        (
+            {"max_concurrency": 100_000},
+            "config: max_concurrency must be a whole number from 1 to 256, not 100000",
         ),
         (
             {"request_timeout": 0},
-            "config: request_timeout must be a whole number of seconds above 0, not 0",
+            "config: request_timeout must be a whole number of seconds from 1 to 3600, not 0",
+        ),
+        (
+            {"request_timeout": 10**20},
+            "config: request_timeout must be a whole number of seconds from 1 to 3600, "
+            "not 100000000000000000000",
         ),
         (
             {"request_timeout": -5},
-            "config: request_timeout must be a whole number of seconds above 0, not -5",
+            "config: request_timeout must be a whole number of seconds from 1 to 3600, not -5",
         ),
         (
             {"retry_backoff_seconds": -0.5},
@@ -143,6 +152,22 @@ def assert_one_line_failure(done: subprocess.CompletedProcess, line: str) -> Non
         ({"api_key": [KEY]}, "config: api_key must be a string, not a list"),
         ({"api_key": {"key": KEY}}, "config: api_key must be a string, not an object"),
         ({"api_key": 42}, "config: api_key must be a string, not a number"),
+        (
+            {"api_key": KEY[:20] + "\n" + KEY[20:]},
+            "config: api_key holds whitespace or a control character inside it (check the key)",
+        ),
+        (
+            {"api_key": KEY + "\rx"},
+            "config: api_key holds whitespace or a control character inside it (check the key)",
+        ),
+        (
+            {"api_version": "2023-08-16\nX-Injected: 1"},
+            "config: api_version holds a line break or another control character",
+        ),
+        (
+            {"account_id": "acct_1\r\n"},
+            "config: account_id holds a line break or another control character",
+        ),
         (
             {"api_key": "  \n"},
             "config: api_key is required (in the config file or TAP_STRIPE_API_KEY)",
