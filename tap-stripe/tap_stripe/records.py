@@ -17,8 +17,12 @@ RawRecord = bytes | msgspec.Raw
 
 
 class _ListPage(msgspec.Struct):
-    data: list[msgspec.Raw] = []
-    has_more: bool = False
+    """Stripe's list object. Both fields are required: a 200 answer without them (a
+    gateway's JSON error) read as an empty page would move every bookmark to the run's end.
+    """
+
+    data: list[msgspec.Raw]
+    has_more: bool
 
 
 class _Cursor(msgspec.Struct):
@@ -35,8 +39,14 @@ _cursor_decoder = msgspec.json.Decoder(_Cursor)
 
 
 def split_page(body: bytes) -> tuple[list[msgspec.Raw], bool]:
-    """A list object's records as raw JSON, and its ``has_more``."""
+    """A list object's records as raw JSON, and its ``has_more``.
+
+    Raises ``msgspec.ValidationError`` when ``body`` is not a list object of objects.
+    """
     page = _page_decoder.decode(body)
+    for raw in page.data:
+        if memoryview(raw)[:1] != b"{":
+            raise msgspec.ValidationError("Expected `object` in `$.data`")
     return page.data, page.has_more
 
 
