@@ -15,10 +15,16 @@ import multiprocessing
 import sys
 import time
 
+from tap_stripe.tables import TABLES_BY_NAME
+
 from stripe_sim.config import API_KEY
 from stripe_sim.runner import run_simulator
+from stripe_sim.tables import SYNTHESIS
 
 KEY_HEADER = {"Authorization": f"Bearer {API_KEY}"}
+CHARGE = TABLES_BY_NAME["charge"]
+ID_MARKER = b'{"id":"%s_' % SYNTHESIS["charge"].id_prefix.encode()
+OBJECT_MARKER = b'"object":"%s"' % CHARGE.object.encode()
 
 
 def client(url: str, start_after: str | None, seconds: float, out: multiprocessing.Queue) -> None:
@@ -29,14 +35,14 @@ def client(url: str, start_after: str | None, seconds: float, out: multiprocessi
     pages = objects = size = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        path = "/v1/charges?limit=100" + (f"&starting_after={cursor}" if cursor else "")
+        path = f"{CHARGE.path}?limit=100" + (f"&starting_after={cursor}" if cursor else "")
         connection.request("GET", path, headers=KEY_HEADER)
         body = connection.getresponse().read()
         pages += 1
         size += len(body)
-        marker = body.rfind(b'{"id":"ch_')
+        marker = body.rfind(ID_MARKER)
         cursor = body[marker + 7 : body.index(b'"', marker + 7)].decode() if marker >= 0 else None
-        objects += body.count(b'"object":"charge"')
+        objects += body.count(OBJECT_MARKER)
         if b'"has_more":false' in body:
             cursor = start_after
     out.put((pages, objects, size))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 import duckdb
 from tap_stripe.changes import event_queries
@@ -55,11 +56,23 @@ CHANGE_COLUMNS = frozenset({DELETED_AT, TABLE_VERSION})
 # /v1/events requests of every tracked table.
 QUIET_RUN_REQUESTS = len(TABLES) + len(EVENT_QUERIES)
 LOOKBACK = 300  # the tap's default lookback_window
-# Lists Stripe cuts at 10 entries and the tap completes: stream -> (field, path, params).
-NESTED_LISTS = {
-    "invoice": ("lines", "/v1/invoices/{id}/lines", {}),
-    "subscription": ("items", "/v1/subscription_items", {"subscription": "{id}"}),
-}
+# Lists Stripe cuts at 10 entries and the tap completes: stream -> {field: path template}.
+NESTED_LISTS = {table.name: dict(table.nested_lists) for table in TABLES if table.nested_lists}
+SINGLE_PATHS = frozenset(table.path for table in TABLES if table.single_object)
+# The table of a Stripe object, from its ``object`` field.
+TABLE_OF_OBJECT = {table.object: table.name for table in TABLES}
+_NESTED_PATTERNS = tuple(
+    re.compile(re.escape(template.partition("?")[0]).replace(re.escape("{id}"), "[^/]+"))
+    for templates in NESTED_LISTS.values()
+    for template in templates.values()
+)
+
+
+def is_nested_path(path: str) -> bool:
+    """``path`` is one of the registry's nested-list endpoints."""
+    return any(pattern.fullmatch(path) for pattern in _NESTED_PATTERNS)
+
+
 # Small enough for seconds per run, big enough for paging, split windows and nested lists.
 # All data within the last 25 days, so no event crosses Stripe's 30-day retention mid-test.
 SIM_KNOBS: dict[str, Any] = {
@@ -274,13 +287,11 @@ def row_count(database: Path) -> int:
 def truth(sim: SimHandle, stream: str) -> list[dict[str, Any]]:
     """The simulator's objects, nested lists completed the way the tap completes them."""
     objects = sim.objects(stream)
-    nested = NESTED_LISTS.get(stream)
-    if nested is not None:
-        field, path, params = nested
+    for field, template in NESTED_LISTS.get(stream, {}).items():
         for obj in objects:
             if obj[field]["has_more"]:
-                query = {key: value.format(id=obj["id"]) for key, value in params.items()}
-                page = sim.request(path.format(id=obj["id"]), {**query, "limit": 100}).json()
+                path, _, query = template.format(id=obj["id"]).partition("?")
+                page = sim.request(path, {**dict(parse_qsl(query)), "limit": 100}).json()
                 assert not page["has_more"]
                 obj[field] = {**obj[field], "data": page["data"], "has_more": False}
     return sorted(objects, key=lambda obj: obj["id"])

@@ -25,7 +25,9 @@ from tests.e2e.harness import (
     LIST_PATHS,
     LOOKBACK,
     SIM_KNOBS,
+    SINGLE_PATHS,
     STREAMS,
+    TABLE_OF_OBJECT,
     TAP,
     TRACKED,
     Configs,
@@ -35,6 +37,7 @@ from tests.e2e.harness import (
     change_capture_table,
     deleted_at,
     events_cursors,
+    is_nested_path,
     persisted_state,
     read_table,
     run_pipe,
@@ -51,7 +54,6 @@ pytestmark = pytest.mark.e2e
 # to its next run), so no test waits for the clock.
 CLOCK_LAG = 2
 DAY = 86_400
-NESTED_PATHS = ("/v1/subscription_items",)  # and /v1/invoices/{id}/lines
 # Creates, updates and deletes in every table the simulator can change; Stripe cannot
 # delete charges, and a deleted subscription is cancelled (an update).
 MUTATION: dict[str, dict[str, int]] = {
@@ -140,7 +142,7 @@ def assert_tombstones_from_events(database: Path, sim: SimHandle, deleted: Delet
 
 
 def _table_of(obj: Mapping[str, Any]) -> str:
-    return str(obj.get("object") or "").replace("_", "")
+    return TABLE_OF_OBJECT.get(str(obj.get("object") or ""), "")
 
 
 def expected_refetches(
@@ -190,9 +192,9 @@ def request_kinds(log: list[dict[str, Any]]) -> Counter[str]:
             kinds["events"] += 1
         elif path in LIST_PATHS:
             kinds["list"] += 1
-        elif path == "/v1/account":
+        elif path in SINGLE_PATHS:
             kinds["account"] += 1
-        elif path.startswith(NESTED_PATHS) or path.endswith("/lines"):
+        elif is_nested_path(path):
             kinds["nested"] += 1
         elif path.rpartition("/")[0] in LIST_PATHS:
             kinds["refetch"] += 1
