@@ -10,6 +10,7 @@ import copy
 import typing as t
 from pathlib import Path
 
+import duckdb
 import jsonschema
 import msgspec
 from singer_sdk import typing as th
@@ -47,14 +48,14 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "batch_size_rows",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=DEFAULT_BATCH_SIZE_ROWS,
         description="Flush (commit all streams and emit the state) when the streams together "
         "hold this many records.",
     ),
     th.Property(
         "max_batch_age_seconds",
-        th.NumberType,
+        th.NumberType(exclusive_minimum=0),
         default=60,
         description="Flush when the oldest unflushed record is this old (checked as "
         "messages arrive).",
@@ -146,7 +147,28 @@ def check(config: t.Mapping[str, t.Any], schema: dict) -> None:
         if error.validator == "enum":
             allowed = ", ".join(repr(option) for option in error.validator_value)
             raise ConfigError(setting, f"must be one of {allowed}, got {value!r}")
+        if error.validator == "minimum":
+            raise ConfigError(setting, f"must be {error.validator_value} or more, got {value!r}")
+        if error.validator == "exclusiveMinimum":
+            raise ConfigError(setting, f"must be more than {error.validator_value}, got {value!r}")
         raise ConfigError(setting, f"is invalid: {error.message}")
+    if "memory_limit" in config:
+        _check_memory_limit(config["memory_limit"])
+
+
+def _check_memory_limit(value: str) -> None:
+    """Refuse a memory_limit DuckDB would refuse, before any input is read (an empty input
+    would otherwise never open the file, and the mistake would pass unnoticed)."""
+    connection = duckdb.connect(":memory:")
+    try:
+        connection.execute(f"SET memory_limit = '{value.replace(chr(39), chr(39) * 2)}'")
+    except duckdb.Error as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "refused"
+        raise ConfigError(
+            "memory_limit", f"{value!r} is not a size DuckDB accepts: {first}"
+        ) from error
+    finally:
+        connection.close()
 
 
 def full_schema(target_class: type) -> dict:

@@ -356,6 +356,23 @@ def test_config_errors_are_one_line_naming_the_setting(tmp_path, settings, line)
 
 
 @pytest.mark.parametrize(
+    ("settings", "line"),
+    [
+        ({"memory_limit": "lots"}, "config: memory_limit 'lots' is not a size DuckDB accepts"),
+        ({"batch_size_rows": 0}, "config: batch_size_rows must be 1 or more, got 0"),
+        ({"max_batch_age_seconds": -1}, "config: max_batch_age_seconds must be more than 0"),
+    ],
+    ids=["memory_limit", "batch_size_rows", "max_batch_age_seconds"],
+)
+def test_settings_are_checked_before_any_input_even_an_empty_one(tmp_path, settings, line) -> None:
+    result = run_process(tmp_path, [], **settings)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"target-duckdb: error: {line}")
+    assert not (tmp_path / "out.duckdb").exists()
+
+
+@pytest.mark.parametrize(
     ("content", "problem"), [(b"{not json", "is not JSON"), (b"[1]", "does not hold a JSON object")]
 )
 def test_a_config_file_that_is_not_a_json_object_is_one_line(tmp_path, content, problem) -> None:
