@@ -170,7 +170,7 @@ class ChangeSet:
         self.spec = spec
         self.api_version = api_version
         self.floor = floor
-        self.object_type = spec.name
+        self.object_type = spec.object
         self.events = 0
         self._latest: dict[str, _Latest] = {}
         self._payloads = _PayloadFile()
@@ -196,7 +196,7 @@ class ChangeSet:
         head = _head_decoder.decode(event.data.object)
         # invoice.upcoming carries an invoice that does not exist yet (no id); and a
         # wildcard could match an event about another kind of object.
-        if head.id is None or (head.object or "").replace("_", "") != self.object_type:
+        if head.id is None or head.object != self.object_type:
             return
         if head.created is not None and head.created < self.floor:
             return
