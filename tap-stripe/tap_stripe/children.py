@@ -15,14 +15,31 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
+import msgspec
 import orjson
 
-from tap_stripe.client import StripeClient
-from tap_stripe.records import NestedListCheck, RawRecord
+from tap_stripe.client import StripeClient, StripeError
+from tap_stripe.records import NestedListCheck, RawRecord, split_page
 from tap_stripe.run import Run
 from tap_stripe.tables import TableSpec
 
 PAGE_SIZE = 100
+
+
+def list_page(
+    client: StripeClient, path: str, params: Mapping[str, Any], *, stream: str
+) -> tuple[list[msgspec.Raw], bool]:
+    """One page of the list at ``path``: its rows' raw JSON and whether more follow.
+
+    An answer that is not a list of objects fails: read as an empty page it would end
+    the list early (and move a bookmark, or cut a nested list) without a word.
+    """
+    body = client.get_bytes(path, params, stream=stream)
+    try:
+        return split_page(body)
+    except msgspec.DecodeError as exc:
+        msg = f"stream '{stream}': Stripe sent a list that could not be read: {exc}"
+        raise StripeError(msg) from exc
 
 
 def list_rows(
@@ -40,10 +57,10 @@ def list_rows(
         params: dict[str, Any] = {**base, "limit": PAGE_SIZE}
         if cursor:
             params["starting_after"] = cursor
-        page = client.get(path, params, stream=stream)
-        items = page.get("data") or []
+        raws, has_more = list_page(client, path, params, stream=stream)
+        items = [orjson.loads(memoryview(raw)) for raw in raws]
         rows.extend(items)
-        if not (page.get("has_more") and items):
+        if not (has_more and items):
             return rows
         cursor = items[-1]["id"]
 

@@ -6,12 +6,9 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-import msgspec
-
-from tap_stripe.children import PAGE_SIZE, NestedLists
-from tap_stripe.client import StripeError
+from tap_stripe.children import PAGE_SIZE, NestedLists, list_page
 from tap_stripe.fetcher import FetchPage, Page, PageFetcher
-from tap_stripe.records import RawRecord, cursor_of, split_page
+from tap_stripe.records import RawRecord, cursor_of
 from tap_stripe.run import Run
 from tap_stripe.tables import TableSpec
 from tap_stripe.windows import Window
@@ -41,12 +38,7 @@ def fetch_list(
     run: Run, stream: str, path: str, base: Mapping[str, Any], window: Window | None
 ) -> tuple[list[RawRecord], bool]:
     """One page of list ``path`` in ``window``: its raw records, whether more follow."""
-    body = run.client.get_bytes(path, list_params(window, base), stream=stream)
-    try:
-        raws, has_more = split_page(body)
-    except msgspec.DecodeError as exc:
-        msg = f"stream '{stream}': Stripe sent a list that could not be read: {exc}"
-        raise StripeError(msg) from exc
+    raws, has_more = list_page(run.client, path, list_params(window, base), stream=stream)
     return list(raws), has_more and bool(raws)
 
 

@@ -12,7 +12,7 @@ import pytest
 from tap_stripe.client import StripeError
 
 from tests.tap.conftest import run_tap
-from tests.tap.fake_stripe import API_URL, FakeStripe
+from tests.tap.fake_stripe import API_URL, FakeStripe, make_object, stripe_list
 
 BOOKMARK = 1_700_000_000
 STATE = {
@@ -54,3 +54,26 @@ def test_a_page_that_is_not_a_list_of_objects_fails_and_moves_no_bookmark(
     assert {
         state["bookmarks"]["balancetransaction"]["replication_key_value"] for state in result.states
     } <= {BOOKMARK}
+
+
+def test_a_nested_list_page_that_is_not_a_list_fails_instead_of_cutting_the_list(
+    stripe: FakeStripe,
+) -> None:
+    invoice = make_object("invoice", BOOKMARK)
+    url = f"/v1/invoices/{invoice['id']}/lines"
+    lines = [{"id": f"il_{i:03d}", "object": "line_item"} for i in range(10)]
+    invoice["lines"] = stripe_list(lines, url, has_more=True)
+    stripe.add("invoice", [invoice])
+    stripe.mocker.get(
+        f"{API_URL}{url}",
+        text=json.dumps({"error": {"message": "gateway says hi"}}),
+        headers={"Content-Type": "application/json"},
+    )
+
+    result = run_tap(streams=("invoice",))
+
+    assert isinstance(result.error, StripeError)
+    assert str(result.error).startswith(
+        "stream 'invoice': Stripe sent a list that could not be read"
+    )
+    assert "invoice" not in result.records
