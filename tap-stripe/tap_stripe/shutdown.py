@@ -23,6 +23,7 @@ the line under way in half, so the target fails on it. A stop here goes like thi
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -149,5 +150,7 @@ def _exit() -> NoReturn:
     being written) and no thread is waited for."""
     stop = _state.stop
     assert stop is not None
+    # Threads still in a request log nothing more: the stop's line is stderr's last.
+    logging.disable(logging.CRITICAL)
     os.write(2, f"tap-stripe: {stop}\n".encode())
     os._exit(stop.exit_code)
