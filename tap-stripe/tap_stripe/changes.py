@@ -71,8 +71,12 @@ def cursor_usable(cursor: int, lookback: int, now: float) -> bool:
 
 
 def iso_time(timestamp: float) -> str:
-    """``timestamp`` as an ISO 8601 UTC date-time."""
-    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat()
+    """``timestamp`` as an ISO 8601 UTC date-time, or as a number past what dates hold (a
+    state edited by hand can hold any number)."""
+    try:
+        return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{int(timestamp)} (unix seconds)"
 
 
 def tombstone(raw: RawRecord, deleted_at: float) -> bytes:

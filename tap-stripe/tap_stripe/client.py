@@ -195,6 +195,21 @@ class StripeClient:
                 return body
             self._handle_error_response(stream, attempt, response, endpoint)
 
+    def learn_stripe_time(self, path: str = "/v1/account") -> float | None:
+        """Stripe's clock, from the ``Date`` of one cheap request's answer, error or not.
+
+        Only a state that seems to lie in the future costs this request: the time is kept
+        as the client's time at the run's first answer, so the plans made next use it.
+        """
+        if self.stripe_time_at_start is None:
+            self.rate_limiter.acquire()
+            try:
+                response = self.session.get(self.api_url + path, timeout=self.timeout)
+            except requests.RequestException:
+                return None
+            self._note_stripe_time(response)
+        return self.stripe_time_at_start
+
     def _note_stripe_time(self, response: requests.Response) -> None:
         """Keep Stripe's clock (the ``Date`` of the first answer), once."""
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 from tap_stripe.changes import EVENT_RETENTION_SECONDS, cursor_usable, iso_time
 from tap_stripe.run import Run
-from tap_stripe.state import iso, times_after
+from tap_stripe.state import times_after
 from tap_stripe.tables import TableSpec
 
 # State key of the table version of a full read that a run stopped before its end.
@@ -117,13 +117,13 @@ class Progress:
             "stream '%s': the state's %s %s later than %s (%s): %s cannot be right, so %s "
             "%s (that clock minus the %d s lookback)",
             self.spec.name,
-            " and ".join(f"{key} {iso(value)}" for key, value in late.items()),
+            " and ".join(f"{key} {iso_time(value)}" for key, value in late.items()),
             "are" if several else "is",
             clock,
-            iso(now),
+            iso_time(now),
             "they" if several else "it",
             "both become" if several else "it becomes",
-            iso(clamped),
+            iso_time(clamped),
             lookback,
         )
 

@@ -9,16 +9,12 @@ of that table, which is always correct: the warning says so.
 
 from __future__ import annotations
 
-import datetime
 import decimal
 import logging
 import math
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
-from tap_stripe.client import StripeClient
 from tap_stripe.settings import InputError, kind
 
 # Times on Stripe's clock (unix seconds): a value later than Stripe's clock hides every
@@ -26,8 +22,6 @@ from tap_stripe.settings import InputError, kind
 TIMES = ("replication_key_value", "events_cursor")
 # Numbers the stream reads back; a value of another kind makes the entry unreadable.
 NUMBERS = (*TIMES, "unfinished_table_version")
-# Asked for only to read the answer's Date; any answer has one, an error too.
-CLOCK_PATH = "/v1/account"
 
 
 def checked_state(state: object, source: str) -> dict[str, Any]:
@@ -91,27 +85,3 @@ def times_after(entry: Mapping[str, Any], now: float) -> dict[str, int]:
         if isinstance(value, int) and not isinstance(value, bool) and value > now:
             late[key] = value
     return late
-
-
-def iso(timestamp: float) -> str:
-    """``timestamp`` as an ISO 8601 UTC date-time, or as a number past what dates hold."""
-    try:
-        return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat()
-    except (OverflowError, OSError, ValueError):
-        return f"{int(timestamp)} (unix seconds)"
-
-
-def learn_stripe_time(client: StripeClient) -> float | None:
-    """Stripe's clock, from the ``Date`` of one cheap request's answer, error or not.
-
-    Only a state that seems to lie in the future costs this request: the client keeps
-    that ``Date`` as its time at the run's first answer, so the plans made next use it.
-    """
-    if client.stripe_time_at_start is None:
-        client.rate_limiter.acquire()
-        try:
-            response = client.session.get(client.api_url + CLOCK_PATH, timeout=client.timeout)
-        except requests.RequestException:
-            return None
-        client._note_stripe_time(response)
-    return client.stripe_time_at_start

@@ -36,7 +36,7 @@ from tap_stripe.settings import (
     prepared_config,
     warn_unknown,
 )
-from tap_stripe.state import checked_state, learn_stripe_time, usable_state
+from tap_stripe.state import checked_state, usable_state
 from tap_stripe.streams import StripeStream
 from tap_stripe.tables import TABLES, TableSpec, require_built
 
@@ -258,7 +258,7 @@ class TapStripe(Tap):
         """
         if not any(stream.state_after(time.time()) for stream in streams):
             return
-        now, clock = learn_stripe_time(self.client), "Stripe's clock"
+        now, clock = self.client.learn_stripe_time(), "Stripe's clock"
         if now is None:
             now, clock = time.time(), "this machine's clock (Stripe's could not be read)"
         for stream in streams:
