@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from stripe_sim.tables import COUNTED
+from stripe_sim.tables import COUNTED, DERIVED
 
 API_KEY = "sk_test_simulator"
 API_VERSION = "2023-08-16"
@@ -13,6 +13,8 @@ OTHER_API_VERSION = "2020-08-27"
 MAIN_ACCOUNT = "acct_1SimMainAccount0"
 CONNECTED_ACCOUNT = "acct_1SimConnectedAcc"
 
+# Objects per table made from its shape alone, unless a count says otherwise.
+DERIVED_COUNT = 50
 DEFAULT_COUNTS: dict[str, int] = {
     "charge": 1000,
     "customer": 200,
@@ -21,6 +23,7 @@ DEFAULT_COUNTS: dict[str, int] = {
     "product": 20,
     "price": 50,
     "coupon": 15,
+    **dict.fromkeys(DERIVED, DERIVED_COUNT),
 }
 # A dropped connection closes without answering; a truncated one sends the headers and
 # half the body, then closes (the client sees an incomplete read).

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from tap_stripe.tables import TableKind
 
 from stripe_sim.config import API_VERSION, OTHER_API_VERSION, SimConfig
 from stripe_sim.factory import ObjectFactory
 from stripe_sim.store import Row, Table
 from stripe_sim.synth import DAY, Synth
-from stripe_sim.tables import SPECS, SYNTHESIS, event_prefix, has_event
+from stripe_sim.tables import DERIVED, SPECS, SYNTHESIS, event_prefix, has_event
 
 EVENT_RETENTION = 30 * DAY
+# Stripe object name -> the list table holding such objects (the first one listed).
+REFERENCED: dict[str, str] = {
+    spec.object: name for name, spec in reversed(SPECS.items()) if spec.kind is TableKind.CREATED
+}
 NESTED_PAGE = 10
 SUBSCRIPTION_STATUS = (
     ("active", 60),
@@ -190,6 +196,22 @@ class Generator:
                 by_id[invoice["subscription"]]["latest_invoice"] = invoice["id"]
         charges = self.charges(customers, invoices)
         balance = self.balance_transactions(charges)
+        pools = {
+            "product": product_pool,
+            "price": Pool(prices),
+            "coupon": Pool(coupons),
+            "customer": customers,
+            "subscription": subscriptions,
+            "invoice": Pool(invoices),
+            "charge": Pool([{"id": row.id, "created": row.created} for row in charges]),
+        }
+        derived: dict[str, list[Row]] = {}
+        for stream in DERIVED:
+            if SPECS[stream].kind is not TableKind.CREATED:
+                continue
+            objects = [self.derived(stream, t, pools.get) for t in self.times(self.count(stream))]
+            pools[stream] = Pool(objects)
+            derived[stream] = [row_of(stream, obj) for obj in objects]
         rows = {
             "product": [row_of("product", o) for o in products],
             "price": [row_of("price", o) for o in prices],
@@ -199,11 +221,31 @@ class Generator:
             "invoice": [row_of("invoice", o) for o in invoices],
             "charge": charges,
             "balancetransaction": balance,
+            **derived,
         }
         rows["event"] = self.creation_events(rows)
         data.tables = {stream: Table.of(table_rows) for stream, table_rows in rows.items()}
         data.account = encode(self.account())
         return data
+
+    def derived(
+        self, stream: str, created: int, pool_of: Callable[[str], Pool | None]
+    ) -> dict[str, Any]:
+        """An object of a table made from its shape alone.
+
+        Each field that names another table's object (an expandable reference) gets the
+        id of an object of that table created before it, so that ids join.
+        """
+        factory = self.factory(SPECS[stream].object)
+        fixed: dict[str, Any] = {}
+        for name, shape in factory.fields.items():
+            for resource in shape.get("x", ()):
+                pool = pool_of(REFERENCED.get(resource, ""))
+                if pool is not None:
+                    picked = self.pick_before(pool, created)
+                    fixed[name] = picked["id"] if picked else None
+                    break
+        return factory.build(created, fixed=fixed)
 
     def product(self, created: int) -> dict[str, Any]:
         obj = self.factory("product").build(created)

@@ -32,7 +32,7 @@ from stripe_sim.dataset import (
 )
 from stripe_sim.state import SimState
 from stripe_sim.store import Row
-from stripe_sim.tables import DELETABLE, MUTABLE, SPECS, event_prefix
+from stripe_sim.tables import DELETABLE, DERIVED, MUTABLE, SPECS, event_prefix
 
 OPERATIONS = ("create", "update", "delete")
 STATUS_NEXT = {"active": "past_due", "past_due": "active", "trialing": "active"}
@@ -116,6 +116,11 @@ class Mutation:
             return Pool([orjson.loads(row.body) for row in rows])
         return Pool([{"id": r.id, "created": r.created, **r.attrs} for r in rows])
 
+    def listed_pool(self, stream: str) -> Pool | None:
+        """The pool of a list table, or None for a name that is not one."""
+        table = self.data.tables.get(stream)
+        return None if table is None or stream == "event" else self.pool(stream)
+
     def create(self, stream: str, n: int) -> None:
         if n == 0:
             return
@@ -142,6 +147,8 @@ class Mutation:
                         now, self.pool("customer"), self.pool("subscription"), prices, self.data
                     )
                 )
+            elif stream in DERIVED:
+                objects.append(gen.derived(stream, now, self.listed_pool))
             else:
                 customer = gen.pick_before(self.pool("customer"), now)
                 charge = gen.charge(
@@ -231,8 +238,13 @@ class Mutation:
     def change(self, stream: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Apply a plausible update; returns Stripe's ``previous_attributes``."""
         synth = self.gen.synth
-        previous: dict[str, Any] = {"metadata": obj.get("metadata")}
-        obj["metadata"] = {**(obj.get("metadata") or {}), "sim_revision": synth.token(6)}
+        previous: dict[str, Any] = {}
+        if "metadata" in obj:
+            previous["metadata"] = obj["metadata"]
+            obj["metadata"] = {**(obj["metadata"] or {}), "sim_revision": synth.token(6)}
+        elif "description" in obj:
+            previous["description"] = obj["description"]
+            obj["description"] = synth.words(5)
         if stream == "customer":
             previous["email"] = obj["email"]
             obj["email"] = synth.email()

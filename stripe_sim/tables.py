@@ -3,9 +3,11 @@
 The registry says which tables exist and everything about them Stripe's API shows to a
 client: paths, required filters, event types, nested lists, deletability and object
 names. What only a simulator knows, how the objects of each table are synthesized and
-filtered, is kept here in :data:`SYNTHESIS`, keyed by table name. Adding a table to the
-registry without teaching the simulator to synthesize it stops the simulator at import,
-naming the table.
+filtered, is derived for each table from its entry and ``shapes.json`` (the object's
+shape, its id prefix, the list endpoint's documented parameters): a table added to the
+registry is served with no code of its own. :data:`TUNED` overrides that for the tables
+whose data is shaped by hand in ``dataset.py`` (statuses, amounts, ids that join). A
+registry table whose object has no shape stops the simulator at import, naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from fnmatch import fnmatchcase
 from types import MappingProxyType
 
 from tap_stripe.tables import TABLES, TableKind, TableSpec
+
+from stripe_sim.synth import load_shapes
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,9 @@ class Synthesis:
     nested_objects: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
-# In the order objects are generated and mutated: each table only refers to earlier ones.
-SYNTHESIS: MappingProxyType[str, Synthesis] = MappingProxyType(
+# The tables shaped by hand, in the order objects are generated and mutated: each refers
+# only to earlier ones. Tables derived from their shape come after them, in registry order.
+TUNED: MappingProxyType[str, Synthesis] = MappingProxyType(
     {
         "account": Synthesis(counted=False, list_params=frozenset()),
         "product": Synthesis(
@@ -119,15 +124,50 @@ SYNTHESIS: MappingProxyType[str, Synthesis] = MappingProxyType(
 
 # The kinds of table the simulator serves today.
 SERVED_KINDS = frozenset({TableKind.CREATED, TableKind.SINGLE})
+# Shape kinds a list parameter can filter on by equality.
+_EQUALITY_KINDS = frozenset({"str", "bool"})
+
+
+def derived_synthesis(spec: TableSpec) -> Synthesis:
+    """How to make and filter a table's objects, from its entry and its object's shape.
+
+    Its id prefix is the shape's; its list parameters are the ones the spec documents for
+    its endpoint; those naming a top-level string or boolean field filter by equality.
+    """
+    shapes = load_shapes()
+    fields = shapes["resources"][spec.object]["fields"]
+    id_shape = fields.get("id", {})
+    params = frozenset(shapes["list_params"].get(spec.path, ()))
+    equality = tuple(
+        sorted(
+            name
+            for name in params
+            if name != "created" and fields.get(name, {}).get("t") in _EQUALITY_KINDS
+        )
+    )
+    nested = {
+        name: shape["i"]["f"]["object"]["v"]
+        for name, shape in fields.items()
+        if shape.get("t") == "list" and shape.get("i") and "object" in shape["i"].get("f", {})
+    }
+    return Synthesis(
+        id_prefix=id_shape.get("prefix") if id_shape.get("g") == "id" else None,
+        list_params=params,
+        equality_filters=equality,
+        filter_attrs=equality,
+        nested_objects=MappingProxyType(nested),
+    )
 
 
 def check_registry(tables: tuple[TableSpec, ...]) -> None:
     """Refuse a registry the simulator cannot serve, naming every table it cannot."""
     names = {spec.name for spec in tables}
+    resources = load_shapes()["resources"]
     problems = [
-        f"table '{spec.name}' has no synthesis in stripe_sim/tables.py"
+        f"table '{spec.name}': object '{spec.object}' has no shape in stripe_sim/shapes.json "
+        "(run stripe_sim/scripts/derive_shapes.py)"
         for spec in tables
-        if spec.name not in SYNTHESIS
+        if spec.name not in TUNED and spec.object not in resources
     ]
     problems += [
         f"table '{spec.name}' is of kind '{spec.kind}', which the simulator does not serve"
@@ -135,12 +175,15 @@ def check_registry(tables: tuple[TableSpec, ...]) -> None:
         if spec.kind not in SERVED_KINDS
     ]
     problems += [
-        f"stripe_sim/tables.py synthesizes '{name}', which is not in the registry"
-        for name in SYNTHESIS
+        f"stripe_sim/tables.py tunes '{name}', which is not in the registry"
+        for name in TUNED
         if name not in names
     ]
+    if problems:
+        raise RuntimeError("stripe_sim cannot serve the registry: " + "; ".join(problems))
     for spec in tables:
-        missing = set(spec.nested_lists) - set(SYNTHESIS.get(spec.name, Synthesis()).nested_objects)
+        synthesis = TUNED.get(spec.name) or derived_synthesis(spec)
+        missing = set(spec.nested_lists) - set(synthesis.nested_objects)
         problems += [f"table '{spec.name}': nested list '{f}' has no object" for f in missing]
     if problems:
         raise RuntimeError("stripe_sim cannot serve the registry: " + "; ".join(problems))
@@ -148,9 +191,18 @@ def check_registry(tables: tuple[TableSpec, ...]) -> None:
 
 check_registry(TABLES)
 
+# Every table's synthesis: the tuned ones first (in their order), then the derived ones.
+SYNTHESIS: MappingProxyType[str, Synthesis] = MappingProxyType(
+    {
+        **TUNED,
+        **{spec.name: derived_synthesis(spec) for spec in TABLES if spec.name not in TUNED},
+    }
+)
 SPECS: MappingProxyType[str, TableSpec] = MappingProxyType(
     {name: spec for name in SYNTHESIS for spec in TABLES if spec.name == name}
 )
+# The tables whose objects are made from their shape alone (``Generator.derived``).
+DERIVED: tuple[str, ...] = tuple(name for name in SYNTHESIS if name not in TUNED)
 STREAMS: tuple[str, ...] = tuple(sorted(SPECS))
 # ``/v1/<plural>`` of every list table -> its name.
 PLURALS: MappingProxyType[str, str] = MappingProxyType(

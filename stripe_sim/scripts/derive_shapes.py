@@ -2,10 +2,18 @@
 
 Reads Stripe's example objects (``fixtures3.json`` for API 2023-08-16 and
 ``fixtures3.latest.json`` for fields added since) together with the spec's component
-schemas, and writes ``stripe_sim/shapes.json``: for each resource the simulator
-serves, the field names, value kinds, nesting, nullability, enum members and expandable
-references. No descriptions are copied and no fixture value is kept except short
-categorical words (``usd``, ``visa``) a shape needs to stay realistic.
+schemas, and writes ``stripe_sim/shapes.json``:
+
+- ``resources``: for the object of every table in the reference table list
+  (``tables.json``) and of every entry of their nested lists, the field names, value
+  kinds, nesting, nullability, enum members and expandable references;
+- ``list_params``: for each of those tables' list endpoints (and the endpoints paging
+  their nested lists), the query parameters the spec documents besides paging and
+  ``expand``, so the simulator answers 400 to any other, as Stripe does.
+
+No descriptions are copied and no fixture value is kept except short categorical words
+(``usd``, ``visa``) a shape needs to stay realistic. A table added to the project's
+registry is served from these shapes without code of its own (``stripe_sim/tables.py``).
 
 Run once when the reference data changes; the output is committed and nothing reads the
 reference data at run or test time::
@@ -22,20 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RESOURCES = (
-    "account",
-    "balance_transaction",
-    "charge",
-    "coupon",
-    "customer",
-    "event",
-    "invoice",
-    "line_item",
-    "price",
-    "product",
-    "subscription",
-    "subscription_item",
-)
+# Parameters of every list endpoint that are not a filter.
+PAGING_PARAMS = frozenset({"limit", "starting_after", "ending_before", "expand"})
 API_VERSION = "2023-08-16"
 ID_RE = re.compile(r"^([a-z]+(?:_[a-z]+)*)_([A-Za-z0-9]{8,})$")
 WORD_RE = re.compile(r"^[a-z][a-z_]{0,23}$")
@@ -232,12 +228,53 @@ class Deriver:
         return {"t": "obj", "f": fields}
 
 
-def derive(spec: dict[str, Any], fixtures: dict[str, Any], latest: dict[str, Any]) -> Shape:
-    """Build the shapes document for every resource the simulator serves."""
+def table_resources(tables: list[dict[str, Any]]) -> list[str]:
+    """The objects of every table and of their nested lists' entries (``a|b``: both)."""
+    names: set[str] = set()
+    for table in tables:
+        names.update(table["object"].split("|"))
+        for nested in table.get("nested_lists", ()):
+            names.update(nested["items"])
+    return sorted(names)
+
+
+def list_params(spec: dict[str, Any], tables: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each list endpoint's documented query parameters, paging and ``expand`` left out."""
+    paths = {table["list_path"] for table in tables}
+    paths |= {n["page_path"] for table in tables for n in table.get("nested_lists", ())}
+    found: dict[str, list[str]] = {}
+    for path in sorted(paths):
+        template = re.sub(r"\{\w+\}", "{}", path)
+        operation = next(
+            (
+                item.get("get")
+                for key, item in spec["paths"].items()
+                if re.sub(r"\{\w+\}", "{}", key) == template
+            ),
+            None,
+        )
+        if operation is None:
+            continue
+        names = {
+            p["name"].split("[", 1)[0]
+            for p in operation.get("parameters", ())
+            if p.get("in") == "query"
+        }
+        found[path] = sorted(names - PAGING_PARAMS)
+    return found
+
+
+def derive(
+    spec: dict[str, Any],
+    fixtures: dict[str, Any],
+    latest: dict[str, Any],
+    tables: list[dict[str, Any]],
+) -> Shape:
+    """Build the shapes document for every table's resource and list endpoint."""
     resolver = Spec(spec)
     deriver = Deriver(resolver)
     resources: dict[str, Any] = {}
-    for resource in RESOURCES:
+    for resource in table_resources(tables):
         schema = resolver.deref({"$ref": f"#/components/schemas/{resource}"})
         props = schema.get("properties", {})
         example = fixtures[resource]
@@ -253,7 +290,11 @@ def derive(spec: dict[str, Any], fixtures: dict[str, Any], latest: dict[str, Any
             "newer_fields": newer,
             "expandable": sorted(schema.get("x-expandableFields", [])),
         }
-    return {"api_version": API_VERSION, "resources": resources}
+    return {
+        "api_version": API_VERSION,
+        "resources": resources,
+        "list_params": list_params(spec, tables),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,10 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         spec = json.loads((args.openapi / "spec3.json").read_text())
         fixtures = json.loads((args.openapi / "fixtures3.json").read_text())["resources"]
         latest = json.loads((args.openapi / "fixtures3.latest.json").read_text())["resources"]
+        tables = json.loads((args.openapi / "tables.json").read_text())["tables"]
     except (OSError, KeyError, ValueError) as exc:
         print(f"derive_shapes: cannot read Stripe reference data: {exc}", file=sys.stderr)
         return 1
-    document = derive(spec, fixtures, latest)
+    document = derive(spec, fixtures, latest, tables)
     args.out.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -19,9 +19,9 @@ def test_every_registry_table_is_served():
     assert {(r.table, r.field, r.template) for r in NESTED_ROUTES} == templates
 
 
-def test_a_registry_table_without_synthesis_stops_the_simulator():
+def test_a_registry_table_whose_object_has_no_shape_stops_the_simulator():
     widget = TableSpec(name="widget", path="/v1/widgets")
-    with pytest.raises(RuntimeError, match="table 'widget' has no synthesis"):
+    with pytest.raises(RuntimeError, match="table 'widget': object 'widget' has no shape"):
         check_registry((*TABLES, widget))
 
 
