@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from tap_stripe.streams import EVENTS_PATH
+from tap_stripe.capture import EVENTS_PATH
 from tap_stripe.tables import TABLES
 
 from bench import baseline, truth

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from singer_sdk import Stream, Tap
 from singer_sdk.singerlib import ActivateVersionMessage, Metadata, MetadataMapping
 
-from tap_stripe.capture import EVENTS_PATH, Capture
+from tap_stripe.capture import Capture
 from tap_stripe.changes import DELETED_AT
 from tap_stripe.children import NestedLists
 from tap_stripe.emit import Emitter
@@ -31,9 +31,6 @@ from tap_stripe.windows import Frontier
 
 if TYPE_CHECKING:
     from singer_sdk.helpers import types
-
-# EVENTS_PATH stays importable from here: bench/run.py reads it.
-__all__ = ["EVENTS_PATH", "StripeStream"]
 
 
 @dataclass
