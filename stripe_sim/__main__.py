@@ -27,6 +27,11 @@ def parse_count(text: str) -> tuple[str, int]:
     return table, int(number)
 
 
+def parse_unavailable(text: str) -> tuple[str, str]:
+    table, _, answer = text.partition("=")
+    return table, answer or "permission"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m stripe_sim", description=__doc__)
     p.add_argument("--port", type=int, default=12111, help="0 picks a free port")
@@ -40,6 +45,15 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="TABLE=N",
         help=f"objects per table (repeatable); defaults: {DEFAULT_COUNTS}",
+    )
+    p.add_argument(
+        "--unavailable",
+        type=parse_unavailable,
+        action="append",
+        default=[],
+        metavar="TABLE[=ANSWER]",
+        help="refuse a table as Stripe does for an account or key that cannot read it "
+        "(repeatable); ANSWER: permission (403, the default), not_set_up (400), missing (404)",
     )
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--rate-limit", type=float, default=0.0, help="requests/s; 0 = no limit")
@@ -73,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             connected_scale=args.connected_scale,
             api_key=args.api_key,
             port=args.port,
+            unavailable=dict(args.unavailable),
         )
     except ValueError as exc:
         print(f"stripe_sim: {exc}", file=sys.stderr)

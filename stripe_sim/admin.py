@@ -8,13 +8,14 @@ import orjson
 
 from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT
 from stripe_sim.dataset import EVENT_RETENTION
+from stripe_sim.errors import UNAVAILABLE_ANSWERS
 from stripe_sim.mutate import MutationError, mutate
 from stripe_sim.tables import STREAMS
 
 if TYPE_CHECKING:
     from stripe_sim.server import SimServer
 
-KNOBS = ("latency_ms", "rate_limit", "fault_rate", "other_api_version_rate")
+KNOBS = ("latency_ms", "rate_limit", "fault_rate", "other_api_version_rate", "unavailable")
 
 
 def reply(status: int, obj: Any) -> tuple[int, bytes]:
@@ -106,7 +107,25 @@ def set_knobs(server: SimServer, payload: bytes) -> tuple[int, bytes]:
     if unknown:
         return reply(400, {"error": f"unknown knob(s): {', '.join(unknown)}; known: {KNOBS}"})
     for name, value in changes.items():
+        if name == "unavailable":
+            problem = unavailable_problem(value)
+            if problem:
+                return reply(400, {"error": problem})
+            continue
         if not isinstance(value, int | float) or value < 0:
             return reply(400, {"error": f"{name} must be a number >= 0"})
-        setattr(server.state.knobs, name, float(value))
+    for name, value in changes.items():
+        setattr(server.state.knobs, name, dict(value) if name == "unavailable" else float(value))
     return reply(200, vars(server.state.knobs))
+
+
+def unavailable_problem(value: Any) -> str | None:
+    """What is wrong with an ``unavailable`` knob (table -> answer), or None."""
+    if not isinstance(value, dict):
+        return "unavailable must be an object of table -> answer"
+    for table, answer in value.items():
+        if table not in STREAMS or answer not in UNAVAILABLE_ANSWERS:
+            return (
+                f"unavailable: {table}={answer}: expected a table and one of {UNAVAILABLE_ANSWERS}"
+            )
+    return None

@@ -153,15 +153,26 @@ def route(state: SimState, data: AccountData, path: str, params: Params) -> byte
         parent_id = nested.match(clean)
         if parent_id is not None:
             return nested_list(data, nested, parent_id, params)
-    parts = clean.split("/")[2:]
-    stream = PLURALS.get(parts[0]) if parts else None
-    if stream is None or len(parts) > 2:
+    rest = clean.removeprefix("/v1/")
+    stream = PLURALS.get(rest)
+    if stream is not None:
+        refuse_if_unavailable(state, data, stream)
+        params.check(PAGING | SYNTHESIS[stream].list_params)
+        return list_page(state, data, stream, params, clean)
+    plural, _, object_id = rest.rpartition("/")
+    stream = PLURALS.get(plural)
+    if stream is None or not object_id:
         raise errors.unrecognized_url("GET", path)
-    if len(parts) == 2:
-        params.check(frozenset({"expand"}))
-        return retrieve(state, data, stream, parts[1], params.expand())
-    params.check(PAGING | SYNTHESIS[stream].list_params)
-    return list_page(state, data, stream, params, f"/v1/{parts[0]}")
+    refuse_if_unavailable(state, data, stream)
+    params.check(frozenset({"expand"}))
+    return retrieve(state, data, stream, object_id, params.expand())
+
+
+def refuse_if_unavailable(state: SimState, data: AccountData, stream: str) -> None:
+    """Answer as Stripe does for a table the account (or the key) may not read."""
+    answer = state.knobs.unavailable.get(stream)
+    if answer is not None:
+        raise errors.unavailable(answer, SPECS[stream].path, data.account_id)
 
 
 def nested_list(data: AccountData, nested: NestedRoute, parent_id: str, params: Params) -> bytes:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from stripe_sim.tables import COUNTED, DERIVED
+from stripe_sim.errors import UNAVAILABLE_ANSWERS
+from stripe_sim.tables import COUNTED, DERIVED, SPECS
 
 API_KEY = "sk_test_simulator"
 API_VERSION = "2023-08-16"
@@ -53,6 +54,8 @@ class SimConfig:
     other_api_version_rate: float = 0.0
     newer_fields_rate: float = 0.05
     connected_scale: float = 0.05
+    # Table -> how Stripe refuses it (``errors.UNAVAILABLE_ANSWERS``): tables turned off.
+    unavailable: dict[str, str] = field(default_factory=dict)
     api_key: str = API_KEY
     host: str = "127.0.0.1"
     port: int = 0
@@ -67,6 +70,12 @@ class SimConfig:
             raise ValueError("subscriptions and invoices need at least one price")
         if self.count("product") == 0 and self.count("price"):
             raise ValueError("prices need at least one product")
+        for table, answer in self.unavailable.items():
+            if table not in SPECS or answer not in UNAVAILABLE_ANSWERS:
+                raise ValueError(
+                    f"unavailable: {table}={answer}: expected a table and one of "
+                    f"{', '.join(UNAVAILABLE_ANSWERS)}"
+                )
         bad_kinds = sorted(set(self.fault_kinds) - set(FAULT_KINDS))
         if bad_kinds or not self.fault_kinds:
             raise ValueError(f"fault kinds must be some of {', '.join(FAULT_KINDS)}")

@@ -102,3 +102,30 @@ def api_error() -> StripeError:
     error = StripeError(500, "An unknown error occurred")
     error.error["type"] = "api_error"
     return error
+
+
+# How Stripe answers a request for a table the account or the key may not read.
+UNAVAILABLE_ANSWERS = ("permission", "not_set_up", "missing")
+
+
+def unavailable(answer: str, path: str, account_id: str) -> StripeError:
+    """Stripe's answer for a table the account cannot use, by kind of answer.
+
+    ``permission``: a restricted key without the table's read permission (403);
+    ``not_set_up``: the account has not enabled the product (400, as Issuing answers);
+    ``missing``: the product's endpoint does not exist for the account (404).
+    """
+    if answer == "permission":
+        return StripeError(
+            403,
+            "The provided key 'rk_test_*********sim' does not have the required permissions "
+            f"for this endpoint on account '{account_id}'.",
+        )
+    if answer == "not_set_up":
+        product = path.removeprefix("/v1/").split("/")[0].replace("_", " ").title()
+        return StripeError(
+            400,
+            f"Your account is not set up to use {product}. Please visit "
+            "https://dashboard.stripe.com to get started.",
+        )
+    return unrecognized_url("GET", path)

@@ -105,7 +105,7 @@ class SimHandle:
         """E.g. ``sim.mutate(customer={"create": 2, "delete": 1})``; see mutate.py."""
         return self.admin("mutate", body={**(spec or {}), **tables})
 
-    def set_knobs(self, **knobs: float) -> dict[str, float]:
+    def set_knobs(self, **knobs: Any) -> dict[str, Any]:
         """Change latency_ms, rate_limit, fault_rate or other_api_version_rate live."""
         return self.admin("knobs", body=knobs)
 
@@ -153,6 +153,7 @@ def cli_args(config: SimConfig) -> list[str]:
     if config.now is not None:
         args.append(f"--now={config.now}")
     args.extend(f"--count={table}={n}" for table, n in config.counts.items())
+    args.extend(f"--unavailable={table}={answer}" for table, answer in config.unavailable.items())
     return args
 
 

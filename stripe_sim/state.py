@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, SimConfig
 from stripe_sim.dataset import AccountData, Generator
@@ -18,6 +18,8 @@ class Knobs:
     rate_limit: float
     fault_rate: float
     other_api_version_rate: float
+    # Table -> how Stripe refuses it (``errors.UNAVAILABLE_ANSWERS``): tables turned off.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 class SimState:
@@ -26,7 +28,11 @@ class SimState:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.knobs = Knobs(
-            config.latency_ms, config.rate_limit, config.fault_rate, config.other_api_version_rate
+            config.latency_ms,
+            config.rate_limit,
+            config.fault_rate,
+            config.other_api_version_rate,
+            dict(config.unavailable),
         )
         self._start = config.start_time()
         self._t0 = time.monotonic()
