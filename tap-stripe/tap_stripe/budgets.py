@@ -6,11 +6,22 @@ import threading
 import time
 from collections.abc import Callable
 
+from tap_stripe.tables import TABLES
+
 # Below Stripe's published read limits (100/s live, 25/s test mode).
 DEFAULT_LIVE_RATE = 90.0
 DEFAULT_TEST_RATE = 20.0
 # Stripe's documented limit of one endpoint, when the global budget is unlimited.
 DEFAULT_ENDPOINT_RATE = 25.0
+
+# The literal segments of the registry's paths (``issuing``, ``cards``, ``lines``).
+COLLECTION_SEGMENTS = frozenset(
+    segment
+    for spec in TABLES
+    for path in (spec.path, *spec.nested_lists.values())
+    for segment in path.split("?")[0].split("/")
+    if segment and not segment.startswith("{")
+)
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -70,15 +81,18 @@ class RateLimiter:
 
 
 def endpoint_of(path: str) -> str:
-    """The Stripe endpoint a GET of ``path`` calls, its object id replaced by ``{id}``.
+    """The Stripe endpoint a GET of ``path`` calls, its object ids replaced by ``{id}``.
 
     Stripe counts ``GET /v1/customers/cus_1`` and ``GET /v1/customers/cus_2`` against one
     endpoint's limit (``/v1/customers/{id}``), and ``/v1/invoices/in_1/lines`` against
-    ``/v1/invoices/{id}/lines``.
+    ``/v1/invoices/{id}/lines``. A segment after the first is an id unless the registry's
+    paths use it as a collection (``/v1/issuing/cards``, ``/v1/checkout/sessions``): ids
+    can be any text (a coupon's is chosen by its creator).
     """
     parts = path.split("/")
-    if len(parts) > 3 and parts[3]:
-        parts[3] = "{id}"
+    for index in range(3, len(parts)):
+        if parts[index] and parts[index] not in COLLECTION_SEGMENTS:
+            parts[index] = "{id}"
     return "/".join(parts)
 
 

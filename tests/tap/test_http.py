@@ -401,6 +401,7 @@ def test_rate_limiter_is_shared_across_threads() -> None:
         ("/v1/account", "/v1/account"),
         ("/v1/customers/cus_123", "/v1/customers/{id}"),
         ("/v1/coupons/SUMMER25", "/v1/coupons/{id}"),
+        ("/v1/coupons/summer", "/v1/coupons/{id}"),
         ("/v1/invoices/in_1/lines", "/v1/invoices/{id}/lines"),
     ],
 )
