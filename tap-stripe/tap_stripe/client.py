@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import orjson
@@ -58,11 +59,14 @@ class StripeAPIError(StripeError):
         error_type: str | None,
         message: str | None,
         request_id: str | None,
+        path: str = "",
     ) -> None:
         self.stream = stream
         self.status = status
         self.error_type = error_type
+        self.message = message
         self.request_id = request_id
+        self.path = path
         if status == 401:
             detail = "Stripe refused the API key (check api_key, its mode and its permissions)"
             if message:
@@ -307,6 +311,7 @@ class StripeClient:
             error_type if isinstance(error_type, str) else None,
             scrub(str(message)) if message else None,
             response.headers.get("Request-Id"),
+            urlsplit(response.url or "").path,
         )
 
 

@@ -11,6 +11,7 @@ bookmark would be wrong for newest-first pages and out-of-order windows.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,9 +19,11 @@ from typing import TYPE_CHECKING
 from singer_sdk import Stream, Tap
 from singer_sdk.singerlib import ActivateVersionMessage, Metadata, MetadataMapping
 
+from tap_stripe.availability import unavailable_reason
 from tap_stripe.capture import Capture
 from tap_stripe.changes import DELETED_AT
 from tap_stripe.children import NestedLists
+from tap_stripe.client import StripeAPIError
 from tap_stripe.emit import Emitter
 from tap_stripe.fetcher import Page, PageFetcher
 from tap_stripe.listing import Listing
@@ -164,9 +167,36 @@ class StripeStream(Stream):
         read that retires rows (``plan.version``) moves it past the end of its range only
         after its ACTIVATE_VERSION is out, and a catch-up not before it is complete:
         state that says the table is current must not precede the deletes.
+
+        A table the account cannot read (``availability.py``) is skipped with one
+        warning, its state as it was before the run.
         """
         if not write_messages:
             return list(self.get_records(context))
+        state_before = copy.deepcopy(self.get_context_state(None))
+        try:
+            self._sync_table()
+        except StripeAPIError as error:
+            reason = unavailable_reason(error, self.spec)
+            if reason is None:
+                raise
+            self._skip(reason, state_before)
+        return ()
+
+    def _skip(self, reason: str, state_before: dict) -> None:
+        """Leave out a table the account cannot read, its state as it was before the run."""
+        self.logger.warning(
+            "Skipping table '%s': %s; its state is left as it was, the other tables go on",
+            self.name,
+            reason,
+        )
+        state = self.get_context_state(None)
+        state.clear()
+        state.update(state_before)
+        self._state_changed()
+
+    def _sync_table(self) -> None:
+        """Read and emit the table under its plan (see ``_sync_records``)."""
         reading = self._prefetched or self._start_reading()
         self._prefetched = None
         plan = reading.plan
@@ -208,7 +238,6 @@ class StripeStream(Stream):
             self._activate_version(plan.version)
             progress.save(bookmark=frontier.position, events_cursor=events_cursor)
         self._write_state_message()
-        return ()
 
     def _activate_version(self, version: int) -> None:
         """Tell the target that rows not written under ``version`` are gone from Stripe."""
