@@ -1,5 +1,7 @@
 """One flush: every stream's batch and the newest state in one transaction, then the state out.
 
+Each batch is loaded by `Database.load_batch`, the state saved in the same transaction.
+
 When DuckDB refuses the load, the flush finds the first input line whose record fails
 (bisecting over the lines of its records, all streams together, starting from the line
 DuckDB's message points at), commits the records before that line with the last state
@@ -19,9 +21,9 @@ from dataclasses import dataclass
 
 import msgspec
 
+from target_duckdb.batch import Batch
 from target_duckdb.database import Database
 from target_duckdb.errors import LoadError, StatementError
-from target_duckdb.sinks import Batch
 
 logger = logging.getLogger("target-duckdb")
 
@@ -72,7 +74,7 @@ class Commit:
     def _commit(self, database: Database, batches: Sequence[Batch], state: bytes | None) -> None:
         with database.transaction():
             for batch in batches:
-                batch.load(database)
+                database.load_batch(batch)
             if state is not None:
                 database.save_state(self.state_id, state.decode())
         for batch in batches:
@@ -145,7 +147,7 @@ def _fails(
             for batch, batch_texts in zip(batches, texts, strict=True):
                 part = batch.before(end, batch_texts)
                 if part is not None:
-                    part.load(database)
+                    database.load_batch(part)
     except StatementError as error:
         return str(error)
     return None

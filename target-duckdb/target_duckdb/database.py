@@ -1,4 +1,6 @@
-"""The single DuckDB connection: DDL, column changes, bulk loads and the state table."""
+"""The single DuckDB connection: DDL, column changes, the state table, and the load of a
+batch (`Database.load_batch`: its file written, the rows it replaces deleted, its records
+inserted from read_json) inside the transaction `commit` opens."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import contextlib
 import logging
 import threading
 import time
+import typing as t
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +17,9 @@ import duckdb
 
 from target_duckdb import types
 from target_duckdb.errors import ConfigError, DatabaseError, StatementError
+
+if t.TYPE_CHECKING:
+    from target_duckdb.batch import Batch
 
 STATE_TABLE = "_singer_state"
 DEFAULT_MEMORY_LIMIT = "128MB"
@@ -247,55 +253,61 @@ class Database:
 
     # Loading
 
-    def load(
-        self,
-        schema: str,
-        table: str,
-        ndjson_path: str,
-        columns: Mapping[str, str],
-        *,
-        keys: Sequence[str],
-        key_values: list | None,
-        method: str,
-        hard_delete: bool,
-    ) -> None:
-        """Load a newline-delimited JSON file of records into a table (inside a transaction).
+    def load_batch(self, batch: Batch) -> int:
+        """Load one stream's batch into its table (inside the caller's transaction); returns
+        the number of records loaded.
 
-        `method` is upsert (delete the rows whose keys arrive, then insert), append-only or
-        overwrite (delete every row first). With `hard_delete`, records carrying
-        `_sdc_deleted_at` remove their rows instead of landing as tombstones. A single key
-        whose values are given (`key_values`) is deleted by value; otherwise the file goes
-        through a staging table first.
+        The method is upsert (delete the rows whose keys arrive, then insert), append-only
+        or overwrite (delete every row first). With `hard_delete`, records carrying
+        `_sdc_deleted_at` remove their rows instead of landing as tombstones.
         """
-        target = f"{quote(schema)}.{quote(table)}"
+        # One write of the joined payload: it releases the GIL, unlike writing line by line,
+        # which would contend with the main thread decoding the next batch.
+        if batch.payload:
+            with open(batch.file, "wb") as handle:
+                handle.write(batch.payload)
+            batch.payload = b""  # the file has it now: keep memory flat while DuckDB loads
+        target = f"{quote(batch.schema_name)}.{quote(batch.table)}"
+        columns, keys = batch.columns, batch.keys
         spec = ", ".join(f"{literal(name)}: {literal(type_)}" for name, type_ in columns.items())
         source = (
-            f"read_json({literal(ndjson_path)}, columns = {{{spec}}}, "
+            f"read_json({literal(batch.file)}, columns = {{{spec}}}, "
             "format = 'newline_delimited', records = true)"
         )
-        deleted_filter = (
-            " WHERE _sdc_deleted_at IS NULL" if hard_delete and "_sdc_deleted_at" in columns else ""
-        )
-        if method == "overwrite":
+        upsert = batch.method == "upsert" and bool(keys)
+        staged = False
+        if batch.method == "overwrite":
             self.execute(f"DELETE FROM {target}")
-        if method == "upsert" and len(keys) == 1 and key_values is not None:
+        elif (
+            upsert
+            and len(keys) == 1
+            and batch.record_keys is not None
+            and set(map(type, batch.record_keys)) <= {str, int}
+        ):
+            # One key of strings or integers: its rows are deleted by value.
             key_type = columns.get(keys[0], "VARCHAR")
             self.execute(
                 f"DELETE FROM {target} WHERE {quote(keys[0])} IN "
                 f"(SELECT unnest(CAST(? AS {key_type}[])))",
-                [key_values],
+                [batch.record_keys],
             )
-            method = "append-only"
-        if method != "upsert" or not keys:
-            self.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}{deleted_filter}")
-            return
-        self.execute(f"CREATE OR REPLACE TEMP TABLE _target_duckdb_stage AS SELECT * FROM {source}")
-        match = " AND ".join(f"{target}.{quote(k)} = s.{quote(k)}" for k in keys)
-        self.execute(f"DELETE FROM {target} USING _target_duckdb_stage AS s WHERE {match}")
-        self.execute(
-            f"INSERT INTO {target} BY NAME SELECT * FROM _target_duckdb_stage{deleted_filter}"
+        elif upsert:
+            # Any other key: the records go through a staging table, whose keys are deleted.
+            self.execute(
+                f"CREATE OR REPLACE TEMP TABLE _target_duckdb_stage AS SELECT * FROM {source}"
+            )
+            match = " AND ".join(f"{target}.{quote(k)} = s.{quote(k)}" for k in keys)
+            self.execute(f"DELETE FROM {target} USING _target_duckdb_stage AS s WHERE {match}")
+            source, staged = "_target_duckdb_stage", True
+        deleted_filter = (
+            " WHERE _sdc_deleted_at IS NULL"
+            if batch.hard_delete and "_sdc_deleted_at" in columns
+            else ""
         )
-        self.execute("DROP TABLE _target_duckdb_stage")
+        self.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}{deleted_filter}")
+        if staged:
+            self.execute("DROP TABLE _target_duckdb_stage")
+        return batch.count
 
     def activate_version(self, schema: str, table: str, version: int, *, hard_delete: bool) -> None:
         """Remove (or mark `_sdc_deleted_at`) rows loaded under an older table version."""

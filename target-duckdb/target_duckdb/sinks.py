@@ -1,4 +1,4 @@
-"""One sink per stream: its table's columns, the record path, batching, bulk loads.
+"""One sink per stream: its table's columns, the record path, batching.
 
 The record path is built for speed: each stream gets a msgspec Struct type generated from
 its table's columns, so one C-level decode checks every top-level value against its column
@@ -10,11 +10,11 @@ adds or widens columns so that no value is lost.
 
 Each pending record keeps its input line number (an int beside its text), so that a load
 DuckDB refuses can be traced to the input line of the record it fails on (see `commit`).
+A flush takes the pending records as a `batch.Batch`; `Database.load_batch` loads it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import operator
@@ -29,6 +29,7 @@ import jsonschema
 import msgspec
 
 from target_duckdb import names, types
+from target_duckdb.batch import Batch, last_per_key
 from target_duckdb.database import Database
 from target_duckdb.errors import (
     BadMessageError,
@@ -194,7 +195,7 @@ def _only_adds_properties(checked: dict, schema: dict) -> bool:
 
 
 class Sink:
-    """Batches one stream's records and bulk-loads them into its table."""
+    """Checks and batches one stream's records; a flush takes them as a Batch."""
 
     def __init__(
         self,
@@ -483,7 +484,7 @@ class Sink:
     def _stamp_dict(self, record: dict, version: int | None, extracted: str | None) -> None:
         record.update(self._metadata(version, extracted))
 
-    # Loading
+    # Batches
 
     def start_batch(self) -> None:
         """Start an empty batch; upserts also keep each record's key."""
@@ -507,15 +508,7 @@ class Sink:
         texts, lines, keys = self._texts, self._lines, self._keys
         superseded: list[tuple[int, t.Any, bytes | msgspec.Raw]] = []
         if keys is not None:
-            last = dict(zip(keys, range(len(keys)), strict=True))
-            if len(last) < len(keys):
-                kept = set(last.values())
-                superseded = [
-                    (lines[i], keys[i], texts[i]) for i in range(len(keys)) if i not in kept
-                ]
-                texts = [texts[i] for i in last.values()]
-                lines = [lines[i] for i in last.values()]
-            keys = list(last)
+            texts, lines, keys, superseded = last_per_key(texts, lines, keys)
         batch = Batch(
             schema_name=self.schema_name,
             table=self.table,
@@ -550,114 +543,6 @@ class Sink:
         )
 
 
-@dataclass
-class Batch:
-    """One stream's records to load, detached from the sink so another thread can load it.
-
-    `lines[i]` is the input line of the i-th record of the payload, `record_keys[i]` its key
-    (upserts only); `superseded` holds (line, key, text) of the records a later one with
-    the same key replaced.
-    """
-
-    schema_name: str
-    table: str
-    stream: str
-    file: str
-    payload: bytes
-    lines: list[int]
-    record_keys: list | None
-    superseded: list[tuple[int, t.Any, bytes | msgspec.Raw]]
-    columns: dict[str, str]
-    keys: list[str]
-    method: str
-    hard_delete: bool
-    deduplicated: bool = False  # repeated property names reduced to the last value
-
-    @property
-    def count(self) -> int:
-        """Records to load."""
-        return len(self.lines)
-
-    def load(self, database: Database) -> int:
-        """Write the records (newline-terminated JSON) to the file and bulk-load them.
-
-        One write of the joined payload: it releases the GIL, unlike writing line by line,
-        which would contend with the main thread decoding the next batch.
-        """
-        if self.payload:
-            with open(self.file, "wb") as handle:
-                handle.write(self.payload)
-            self.payload = b""  # the file has it now: keep memory flat while DuckDB loads
-        single = self.record_keys is not None and len(self.keys) == 1
-        key_values = self.record_keys if single and _plain(self.record_keys) else None
-        database.load(
-            self.schema_name,
-            self.table,
-            self.file,
-            self.columns,
-            keys=self.keys,
-            key_values=key_values,
-            method=self.method,
-            hard_delete=self.hard_delete,
-        )
-        return self.count
-
-    def texts(self) -> list[bytes]:
-        """The records' JSON texts, from the payload or, once written, from the file."""
-        payload = self.payload
-        if not payload:
-            with open(self.file, "rb") as handle:
-                payload = handle.read()
-        return payload.split(b"\n")[:-1]
-
-    def before(self, line: int, texts: list[bytes]) -> Batch | None:
-        """This batch cut to the records of input lines before `line` (None if none).
-
-        `texts` are the batch's texts (`texts()`, read once). Upserts keep the last record
-        per key among those lines, which may be one the full batch had superseded.
-        """
-        if self.record_keys is None:
-            chosen = [(n, text) for n, text in zip(self.lines, texts, strict=True) if n < line]
-            kept_keys = None
-        else:
-            versions = sorted(
-                [*zip(self.lines, self.record_keys, texts, strict=True), *self.superseded],
-                key=operator.itemgetter(0),
-            )
-            last: dict[t.Any, tuple[int, bytes | msgspec.Raw]] = {}
-            for n, key, text in versions:
-                if n < line:
-                    last[key] = (n, text)
-            chosen = list(last.values())
-            kept_keys = list(last)
-        if not chosen:
-            return None
-        return dataclasses.replace(
-            self,
-            payload=b"\n".join(text for _, text in chosen) + b"\n",
-            lines=[n for n, _ in chosen],
-            record_keys=kept_keys,
-            superseded=[],
-        )
-
-    def without_duplicate_names(self, texts: list[bytes]) -> Batch:
-        """This batch with each record's repeated property names reduced to the last one.
-
-        DuckDB refuses `{"id": 1, "id": 2}`; msgspec (the key, the checks) and every other
-        path keep the last value, so the load does too.
-        """
-
-        def last_wins(text: bytes | msgspec.Raw) -> bytes:
-            return msgspec.json.encode(msgspec.json.decode(text, type=dict[str, msgspec.Raw]))
-
-        return dataclasses.replace(
-            self,
-            payload=b"\n".join(map(last_wins, texts)) + b"\n",
-            superseded=[(n, key, last_wins(text)) for n, key, text in self.superseded],
-            deduplicated=True,
-        )
-
-
 _SDC_SCHEMAS: Mapping[str, dict] = {
     types.TIMESTAMPTZ: {"type": ["null", "string"], "format": "date-time"},
     types.BIGINT: {"type": ["null", "integer"]},
@@ -671,11 +556,6 @@ def _hashable(value: t.Any) -> t.Any:
     if isinstance(value, dict | list):
         return msgspec.json.encode(value)
     return value
-
-
-def _plain(keys: list) -> bool:
-    """Whether key values can be deleted by value (`IN (...)`): strings and integers only."""
-    return set(map(type, keys)) <= {str, int}
 
 
 def _dict_key_getter(keys: Sequence[str]) -> Callable[[dict], t.Any] | None:
