@@ -1,4 +1,4 @@
-"""One sink per stream: its table's columns, the record path, batching.
+"""One sink per stream: the record path, from a RECORD's text to a line of the stream's batch.
 
 The record path is built for speed: each stream gets a msgspec Struct type generated from
 its table's columns, so one C-level decode checks every top-level value against its column
@@ -10,7 +10,8 @@ adds or widens columns so that no value is lost.
 
 Each pending record keeps its input line number (an int beside its text), so that a load
 DuckDB refuses can be traced to the input line of the record it fails on (see `commit`).
-A flush takes the pending records as a `batch.Batch`; `Database.load_batch` loads it.
+A flush takes the pending records as a `batch.Batch`; `Database.load_batch` loads it. The
+table's columns live in `columns`, the SCHEMA checks in `schemas`.
 """
 
 from __future__ import annotations
@@ -21,15 +22,14 @@ import operator
 import os
 import tempfile
 import typing as t
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import fastjsonschema
-import jsonschema
 import msgspec
 
 from target_duckdb import names, types
 from target_duckdb.batch import Batch, last_per_key
+from target_duckdb.columns import SDC_COLUMNS, SDC_SCHEMAS, VERSION_COLUMNS, Columns
 from target_duckdb.database import Database
 from target_duckdb.errors import (
     BadMessageError,
@@ -37,6 +37,7 @@ from target_duckdb.errors import (
     InvalidRecordError,
     MissingKeyError,
 )
+from target_duckdb.schemas import allowed, check_schema, json_kind, validator
 
 logger = logging.getLogger("target-duckdb")
 
@@ -49,18 +50,6 @@ _FIELD_TYPES: dict[str, t.Any] = {
     types.TIMESTAMPTZ: datetime.datetime | None,
     types.DATE: datetime.date | None,
 }
-
-# Metadata columns (the SDK's `add_record_metadata` set) and their types.
-SDC_COLUMNS = {
-    "_sdc_extracted_at": types.TIMESTAMPTZ,
-    "_sdc_received_at": types.TIMESTAMPTZ,
-    "_sdc_batched_at": types.TIMESTAMPTZ,
-    "_sdc_deleted_at": types.TIMESTAMPTZ,
-    "_sdc_sequence": types.BIGINT,
-    "_sdc_table_version": types.BIGINT,
-    "_sdc_sync_started_at": types.BIGINT,
-}
-VERSION_COLUMNS = ("_sdc_table_version", "_sdc_deleted_at")
 
 
 @dataclass(frozen=True)
@@ -77,20 +66,6 @@ class SinkSettings:
     sync_started_at: int
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 _SCALAR_FIELDS: dict[str, t.Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
 
 
@@ -105,93 +80,6 @@ def _text_field(kinds: frozenset[str]) -> t.Any:
     for kind in sorted(members):
         field = _SCALAR_FIELDS[kind] | field
     return field
-
-
-def _allowed(kind: str, value: object, kinds: frozenset[str]) -> bool:
-    """Whether a value of JSON type `kind` is valid for a property allowing `kinds`.
-
-    JSON Schema's integer is a number with no fractional part: 1.0 is an integer.
-    """
-    if kind in kinds or kind == "null":
-        return True
-    if kind == "integer":
-        return "number" in kinds
-    return kind == "number" and "integer" in kinds and t.cast("float", value).is_integer()
-
-
-def _validator(schema: dict) -> Callable[[dict], str | None]:
-    """Full JSON Schema validation of a record: None, or what is wrong with it.
-
-    fastjsonschema compiles the schema to Python code (~15 µs per Stripe-sized record, 25x
-    faster than jsonschema); jsonschema is the fallback for schemas it cannot compile.
-    """
-    try:
-        compiled = fastjsonschema.compile(schema)
-    except fastjsonschema.JsonSchemaDefinitionException:
-        checker = jsonschema.validators.validator_for(schema)(schema)
-
-        def check(record: dict) -> str | None:
-            error = jsonschema.exceptions.best_match(checker.iter_errors(record))
-            if error is None:
-                return None
-            where = ".".join(str(part) for part in error.absolute_path)
-            return f"record{'.' if where else ''}{where}: {error.message}"
-
-        return check
-
-    def check_compiled(record: dict) -> str | None:
-        try:
-            compiled(record)
-        except fastjsonschema.JsonSchemaValueException as error:
-            return error.message.replace("data", "record", 1)
-        return None
-
-    return check_compiled
-
-
-def check_schema(stream: str, schema: object, checked: dict | None = None) -> dict:
-    """The stream's properties, or BadSchemaError when the schema cannot be used.
-
-    ``checked`` is the stream's schema that already passed: a tap re-announcing it with
-    properties added (a field Stripe added) only needs those checked, and checking a whole
-    Stripe schema against the meta-schema takes a quarter of a second.
-    """
-    if not isinstance(schema, dict):
-        raise BadSchemaError(f"SCHEMA for stream '{stream}' is not a JSON object")
-    properties = schema.get("properties")
-    if not isinstance(properties, dict) or not properties:
-        raise BadSchemaError(f"SCHEMA for stream '{stream}' has no properties")
-    if "" in properties:
-        raise BadSchemaError(f"SCHEMA for stream '{stream}' has a property with an empty name")
-    collision = names.case_collision(properties)
-    if collision is not None:
-        raise BadSchemaError(
-            f"SCHEMA for stream '{stream}' has properties '{collision[0]}' and "
-            f"'{collision[1]}', one column in DuckDB (its names ignore case)"
-        )
-    to_check = schema
-    if checked is not None and _only_adds_properties(checked, schema):
-        added = {name: properties[name] for name in properties.keys() - checked["properties"]}
-        to_check = {key: value for key, value in schema.items() if key != "properties"}
-        to_check["properties"] = added
-    try:
-        jsonschema.validators.validator_for(to_check).check_schema(to_check)
-    except jsonschema.SchemaError as error:
-        where = "/".join(str(part) for part in error.absolute_path) or "(root)"
-        raise BadSchemaError(
-            f"SCHEMA for stream '{stream}' is not a valid JSON Schema at {where}: {error.message}"
-        ) from error
-    return properties
-
-
-def _only_adds_properties(checked: dict, schema: dict) -> bool:
-    """Whether ``schema`` is ``checked`` with top-level properties added, nothing else."""
-    old, new = checked.get("properties"), schema["properties"]
-    if not isinstance(old, dict) or checked.keys() != schema.keys():
-        return False
-    if any(checked[key] != schema[key] for key in schema if key != "properties"):
-        return False
-    return all(name in new and new[name] == value for name, value in old.items())
 
 
 class Sink:
@@ -217,11 +105,7 @@ class Sink:
         self._overwritten = overwritten
         handle, self._file = tempfile.mkstemp(dir=settings.temp_dir, suffix=".json")
         os.close(handle)
-        self.columns: dict[str, str] = {}
-        self._table_names: dict[str, str] = {}
-        # Property names this run has used (SCHEMA or records): another differing only in
-        # case would be the same DuckDB column, so it is refused.
-        self._claimed: set[str] = set()
+        self.columns = Columns(self._db, schema_name, table, stream)
         self._texts: list[bytes | msgspec.Raw] = []
         self._lines: list[int] = []
         self._keys: list[t.Any] | None = None
@@ -234,75 +118,27 @@ class Sink:
         properties = dict(check_schema(self.stream, schema))
         if self.settings.add_record_metadata:
             for name, type_ in SDC_COLUMNS.items():
-                properties.setdefault(name, _SDC_SCHEMAS[type_])
+                properties.setdefault(name, SDC_SCHEMAS[type_])
         missing = [key for key in key_properties if key not in properties]
         if missing:
             raise BadSchemaError(
                 f"SCHEMA for stream '{self.stream}' lacks its key properties {missing}"
             )
         for name in properties:
-            self._claim(name)
+            self.columns.claim(name)
         self.key_properties = list(key_properties)
         self._kinds = {name: types.schema_kinds(prop) for name, prop in properties.items()}
-        self._validator = _validator(schema) if self.settings.validate_records else None
-        wanted = {name: types.column_type(prop) for name, prop in properties.items()}
-        existing = self._db.columns(self.schema_name, self.table)
-        if not existing:
-            self._db.create_table(self.schema_name, self.table, wanted)
-            existing = self._db.columns(self.schema_name, self.table)
-        # Keep this run's spelling of each column: pending records use it.
-        spelling = {name.lower(): name for name in self.columns}
-        self.columns = {spelling.get(name.lower(), name): type_ for name, type_ in existing.items()}
-        self._table_names = {name.lower(): name for name in self.columns}
-        for name, type_ in wanted.items():
-            self._set_column(name, type_)
+        self._validator = validator(schema) if self.settings.validate_records else None
+        self.columns.adopt({name: types.column_type(prop) for name, prop in properties.items()})
         self._build_decoder()
         if not self._texts:
             self.start_batch()
 
-    def _claim(self, name: str) -> None:
-        """Use property `name` for this run, refusing one that differs from another in case."""
-        if name in self._claimed:
-            return
-        table_name = self._table_names.get(name.lower())
-        if table_name in self._claimed:
-            raise BadSchemaError(
-                f"stream '{self.stream}' has properties '{table_name}' and '{name}', one "
-                "column in DuckDB (its names ignore case)"
-            )
-        self._claimed.add(name)
-
-    def _set_column(self, name: str, type_: str | None) -> bool:
-        """Make column `name` hold values of `type_`; True when the table changed."""
-        table_name = self._table_names.get(name.lower())
-        self._table_names[name.lower()] = name
-        if table_name is None:
-            new_type = type_ or types.JSON
-            self._db.add_column(self.schema_name, self.table, name, new_type)
-            self.columns[name] = new_type
-            return True
-        # A column of an earlier run spelled in another case: the records' spelling is the
-        # key read_json looks for (DuckDB matches the column itself ignoring case).
-        current = self.columns.pop(table_name)
-        widened = types.widen(current, type_)
-        self.columns[name] = widened
-        if widened == current:
-            return table_name != name
-        logger.info(
-            "Widening column %s.%s.%s from %s to %s",
-            self.schema_name,
-            self.table,
-            name,
-            current,
-            widened,
-        )
-        self._db.change_column_type(self.schema_name, self.table, name, current, widened)
-        return True
-
     def _build_decoder(self) -> None:
         fields = []
         rename = {}
-        for index, (name, type_) in enumerate(self.columns.items()):
+        columns = self.columns.types
+        for index, (name, type_) in enumerate(columns.items()):
             attribute = f"f{index}"
             rename[attribute] = name
             field_type = _FIELD_TYPES.get(type_)
@@ -316,9 +152,11 @@ class Sink:
         # as a field: such streams take the dict path.
         self._fast = (
             self._validator is None
-            and types.HUGEINT not in self.columns.values()
-            and all(names.struct_safe(name) for name in self.columns)
+            and types.HUGEINT not in columns.values()
+            and all(names.struct_safe(name) for name in columns)
         )
+        # Whether the table-version columns exist, asked of every record with a version.
+        self._versioned = self.columns.versioned()
         if self._fast:
             struct = msgspec.defstruct("Record", fields, rename=rename, forbid_unknown_fields=True)
             self._decoder = msgspec.json.Decoder(struct)
@@ -398,19 +236,19 @@ class Sink:
         check_kinds = self._validator is None  # the full validation covers the kinds
         for name, value in record.items():
             kinds = self._kinds.get(name)
-            kind = _kind(value)
-            if check_kinds and kinds is not None and not _allowed(kind, value, kinds):
+            kind = json_kind(value)
+            if check_kinds and kinds is not None and not allowed(kind, value, kinds):
                 self._invalid(
                     f"property '{name}' is {kind}, schema allows {', '.join(sorted(kinds))}",
                     line,
                 )
-            if name not in self._claimed:
+            if name not in self.columns.claimed:
                 if not name:
                     raise BadMessageError(
                         f"record for stream '{self.stream}' has a property with an empty name"
                     )
-                self._claim(name)
-            table_name = self._table_names.get(name.lower())
+                self.columns.claim(name)
+            table_name = self.columns.names.get(name.lower())
             if table_name is None:
                 type_ = SDC_COLUMNS.get(name) or types.value_type(value)
                 logger.warning(
@@ -419,9 +257,9 @@ class Sink:
                     name,
                     type_ or types.JSON,
                 )
-                changed |= self._set_column(name, type_)
-            elif table_name != name or not types.fits(self.columns[table_name], value):
-                changed |= self._set_column(name, types.value_type(value))
+                changed |= self.columns.set(name, type_)
+            elif table_name != name or not types.fits(self.columns.types[table_name], value):
+                changed |= self.columns.set(name, types.value_type(value))
         if changed:
             self._build_decoder()
         if self.settings.add_record_metadata or version is not None:
@@ -458,31 +296,18 @@ class Sink:
         return len(text) + 1
 
     def _ensure_version_columns(self) -> None:
-        if all(name.lower() in self._table_names for name in VERSION_COLUMNS):
+        if self._versioned:
             return
         for name in VERSION_COLUMNS:
-            self._set_column(name, SDC_COLUMNS[name])
+            self.columns.set(name, SDC_COLUMNS[name])
         self._build_decoder()
 
-    def _metadata(self, version: int | None, time_extracted: str | None) -> dict[str, t.Any]:
-        if not self.settings.add_record_metadata:
-            return {"_sdc_table_version": version}
-        now = datetime.datetime.now(datetime.UTC)
-        return {
-            "_sdc_extracted_at": time_extracted,
-            "_sdc_received_at": now,
-            "_sdc_batched_at": now,
-            "_sdc_sequence": int(now.timestamp() * 1000),
-            "_sdc_table_version": version,
-            "_sdc_sync_started_at": self.settings.sync_started_at,
-        }
-
     def _stamp_struct(self, record: t.Any, version: int | None, extracted: str | None) -> None:
-        for name, value in self._metadata(version, extracted).items():
+        for name, value in _metadata(self.settings, version, extracted).items():
             setattr(record, self._attributes[name], value)
 
     def _stamp_dict(self, record: dict, version: int | None, extracted: str | None) -> None:
-        record.update(self._metadata(version, extracted))
+        record.update(_metadata(self.settings, version, extracted))
 
     # Batches
 
@@ -518,7 +343,7 @@ class Sink:
             lines=lines,
             record_keys=keys,
             superseded=superseded,
-            columns=dict(self.columns),
+            columns=dict(self.columns.types),
             keys=list(self.key_properties),
             method=method,
             hard_delete=self.settings.hard_delete,
@@ -543,10 +368,22 @@ class Sink:
         )
 
 
-_SDC_SCHEMAS: Mapping[str, dict] = {
-    types.TIMESTAMPTZ: {"type": ["null", "string"], "format": "date-time"},
-    types.BIGINT: {"type": ["null", "integer"]},
-}
+def _metadata(
+    settings: SinkSettings, version: int | None, time_extracted: str | None
+) -> dict[str, t.Any]:
+    """The metadata values stamped on a record: its table version, or with
+    `add_record_metadata` the SDK's set (`_sdc_deleted_at` is left to the record)."""
+    if not settings.add_record_metadata:
+        return {"_sdc_table_version": version}
+    now = datetime.datetime.now(datetime.UTC)
+    return {
+        "_sdc_extracted_at": time_extracted,
+        "_sdc_received_at": now,
+        "_sdc_batched_at": now,
+        "_sdc_sequence": int(now.timestamp() * 1000),
+        "_sdc_table_version": version,
+        "_sdc_sync_started_at": settings.sync_started_at,
+    }
 
 
 def _hashable(value: t.Any) -> t.Any:

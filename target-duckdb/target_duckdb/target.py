@@ -38,8 +38,9 @@ from target_duckdb.errors import (
     UnknownStreamError,
 )
 from target_duckdb.messages import Message, MessageReader, Terminated
+from target_duckdb.schemas import check_schema
 from target_duckdb.settings import CONFIG_SCHEMA, DEFAULT_BATCH_SIZE_ROWS
-from target_duckdb.sinks import Sink, SinkSettings, check_schema
+from target_duckdb.sinks import Sink, SinkSettings
 
 if t.TYPE_CHECKING:
     from types import FrameType
