@@ -1,6 +1,11 @@
-"""One flush: every stream's batch and the newest state in one transaction, then the state out.
+"""The rule that commits data and state together: a STATE value is held until a flush commits
+every record received before it (all streams, one transaction that also writes the state
+row), and only then is it written to stdout.
 
-Each batch is loaded by `Database.load_batch`, the state saved in the same transaction.
+`States` holds the STATE values received and makes each flush's `Commit` of the batches
+the sinks hand over (none when there is neither a record nor a new state). `Commit.run`
+runs on the database's loader thread: each batch is loaded by `Database.load_batch` and
+the state saved, in one transaction, then the state is emitted.
 
 When DuckDB refuses the load, the flush finds the first input line whose record fails
 (bisecting over the lines of its records, all streams together, starting from the line
@@ -31,9 +36,43 @@ logger = logging.getLogger("target-duckdb")
 _FILE_LINE = re.compile(r' in file "(?P<file>[^"]*)", in line (?P<line>\d+)')
 
 
+class States:
+    """The STATE values received, each held until a commit covers every record before it."""
+
+    def __init__(self, state_id: str) -> None:
+        """No state received yet; `state_id` names the state row."""
+        self.latest: object | None = None  # the newest value received
+        self._received: list[tuple[int, object]] = []  # (line, value) since the last flush
+        self._committed: bytes | None = None  # the state the flushes so far commit
+        self._state_id = state_id
+
+    def receive(self, line: int, value: object) -> None:
+        """A STATE value arrived at input line `line`: the next flush commits it."""
+        self.latest = value
+        self._received.append((line, value))
+
+    def commit(self, batches: list[Batch]) -> Commit | None:
+        """This flush's Commit of `batches` and the newest state (saved only when it changed
+        since the last flush), or None when there is nothing to commit."""
+        state = msgspec.json.encode(self.latest) if self.latest is not None else None
+        states, self._received = self._received, []
+        if not batches and state == self._committed:
+            return None
+        commit = Commit(
+            batches=batches,
+            states=states,
+            state=state if state != self._committed else None,
+            previous=self._committed,
+            state_id=self._state_id,
+            emit=emit_state,
+        )
+        self._committed = state
+        return commit
+
+
 @dataclass
 class Commit:
-    """What one flush commits; `run` it on the database's loader thread."""
+    """What one flush commits; `submit` runs it on the database's loader thread."""
 
     batches: list[Batch]
     # (input line, value) of each STATE received since the previous flush, oldest first.
@@ -43,6 +82,12 @@ class Commit:
     previous: bytes | None
     state_id: str
     emit: Callable[[bytes], None]
+
+    def submit(self, database: Database) -> None:
+        """Run this commit on the loader thread once the previous one finished (and succeeded)."""
+        if self.state is not None:
+            database.ensure_state_table()
+        database.submit(lambda: self.run(database))
 
     def run(self, database: Database) -> None:
         """Commit, or commit the part before the first failing line and raise LoadError."""

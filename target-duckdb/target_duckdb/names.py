@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from target_duckdb.errors import BadSchemaError
+
 # msgspec refuses these characters in the field names of the fast path's Struct: streams
 # with such a property load through the dict path instead.
 _STRUCT_UNSAFE = frozenset('\\"') | frozenset(chr(code) for code in range(0x20))
@@ -27,6 +29,31 @@ def table_for(stream: str, default_schema: str | None) -> tuple[str, str]:
     parts = stream.split("-")
     schema = default_schema or (parts[-2] if len(parts) > 1 else "main")
     return schema, parts[-1]
+
+
+class Tables:
+    """The run's streams' tables: each stream's own, and none of them the state table."""
+
+    def __init__(self, default_schema: str | None, state_table: tuple[str, str]) -> None:
+        """`state_table` is the (schema, table) of the state table."""
+        self._default_schema = default_schema
+        self._state_table = (state_table[0].lower(), state_table[1].lower())
+        self._streams: dict[tuple[str, str], str] = {}  # lower-cased (schema, table) → stream
+
+    def claim(self, stream: str) -> tuple[str, str]:
+        """The stream's (schema, table), refused when empty or another stream's already."""
+        schema_name, table = table_for(stream, self._default_schema)
+        if not schema_name or not table:
+            raise BadSchemaError(f"stream '{stream}' gives an empty schema or table name")
+        key = (schema_name.lower(), table.lower())
+        if key == self._state_table:
+            raise BadSchemaError(f"stream '{stream}' would load into the state table")
+        other = self._streams.setdefault(key, stream)
+        if other != stream:
+            raise BadSchemaError(
+                f"streams '{other}' and '{stream}' would both load into table {schema_name}.{table}"
+            )
+        return schema_name, table
 
 
 def case_collision(names: Iterable[str]) -> tuple[str, str] | None:

@@ -22,7 +22,7 @@ import operator
 import os
 import tempfile
 import typing as t
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -64,6 +64,22 @@ class SinkSettings:
     validate_records: bool
     fail_on_invalid: bool
     sync_started_at: int
+
+    @classmethod
+    def of(
+        cls, config: Mapping[str, t.Any], database: Database, temp_dir: str, sync_started_at: int
+    ) -> SinkSettings:
+        """The sink settings of a run's config."""
+        return cls(
+            database=database,
+            temp_dir=temp_dir,
+            load_method=config.get("load_method"),
+            hard_delete=bool(config.get("hard_delete")),
+            add_record_metadata=bool(config.get("add_record_metadata")),
+            validate_records=bool(config.get("validate_records")),
+            fail_on_invalid=config.get("on_invalid_record", "fail") == "fail",
+            sync_started_at=sync_started_at,
+        )
 
 
 _SCALAR_FIELDS: dict[str, t.Any] = {"string": str, "integer": int, "number": float, "boolean": bool}

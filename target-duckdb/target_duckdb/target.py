@@ -1,13 +1,16 @@
 """TargetDuckDB: Singer messages in, DuckDB tables out, states out only once committed.
 
-The state rule lives here: a STATE value is held until a flush commits every record
-received before it (all streams, one transaction that also writes the state row), and
-only then is it written to stdout.
+The target routes messages: a SCHEMA makes or updates its streams' sinks (through the
+stream maps; `names.Tables` gives each its table), a RECORD goes to them as its raw text
+(`sinks.Sink.add_raw`, the fast path), a STATE to `commit.States`, an ACTIVATE_VERSION to
+the sinks after a flush. A flush, when the batches reach their size, byte or age limit,
+hands each sink's batch to a `commit.Commit`: the rule that commits data and state together
+lives in `commit`, the load of a batch in `database.Database.load_batch`.
 
-So does the rule for a rejected line (any InputError, whatever its cause): the records of
-earlier lines are committed with the last state received before the line, that state is
-emitted, and the line is reported. A load DuckDB refuses is traced back to its input line
-by `commit.Commit`.
+The rule for a rejected line (any InputError, whatever its cause) lives here: the records
+of earlier lines are committed with the last state received before the line, that state
+is emitted, and the line is reported. A load DuckDB refuses is traced back to its input
+line by `commit.Commit`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 
 from target_duckdb import names, settings
-from target_duckdb.commit import Commit, emit_state
+from target_duckdb.commit import States
 from target_duckdb.database import DEFAULT_MEMORY_LIMIT, STATE_TABLE, Database
 from target_duckdb.errors import (
     BadMessageError,
@@ -79,11 +82,11 @@ class TargetDuckDB(Target):
         self._sinks: dict[str, Sink] = {}
         self._routes: dict[str, list[tuple[Sink, StreamMap | None]]] = {}
         self._schemas_seen: dict[str, tuple[dict, list[str]]] = {}
-        self._tables: dict[tuple[str, str], str] = {}  # lower-cased (schema, table) → stream
+        self._tables = names.Tables(
+            self.config.get("default_target_schema"), (self.state_schema, STATE_TABLE)
+        )
         self._overwritten: set[str] = set()
-        self._state: object | None = None
-        self._states: list[tuple[int, object]] = []  # (line, value) since the last flush
-        self._committed_state: bytes | None = None
+        self._states = States(self.config.get("state_id", "default"))
         self._batch_size = int(self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS)
         self._max_age = float(self.config.get("max_batch_age_seconds", 60))
         self._batch_started = time.monotonic()
@@ -112,16 +115,7 @@ class TargetDuckDB(Target):
     def _settings(self) -> SinkSettings:
         if self._temp_dir is None:
             self._temp_dir = tempfile.mkdtemp(prefix="target-duckdb-")
-        return SinkSettings(
-            database=self.database,
-            temp_dir=self._temp_dir,
-            load_method=self.config.get("load_method"),
-            hard_delete=bool(self.config.get("hard_delete")),
-            add_record_metadata=bool(self.config.get("add_record_metadata")),
-            validate_records=bool(self.config.get("validate_records")),
-            fail_on_invalid=self.config.get("on_invalid_record", "fail") == "fail",
-            sync_started_at=self.initialized_at,
-        )
+        return SinkSettings.of(self.config, self.database, self._temp_dir, self.initialized_at)
 
     def close(self) -> None:
         """Release the database file and temporary files (for good)."""
@@ -132,25 +126,6 @@ class TargetDuckDB(Target):
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
-
-    def table_for(self, stream: str) -> tuple[str, str]:
-        """(schema, table) of a stream: `<schema>-<table>` names carry their own schema."""
-        return names.table_for(stream, self.config.get("default_target_schema"))
-
-    def _claim_table(self, stream: str) -> tuple[str, str]:
-        """The stream's (schema, table), refused when empty or another stream's already."""
-        schema_name, table = self.table_for(stream)
-        if not schema_name or not table:
-            raise BadSchemaError(f"stream '{stream}' gives an empty schema or table name")
-        key = (schema_name.lower(), table.lower())
-        if key == (self.state_schema.lower(), STATE_TABLE):
-            raise BadSchemaError(f"stream '{stream}' would load into the state table")
-        other = self._tables.setdefault(key, stream)
-        if other != stream:
-            raise BadSchemaError(
-                f"streams '{other}' and '{stream}' would both load into table {schema_name}.{table}"
-            )
-        return schema_name, table
 
     # Messages
 
@@ -175,7 +150,7 @@ class TargetDuckDB(Target):
             map_keys = list(stream_map.transformed_key_properties or [])
             sink = self._sinks.get(alias)
             if sink is None:
-                schema_name, table = self._claim_table(alias)
+                schema_name, table = self._tables.claim(alias)
                 sink = Sink(
                     stream=alias,
                     schema_name=schema_name,
@@ -235,14 +210,13 @@ class TargetDuckDB(Target):
         value = message.value
         if value is None:
             raise BadMessageError("STATE message has no 'value'")
-        if value == {} and self._state:
+        if value == {} and self._states.latest:
             self.logger.warning(
                 "Ignoring STATE {} at input line %d: an empty state never replaces a non-empty one",
                 self.message_reader.line_number,
             )
             return
-        self._state = value
-        self._states.append((self.message_reader.line_number, value))
+        self._states.receive(self.message_reader.line_number, value)
         # Nothing pending and the loader idle: commit and emit the state right away. Otherwise
         # it goes with the next flush: a commit of its own behind a load in flight measured
         # 20 % more DuckDB time (an extra checkpoint per batch).
@@ -278,23 +252,9 @@ class TargetDuckDB(Target):
         if self._closed:
             return
         batches = [sink.take_batch() for sink in self._sinks.values() if sink.pending]
-        state = msgspec.json.encode(self._state) if self._state is not None else None
-        states, self._states = self._states, []
-        if not batches and state == self._committed_state:
-            return
-        commit = Commit(
-            batches=batches,
-            states=states,
-            state=state if state != self._committed_state else None,
-            previous=self._committed_state,
-            state_id=self.config.get("state_id", "default"),
-            emit=emit_state,
-        )
-        self._committed_state = state
-        database = self.database
-        if commit.state is not None:
-            database.ensure_state_table()
-        database.submit(lambda: commit.run(database))
+        commit = self._states.commit(batches)
+        if commit is not None:
+            commit.submit(self.database)
 
     def finish(self) -> None:
         """Flush whatever is pending, wait for it to commit, then close."""
