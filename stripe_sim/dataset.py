@@ -15,18 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from tap_stripe.tables import TableKind
 
 from stripe_sim.config import API_VERSION, OTHER_API_VERSION, SimConfig
 from stripe_sim.factory import ObjectFactory
 from stripe_sim.store import Row, Table
 from stripe_sim.synth import DAY, Synth
-from stripe_sim.tables import DERIVED, SPECS, SYNTHESIS, event_prefix, has_event
+from stripe_sim.tables import DERIVED, LIST_KINDS, SPECS, SYNTHESIS, event_for
 
 EVENT_RETENTION = 30 * DAY
 # Stripe object name -> the list table holding such objects (the first one listed).
 REFERENCED: dict[str, str] = {
-    spec.object: name for name, spec in reversed(SPECS.items()) if spec.kind is TableKind.CREATED
+    spec.object: name for name, spec in reversed(SPECS.items()) if spec.kind in LIST_KINDS
 }
 NESTED_PAGE = 10
 SUBSCRIPTION_STATUS = (
@@ -62,9 +61,7 @@ def created_event_type(stream: str, obj: dict[str, Any]) -> str | None:
     """Stripe's event for a new object (charges report their outcome; no charge.created)."""
     if stream == "charge":
         return f"charge.{obj['status']}"
-    if SPECS[stream].event_types and has_event(stream, f"{event_prefix(stream)}.created"):
-        return f"{event_prefix(stream)}.created"
-    return None
+    return event_for(stream, "created") if SPECS[stream].event_types else None
 
 
 def rate_of(value: float) -> float:
@@ -207,7 +204,7 @@ class Generator:
         }
         derived: dict[str, list[Row]] = {}
         for stream in DERIVED:
-            if SPECS[stream].kind is not TableKind.CREATED:
+            if SPECS[stream].kind not in LIST_KINDS:
                 continue
             objects = [self.derived(stream, t, pools.get) for t in self.times(self.count(stream))]
             pools[stream] = Pool(objects)

@@ -32,7 +32,7 @@ from stripe_sim.dataset import (
 )
 from stripe_sim.state import SimState
 from stripe_sim.store import Row
-from stripe_sim.tables import DELETABLE, DERIVED, MUTABLE, SPECS, event_prefix
+from stripe_sim.tables import DELETABLE, DERIVED, MUTABLE, SPECS, UPDATABLE, event_for
 
 OPERATIONS = ("create", "update", "delete")
 STATUS_NEXT = {"active": "past_due", "past_due": "active", "trialing": "active"}
@@ -71,6 +71,8 @@ def validate(body: dict[str, Any]) -> tuple[str, dict[str, dict[str, int]]]:
                 raise MutationError(f"{stream}.{op} must be an integer >= 0")
         if ops.get("delete") and stream not in DELETABLE:
             raise MutationError(f"Stripe objects of type {stream!r} cannot be deleted")
+        if ops.get("update") and stream not in UPDATABLE:
+            raise MutationError(f"Stripe reports no update of {stream!r} objects (no event)")
         plan[stream] = ops
     return str(account), plan
 
@@ -176,7 +178,7 @@ class Mutation:
             previous = self.change(stream, obj)
             new_row = row_of(stream, obj)
             updated.append(new_row)
-            self.event(f"{event_prefix(stream)}.updated", new_row.body, previous)
+            self.event(str(event_for(stream, "updated")), new_row.body, previous)
         self.replace(stream, upserts=updated)
         self.touched["update"][stream] = [row.id for row in updated]
 
@@ -188,7 +190,7 @@ class Mutation:
             self.cancel(rows)
             return
         for row in rows:
-            self.event(f"{event_prefix(stream)}.deleted", row.body)
+            self.event(str(event_for(stream, "deleted")), row.body)
             for list_field in SPECS[stream].nested_lists:
                 self.data.nested[stream, list_field].pop(row.id, None)
         ids = [row.id for row in rows]

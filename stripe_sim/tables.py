@@ -123,7 +123,9 @@ TUNED: MappingProxyType[str, Synthesis] = MappingProxyType(
 )
 
 # The kinds of table the simulator serves today.
-SERVED_KINDS = frozenset({TableKind.CREATED, TableKind.SINGLE})
+# The kinds served as a top-level list (``/v1/<plural>``), newest first.
+LIST_KINDS = frozenset({TableKind.CREATED, TableKind.NEWEST_FIRST, TableKind.FULL})
+SERVED_KINDS = LIST_KINDS | {TableKind.SINGLE}
 # Shape kinds a list parameter can filter on by equality.
 _EQUALITY_KINDS = frozenset({"str", "bool"})
 
@@ -132,7 +134,8 @@ def derived_synthesis(spec: TableSpec) -> Synthesis:
     """How to make and filter a table's objects, from its entry and its object's shape.
 
     Its id prefix is the shape's; its list parameters are the ones the spec documents for
-    its endpoint; those naming a top-level string or boolean field filter by equality.
+    its endpoint; those naming a top-level string or boolean field, or a reference to
+    another object (its id), filter by equality.
     """
     shapes = load_shapes()
     fields = shapes["resources"][spec.object]["fields"]
@@ -142,7 +145,8 @@ def derived_synthesis(spec: TableSpec) -> Synthesis:
         sorted(
             name
             for name in params
-            if name != "created" and fields.get(name, {}).get("t") in _EQUALITY_KINDS
+            if name != "created"
+            and (fields.get(name, {}).get("t") in _EQUALITY_KINDS or "x" in fields.get(name, {}))
         )
     )
     nested = {
@@ -209,31 +213,56 @@ PLURALS: MappingProxyType[str, str] = MappingProxyType(
     {
         spec.path.removeprefix("/v1/"): name
         for name, spec in SPECS.items()
-        if spec.kind is TableKind.CREATED
+        if spec.kind in LIST_KINDS
     }
 )
 COUNTED: tuple[str, ...] = tuple(name for name, synthesis in SYNTHESIS.items() if synthesis.counted)
+# Id prefix -> the table expanding such an id; the first table wins (plans have price ids).
 ID_PREFIX_STREAM: MappingProxyType[str, str] = MappingProxyType(
-    {s.id_prefix: name for name, s in SYNTHESIS.items() if s.id_prefix}
+    {s.id_prefix: name for name, s in reversed(SYNTHESIS.items()) if s.id_prefix}
 )
 
 
-def event_prefix(stream: str) -> str:
-    """What the table's event types start with (``customer.subscription`` for subscriptions)."""
-    return SPECS[stream].event_types[0].rsplit(".", 1)[0]
+# The event types Stripe has at the pinned API version: the simulator sends no other.
+STRIPE_EVENT_TYPES: frozenset[str] = frozenset(load_shapes()["event_types"])
 
 
 def has_event(stream: str, event_type: str) -> bool:
-    """``event_type`` is one of the table's event types in the registry."""
-    return any(fnmatchcase(event_type, pattern) for pattern in SPECS[stream].event_types)
+    """``event_type`` is an event type of Stripe's matching the table's in the registry."""
+    return event_type in STRIPE_EVENT_TYPES and any(
+        fnmatchcase(event_type, pattern) for pattern in SPECS[stream].event_types
+    )
+
+
+def event_for(stream: str, action: str) -> str | None:
+    """Stripe's event type for ``action`` (created, updated, deleted) on a table's object.
+
+    ``<prefix>.<action>`` for a prefix of the table's event types (``refund.created``,
+    ``charge.refund.updated``); for an update without one, the table's first other
+    event (``application_fee.refunded``). None when Stripe has no such event.
+    """
+    prefixes = dict.fromkeys(pattern.rsplit(".", 1)[0] for pattern in SPECS[stream].event_types)
+    for prefix in prefixes:
+        if has_event(stream, f"{prefix}.{action}"):
+            return f"{prefix}.{action}"
+    if action != "updated":
+        return None
+    others = (
+        name
+        for name in sorted(STRIPE_EVENT_TYPES)
+        if has_event(stream, name) and not name.endswith((".created", ".deleted"))
+    )
+    return next(others, None)
 
 
 # Tables whose objects change between runs (those with event types), in generation order.
 MUTABLE: tuple[str, ...] = tuple(name for name in SYNTHESIS if SPECS[name].event_types)
+# Tables whose objects a mutation can update: Stripe reports the change with an event.
+UPDATABLE: frozenset[str] = frozenset(
+    name for name in MUTABLE if name != "event" and event_for(name, "updated")
+)
 # Tables a mutation can delete from: Stripe deletes their objects, or (subscriptions)
 # a delete is a cancellation with its ``.deleted`` event.
 DELETABLE: frozenset[str] = frozenset(
-    name
-    for name in MUTABLE
-    if SPECS[name].deletable or has_event(name, f"{event_prefix(name)}.deleted")
+    name for name in MUTABLE if SPECS[name].deletable or event_for(name, "deleted")
 )

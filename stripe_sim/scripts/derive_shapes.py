@@ -9,7 +9,9 @@ schemas, and writes ``stripe_sim/shapes.json``:
   kinds, nesting, nullability, enum members and expandable references;
 - ``list_params``: for each of those tables' list endpoints (and the endpoints paging
   their nested lists), the query parameters the spec documents besides paging and
-  ``expand``, so the simulator answers 400 to any other, as Stripe does.
+  ``expand``, so the simulator answers 400 to any other, as Stripe does;
+- ``event_types``: the event types of the API version (the enum of a webhook endpoint's
+  ``enabled_events``), so the simulator sends only events Stripe has.
 
 No descriptions are copied and no fixture value is kept except short categorical words
 (``usd``, ``visa``) a shape needs to stay realistic. A table added to the project's
@@ -264,6 +266,13 @@ def list_params(spec: dict[str, Any], tables: list[dict[str, Any]]) -> dict[str,
     return found
 
 
+def event_types(spec: dict[str, Any]) -> list[str]:
+    """The API version's event types: what a webhook endpoint may enable, less ``*``."""
+    form = spec["paths"]["/v1/webhook_endpoints"]["post"]["requestBody"]["content"]
+    enabled = form["application/x-www-form-urlencoded"]["schema"]["properties"]
+    return sorted(set(enabled["enabled_events"]["items"]["enum"]) - {"*"})
+
+
 def derive(
     spec: dict[str, Any],
     fixtures: dict[str, Any],
@@ -294,6 +303,7 @@ def derive(
         "api_version": API_VERSION,
         "resources": resources,
         "list_params": list_params(spec, tables),
+        "event_types": event_types(spec),
     }
 
 
