@@ -16,7 +16,7 @@ from typing import Any
 from tap_stripe.changes import EVENT_RETENTION_SECONDS, cursor_usable, iso_time
 from tap_stripe.run import Run
 from tap_stripe.state import times_after
-from tap_stripe.tables import TableSpec
+from tap_stripe.tables import ReadMode, TableSpec
 
 # State key of the table version of a full read that a run stopped before its end.
 UNFINISHED_VERSION = "unfinished_table_version"
@@ -35,6 +35,8 @@ class ReadPlan:
             the run that starts the read and on each run that resumes it.
         catch_up: A full re-read because the events could not be used: the bookmark
             stays put until the read is complete.
+        whole: The table is read whole, without a ``created`` range (``start`` and
+            ``end`` are 0).
     """
 
     start: int
@@ -43,6 +45,7 @@ class ReadPlan:
     events_since: int | None = None
     version: int | None = None
     catch_up: bool = False
+    whole: bool = False
 
 
 def _at_most(value: int, ceiling: int | None) -> int:
@@ -126,6 +129,13 @@ class Progress:
             iso_time(clamped),
             lookback,
         )
+
+    def whole_plan(self) -> ReadPlan:
+        """The plan of a table read whole: a list read under a new table version each
+        run, so rows of objects gone from Stripe retire at its end; a single object as is."""
+        if self.spec.read is ReadMode.FULL:
+            return ReadPlan(0, 0, version=int(self.run.started_at * 1000), whole=True)
+        return ReadPlan(0, 0, whole=True)
 
     def plan(self) -> ReadPlan:
         """Decide what this run reads: a full read, an increment, or a catch-up."""

@@ -131,7 +131,7 @@ class StripeStream(Stream):
         nested = NestedLists.of(run, self.spec)
         listing = Listing(run, self.spec, nested, self.logger)
         if self.spec.replication_key is None:
-            return _Reading(ReadPlan(0, 0), listing.whole(), [])
+            return _Reading(self._progress().whole_plan(), listing.whole(), [])
         plan = self._progress().plan()
         capture = Capture(run, self.spec, nested, self.logger)
         events = capture.fetchers(plan) if with_events else []
@@ -234,7 +234,9 @@ class StripeStream(Stream):
                     client.requests_by_stream[self.name],
                     client.throttled_by_stream[self.name],
                 )
-        if plan.version is not None and plan.start < plan.end <= frontier.position:
+        if plan.version is not None and plan.whole:
+            self._activate_version(plan.version)
+        elif plan.version is not None and plan.start < plan.end <= frontier.position:
             self._activate_version(plan.version)
             progress.save(bookmark=frontier.position, events_cursor=events_cursor)
         self._write_state_message()
