@@ -217,6 +217,107 @@ TABLES: tuple[TableSpec, ...] = (
         object="balance_transaction",
     ),
     TableSpec(name="account", path="/v1/account", read=ReadMode.SINGLE),
+    # Payments
+    TableSpec(
+        name="paymentintent",
+        path="/v1/payment_intents",
+        object="payment_intent",
+        event_types=("payment_intent.*",),
+    ),
+    TableSpec(
+        name="setupintent",
+        path="/v1/setup_intents",
+        object="setup_intent",
+        event_types=("setup_intent.*",),
+    ),
+    TableSpec(
+        name="refund",
+        path="/v1/refunds",
+        # charge.refund.updated carries the refund; charge.refunded carries the charge.
+        event_types=("charge.refund.updated", "refund.created", "refund.updated"),
+    ),
+    TableSpec(name="dispute", path="/v1/disputes", event_types=("charge.dispute.*",)),
+    TableSpec(name="review", path="/v1/reviews", event_types=("review.*",)),
+    TableSpec(name="payout", path="/v1/payouts", event_types=("payout.*",)),
+    TableSpec(name="topup", path="/v1/topups", event_types=("topup.*",)),
+    TableSpec(name="file", path="/v1/files", event_types=("file.*",)),
+    # Billing
+    TableSpec(
+        name="subscriptionschedule",
+        path="/v1/subscription_schedules",
+        object="subscription_schedule",
+        event_types=("subscription_schedule.*",),
+    ),
+    TableSpec(name="plan", path="/v1/plans", event_types=("plan.*",), deletable=True),
+    TableSpec(
+        name="promotioncode",
+        path="/v1/promotion_codes",
+        object="promotion_code",
+        event_types=("promotion_code.*",),
+    ),
+    TableSpec(name="taxrate", path="/v1/tax_rates", object="tax_rate", event_types=("tax_rate.*",)),
+    # No events report a shipping rate's changes: a full read each run retires the rest.
+    TableSpec(
+        name="shippingrate",
+        path="/v1/shipping_rates",
+        object="shipping_rate",
+        read=ReadMode.FULL,
+    ),
+    # Connect
+    TableSpec(name="transfer", path="/v1/transfers", event_types=("transfer.*",)),
+    TableSpec(
+        name="applicationfee",
+        path="/v1/application_fees",
+        object="application_fee",
+        # application_fee.refund.updated carries a fee refund.
+        event_types=("application_fee.created", "application_fee.refunded"),
+    ),
+    # A connected account's account.updated is an event of that account, not listed in
+    # the platform's /v1/events: a full read each run catches changes and removals.
+    TableSpec(
+        name="connectedaccount",
+        path="/v1/accounts",
+        object="account",
+        read=ReadMode.FULL,
+    ),
+    # Reporting
+    TableSpec(
+        name="reportrun",
+        path="/v1/reporting/report_runs",
+        object="reporting.report_run",
+        event_types=("reporting.report_run.*",),
+    ),
+    # Issuing
+    TableSpec(
+        name="issuingauthorization",
+        path="/v1/issuing/authorizations",
+        object="issuing.authorization",
+        event_types=("issuing_authorization.*",),
+    ),
+    TableSpec(
+        name="issuingcard",
+        path="/v1/issuing/cards",
+        object="issuing.card",
+        event_types=("issuing_card.*",),
+    ),
+    TableSpec(
+        name="issuingcardholder",
+        path="/v1/issuing/cardholders",
+        object="issuing.cardholder",
+        event_types=("issuing_cardholder.*",),
+    ),
+    TableSpec(
+        name="issuingtransaction",
+        path="/v1/issuing/transactions",
+        object="issuing.transaction",
+        event_types=("issuing_transaction.*",),
+    ),
+    TableSpec(
+        name="issuingdispute",
+        path="/v1/issuing/disputes",
+        object="issuing.dispute",
+        event_types=("issuing_dispute.*",),
+    ),
 )
 
 TABLES_BY_NAME: Mapping[str, TableSpec] = MappingProxyType({t.name: t for t in TABLES})

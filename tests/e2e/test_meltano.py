@@ -14,6 +14,7 @@ import pytest
 from stripe_sim.runner import SimHandle
 from tests.e2e.conftest import MELTANO, MeltanoProject
 from tests.e2e.harness import (
+    BOOKMARKED,
     REPO_ROOT,
     STREAMS,
     assert_matches_truth,
@@ -61,7 +62,7 @@ def test_meltano_run_then_incremental_run_from_meltanos_state(
     assert_matches_truth(database, sim)
     first_state = _meltano_state(project)
     first = bookmarks(first_state)
-    assert set(first) == set(STREAMS) - {"account"}
+    assert set(first) == BOOKMARKED
     assert first_state == persisted_state(configs)
 
     created = sim.mutate(customer={"create": 2}, invoice={"create": 2}, charge={"create": 5})
@@ -134,7 +135,7 @@ def test_make_run_path_copies_into_warehouse_duckdb_with_dev_state(
     database = project.root / "warehouse.duckdb"
     assert f"Rows in {database} (schema stripe)" in result.stdout
     assert_matches_truth(database, sim)
-    assert set(bookmarks(_meltano_state(project))) == set(STREAMS) - {"account"}
+    assert set(bookmarks(_meltano_state(project))) == BOOKMARKED
 
 
 @pytest.mark.e2e

@@ -23,12 +23,12 @@ from tap_stripe.tables import TABLES, TABLES_BY_NAME
 API_URL = "https://stripe.test"
 API_KEY = "sk_test_51FakeKeyThatMustNeverBeSeen0123456789"
 
-# The tables, their paths and nested lists come from the tap's registry; only the id
-# prefixes are the fake's own, and a registry table without one stops the tests at import.
+# The tables, their paths and nested lists come from the tap's registry. Ids take Stripe's
+# prefix where a test looks at it, the table's name otherwise.
 LIST_PATHS = {spec.name: spec.path for spec in TABLES if not spec.single_object}
 SINGLE_PATHS = tuple(spec.path for spec in TABLES if spec.single_object)
 NESTED_TEMPLATES = tuple(t for spec in TABLES for t in spec.nested_lists.values())
-PREFIXES = {
+PREFIXES = {name: name for name in LIST_PATHS} | {
     "charge": "ch",
     "customer": "cus",
     "subscription": "sub",
@@ -39,8 +39,6 @@ PREFIXES = {
     "price": "price",
     "balancetransaction": "txn",
 }
-if set(PREFIXES) != set(LIST_PATHS):
-    raise RuntimeError(f"fake_stripe: PREFIXES must name exactly {', '.join(LIST_PATHS)}")
 EVENTS_PATH = LIST_PATHS["event"]
 PINNED_API_VERSION = "2023-08-16"
 MAX_TYPES = 20

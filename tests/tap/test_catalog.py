@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tap_stripe.tables import TABLES
+from tap_stripe.tables import TABLES, ReadMode
 from tap_stripe.tap import TapStripe
 
 from tests.tap.conftest import base_config, run_tap
@@ -26,18 +26,20 @@ def discover() -> dict:
     return TapStripe(config=base_config(), parse_env_config=False).catalog_dict
 
 
-def test_discovery_lists_every_seed_table_with_its_replication() -> None:
+def test_discovery_lists_every_registry_table_with_its_replication() -> None:
     catalog = discover()
 
     streams = {entry["tap_stream_id"]: entry for entry in catalog["streams"]}
-    assert set(streams) == SEED == {spec.name for spec in TABLES}
-    for name, entry in streams.items():
-        assert list(entry["key_properties"]) == ["id"]
+    assert set(streams) == {spec.name for spec in TABLES}
+    assert set(streams) >= SEED
+    for spec in TABLES:
+        entry = streams[spec.name]
+        assert list(entry["key_properties"]) == list(spec.key_properties)
         schema = entry["schema"]
         assert schema["type"] == "object"
         assert schema["properties"]["id"]["type"] == "string"
         stream_metadata = next(m for m in entry["metadata"] if m["breadcrumb"] == [])
-        if name == "account":
+        if spec.read in (ReadMode.SINGLE, ReadMode.FULL):
             assert entry["replication_method"] == "FULL_TABLE"
             assert "replication_key" not in entry or entry["replication_key"] is None
         else:

@@ -35,7 +35,7 @@ class FakeStripeHandler(BaseHTTPRequestHandler):
             }
             self._send(401, body)
             return
-        if self.path.startswith("/v1/account"):
+        if self.path.split("?")[0] == "/v1/account":
             self._send(200, {"id": "acct_1", "object": "account"})
         elif self.path.startswith("/v1/charges"):
             data = [

@@ -45,7 +45,7 @@ class RecordingHandler(BaseHTTPRequestHandler):
         elif self.path.startswith("/v1/charges"):
             charge = {"id": "ch_1", "object": "charge", "created": 1_700_000_000}
             self._send(200, {"object": "list", "data": [charge], "has_more": False})
-        elif self.path.startswith("/v1/account"):
+        elif self.path.split("?")[0] == "/v1/account":
             self._send(200, {"id": "acct_1", "object": "account"})
         else:
             self._send(200, {"object": "list", "data": [], "has_more": False})
