@@ -44,7 +44,7 @@ CHARGE_STATUS = (("succeeded", 92), ("failed", 5), ("pending", 3))
 def row_of(stream: str, obj: dict[str, Any]) -> Row:
     """Encode ``obj`` once; keep the attributes list filters need."""
     attrs = {key: obj.get(key) for key in SYNTHESIS[stream].filter_attrs}
-    return Row(obj["created"], obj["id"], encode(obj), attrs)
+    return Row(obj.get(SPECS[stream].created_field, 0), obj["id"], encode(obj), attrs)
 
 
 def encode(obj: Any) -> bytes:
@@ -119,9 +119,9 @@ class AccountData:
 class Pool:
     """Objects sorted by ``created`` with their creation times, for picking earlier ones."""
 
-    def __init__(self, items: list[dict[str, Any]]) -> None:
+    def __init__(self, items: list[dict[str, Any]], created_field: str = "created") -> None:
         self.items = items
-        self.created = [item["created"] for item in items]
+        self.created = [item.get(created_field, 0) for item in items]
 
 
 def weighted(rng: random.Random, choices: tuple[tuple[str, int], ...]) -> str:
@@ -207,7 +207,7 @@ class Generator:
             if SPECS[stream].kind not in LIST_KINDS:
                 continue
             objects = [self.derived(stream, t, pools.get) for t in self.times(self.count(stream))]
-            pools[stream] = Pool(objects)
+            pools[stream] = Pool(objects, SPECS[stream].created_field)
             derived[stream] = [row_of(stream, obj) for obj in objects]
         rows = {
             "product": [row_of("product", o) for o in products],
@@ -242,7 +242,13 @@ class Generator:
                     picked = self.pick_before(pool, created)
                     fixed[name] = picked["id"] if picked else None
                     break
-        return factory.build(created, fixed=fixed)
+        obj = factory.build(created, fixed=fixed)
+        created_field = SPECS[stream].created_field
+        if created_field not in factory.fields:  # objects without a creation time
+            del obj["created"]
+        elif created_field != "created":
+            obj[created_field] = obj.pop("created")
+        return obj
 
     def product(self, created: int) -> dict[str, Any]:
         obj = self.factory("product").build(created)

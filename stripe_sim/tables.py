@@ -130,6 +130,12 @@ SERVED_KINDS = LIST_KINDS | {TableKind.SINGLE}
 _EQUALITY_KINDS = frozenset({"str", "bool"})
 
 
+def _constant(shape: dict) -> str:
+    """The one value of a constant string shape (an enum of one member, or a const)."""
+    value = shape["v"]
+    return value[0] if isinstance(value, list) else value
+
+
 def derived_synthesis(spec: TableSpec) -> Synthesis:
     """How to make and filter a table's objects, from its entry and its object's shape.
 
@@ -150,7 +156,7 @@ def derived_synthesis(spec: TableSpec) -> Synthesis:
         )
     )
     nested = {
-        name: shape["i"]["f"]["object"]["v"]
+        name: _constant(shape["i"]["f"]["object"])
         for name, shape in fields.items()
         if shape.get("t") == "list" and shape.get("i") and "object" in shape["i"].get("f", {})
     }
