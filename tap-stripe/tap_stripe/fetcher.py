@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 import orjson
 
 from tap_stripe import shutdown
-from tap_stripe.records import RawRecord, cursor_of
+from tap_stripe.records import CursorOf, RawRecord, cursor_of
 from tap_stripe.windows import Scheduler, Window
 
 # Pages waiting for the main thread, per stream; bounds memory (raw bytes, ~250 KB each).
@@ -152,8 +152,10 @@ class PageFetcher:
         slots: FetchSlots | None = None,
         budget: PageBudget | None = None,
         on_close: Callable[[], None] | None = None,
+        cursor: CursorOf = cursor_of,
     ) -> None:
         self._fetch = fetch
+        self._cursor = cursor
         self._slots = slots
         self._budget = budget or PageBudget()
         self._on_close = on_close
@@ -180,8 +182,8 @@ class PageFetcher:
                 with self._slot():
                     raws, has_more = self._fetch(window)
                 if has_more:
-                    last_id, last_created = cursor_of(raws[-1])
-                    first_created = cursor_of(raws[0])[1]
+                    last_id, last_created = self._cursor(raws[-1])
+                    first_created = self._cursor(raws[0])[1]
                     self._put(Page(raws, None))
                     scheduler.continue_after(window, first_created, last_created, last_id)
                 else:

@@ -1,4 +1,5 @@
-"""Pages of one table: its list read window by window, a full list, or its single object."""
+"""Pages of one table: its list read window by window, newest first down to a bookmark, a
+full list, or its single object."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from tap_stripe.children import PAGE_SIZE, NestedLists, list_page
 from tap_stripe.fetcher import FetchPage, Page, PageFetcher
-from tap_stripe.records import RawRecord, cursor_of
+from tap_stripe.records import CursorOf, RawRecord, cursor_of, cursor_reader
 from tap_stripe.run import Run
 from tap_stripe.tables import TableSpec
 from tap_stripe.windows import Window
@@ -49,8 +50,10 @@ def window_fetcher(
     start: int,
     end: int,
     on_close: Callable[[], None] | None = None,
+    cursor: CursorOf = cursor_of,
 ) -> PageFetcher:
-    """Threads fetching the pages of ``created`` in ``[start, end)`` with ``fetch``."""
+    """Threads fetching the pages of ``created`` in ``[start, end)`` with ``fetch``;
+    ``cursor`` reads a record's id and creation time."""
     return PageFetcher(
         name,
         fetch,
@@ -59,6 +62,7 @@ def window_fetcher(
         slots=run.slots,
         budget=run.page_budget,
         on_close=on_close,
+        cursor=cursor,
     )
 
 
@@ -73,6 +77,7 @@ class Listing:
         self.nested = nested
         self.logger = logger
         self._params = table_params(spec)
+        self._cursor = cursor_reader(spec.created_field)
 
     def fetch(self, window: Window | None) -> tuple[list[RawRecord], bool]:
         """One page of ``window``: its raw records and whether more follow."""
@@ -90,8 +95,36 @@ class Listing:
         self.logger.info("Reading created in [%d, %d)", start, end)
         on_close = self.nested.close if self.nested is not None else None
         return window_fetcher(
-            self.run, f"tap-stripe-{self.spec.name}", self.fetch, start, end, on_close=on_close
+            self.run,
+            f"tap-stripe-{self.spec.name}",
+            self.fetch,
+            start,
+            end,
+            on_close=on_close,
+            cursor=self._cursor,
         )
+
+    def newest_first(self, start: int, end: int) -> Iterator[Page]:
+        """The pages of a list without a ``created`` filter, newest first, read down to the
+        first object created before ``start``; the last page finishes ``[start, end)``.
+
+        Objects created since ``end`` (the run's start) are written too: the next run
+        reads down to its bookmark minus the lookback, so reading them twice is harmless.
+        """
+        self.logger.info("Reading newest first, down to created %d", start)
+        cursor: str | None = None
+        try:
+            while True:
+                raws, has_more = self.fetch(Window(0, 0, cursor))
+                kept = [raw for raw in raws if self._cursor(raw)[1] >= start]
+                if not has_more or len(kept) < len(raws):
+                    yield Page(kept, Window(start, end))
+                    return
+                yield Page(kept, None)
+                cursor = cursor_of(raws[-1])[0]
+        finally:
+            if self.nested is not None:
+                self.nested.close()
 
     def whole(self) -> Iterator[Page]:
         """Every page of the table without a ``created`` filter, or its single object."""

@@ -9,7 +9,8 @@ lists, and checks top-level property names against the schema without building o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache
 
 import msgspec
 
@@ -25,17 +26,11 @@ class _ListPage(msgspec.Struct):
     has_more: bool
 
 
-class _Cursor(msgspec.Struct):
-    id: str
-    created: int = 0
-
-
 class _NestedList(msgspec.Struct):
     has_more: bool = False
 
 
 _page_decoder = msgspec.json.Decoder(_ListPage)
-_cursor_decoder = msgspec.json.Decoder(_Cursor)
 
 
 def split_page(body: bytes) -> tuple[list[msgspec.Raw], bool]:
@@ -50,10 +45,28 @@ def split_page(body: bytes) -> tuple[list[msgspec.Raw], bool]:
     return page.data, page.has_more
 
 
-def cursor_of(record: RawRecord) -> tuple[str, int]:
-    """``(id, created)`` of a raw record."""
-    cursor = _cursor_decoder.decode(record)
-    return cursor.id, cursor.created
+CursorOf = Callable[[RawRecord], tuple[str, int]]
+
+
+@cache
+def cursor_reader(created_field: str = "created") -> CursorOf:
+    """What reads ``(id, creation time)`` of a raw record whose creation time is in
+    ``created_field`` (``date`` for invoice items)."""
+    struct = msgspec.defstruct(
+        "Cursor",
+        [("id", str), ("created", int, msgspec.field(name=created_field, default=0))],
+    )
+    decode = msgspec.json.Decoder(struct).decode
+
+    def read(record: RawRecord) -> tuple[str, int]:
+        cursor = decode(record)
+        return cursor.id, cursor.created
+
+    return read
+
+
+cursor_of: CursorOf = cursor_reader()
+"""``(id, created)`` of a raw record."""
 
 
 class KeyCheck:

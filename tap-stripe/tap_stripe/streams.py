@@ -29,7 +29,7 @@ from tap_stripe.fetcher import Page, PageFetcher
 from tap_stripe.listing import Listing
 from tap_stripe.progress import Progress, ReadPlan
 from tap_stripe.run import Run
-from tap_stripe.tables import TableSpec
+from tap_stripe.tables import ReadMode, TableSpec
 from tap_stripe.windows import Frontier
 
 if TYPE_CHECKING:
@@ -135,7 +135,11 @@ class StripeStream(Stream):
         plan = self._progress().plan()
         capture = Capture(run, self.spec, nested, self.logger)
         events = capture.fetchers(plan) if with_events else []
-        return _Reading(plan, listing.created_range(plan.start, plan.end), events, capture)
+        if self.spec.read is ReadMode.NEWEST_FIRST:
+            pages = listing.newest_first(plan.start, plan.end)
+        else:
+            pages = listing.created_range(plan.start, plan.end)
+        return _Reading(plan, pages, events, capture)
 
     # ---- prefetch ------------------------------------------------------------------
 

@@ -57,7 +57,9 @@ class TableKind(StrEnum):
     """Rows listed from the child's path once per parent row."""
 
 
-BUILT_KINDS: frozenset[TableKind] = frozenset({TableKind.CREATED, TableKind.FULL, TableKind.SINGLE})
+BUILT_KINDS: frozenset[TableKind] = frozenset(
+    {TableKind.CREATED, TableKind.NEWEST_FIRST, TableKind.FULL, TableKind.SINGLE}
+)
 """The kinds the tap reads today; a table of another kind is refused at construction."""
 
 
@@ -107,6 +109,8 @@ class TableSpec:
             ``customer.subscription.deleted`` means cancelled, and they stay.
         nested_lists: Fields holding a Stripe list object that Stripe cuts short, mapped to
             the path template that pages the complete list; ``{id}`` is the parent's id.
+        created_field: The field holding the object's creation time, which the list's
+            ``created`` filter selects on (``date`` for invoice items).
 
     ``replication_key`` and ``single_object`` follow from ``read``.
     """
@@ -123,6 +127,7 @@ class TableSpec:
     parent_event_types: tuple[str, ...] = ()
     deletable: bool = False
     nested_lists: Mapping[str, str] = field(default_factory=_frozen)
+    created_field: str = "created"
 
     def __post_init__(self) -> None:
         if not self.object:
@@ -139,9 +144,10 @@ class TableSpec:
 
     @property
     def replication_key(self) -> str | None:
-        """``"created"`` for tables read incrementally; ``None`` for full-table reads."""
+        """The creation-time field for tables read incrementally; ``None`` for full-table
+        reads."""
         if self.read in (ReadMode.CREATED, ReadMode.NEWEST_FIRST):
-            return "created"
+            return self.created_field
         return None
 
     @property
@@ -243,6 +249,15 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec(name="file", path="/v1/files", event_types=("file.*",)),
     # Billing
     TableSpec(
+        name="invoiceitem",
+        path="/v1/invoiceitems",
+        event_types=("invoiceitem.*",),
+        deletable=True,
+        # Invoice items have no created: their date is when they were created, and the
+        # list's created filter selects on it.
+        created_field="date",
+    ),
+    TableSpec(
         name="subscriptionschedule",
         path="/v1/subscription_schedules",
         object="subscription_schedule",
@@ -263,6 +278,43 @@ TABLES: tuple[TableSpec, ...] = (
         object="shipping_rate",
         read=ReadMode.FULL,
     ),
+    # Newest-first lists without a created filter, read down to the bookmark.
+    TableSpec(
+        name="creditnote",
+        path="/v1/credit_notes",
+        read=ReadMode.NEWEST_FIRST,
+        object="credit_note",
+        event_types=("credit_note.*",),
+        nested_lists=_frozen({"lines": "/v1/credit_notes/{id}/lines"}),
+    ),
+    TableSpec(
+        name="quote",
+        path="/v1/quotes",
+        read=ReadMode.NEWEST_FIRST,
+        event_types=("quote.*",),
+    ),
+    TableSpec(
+        name="checkoutsession",
+        path="/v1/checkout/sessions",
+        read=ReadMode.NEWEST_FIRST,
+        object="checkout.session",
+        event_types=("checkout.session.*",),
+    ),
+    TableSpec(
+        name="earlyfraudwarning",
+        path="/v1/radar/early_fraud_warnings",
+        read=ReadMode.NEWEST_FIRST,
+        object="radar.early_fraud_warning",
+        event_types=("radar.early_fraud_warning.*",),
+    ),
+    # Lists without created at all: read whole every run.
+    TableSpec(
+        name="paymentlink",
+        path="/v1/payment_links",
+        read=ReadMode.FULL,
+        object="payment_link",
+    ),
+    TableSpec(name="taxcode", path="/v1/tax_codes", read=ReadMode.FULL, object="tax_code"),
     # Connect
     TableSpec(name="transfer", path="/v1/transfers", event_types=("transfer.*",)),
     TableSpec(

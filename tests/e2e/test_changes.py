@@ -371,7 +371,10 @@ def test_interrupted_catch_up_starts_over(sim: SimHandle, tmp_path: Path) -> Non
     deleted = Deletions()
     # Only objects the first sync saw are deleted: both catch-ups and change capture
     # then owe the same tombstones.
-    deleted.mutate(sim, **{stream: {"update": 2, "delete": 1} for stream in DELETABLE})
+    deleted.mutate(
+        sim,
+        **{stream: {"update": 2 * (stream in UPDATABLE), "delete": 1} for stream in DELETABLE},
+    )
     old = int(time.time()) - 40 * DAY
     state_file = tmp_path / "old-state.json"
     state_file.write_text(json.dumps(_catch_up_state(persisted_state(configs), cursor=old)))

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tap_stripe.tables import TABLES_BY_NAME
 
 from stripe_sim.runner import SimHandle, run_simulator
 from tests.e2e.conftest import Reference
@@ -145,7 +146,9 @@ def test_second_run_fetches_only_new_objects(sim: SimHandle, tmp_path: Path) -> 
             assert ids == {obj["id"] for obj in truth(sim, stream)}, stream
             continue
         due = {
-            obj["id"] for obj in truth(sim, stream) if obj["created"] >= first[stream] - LOOKBACK
+            obj["id"]
+            for obj in truth(sim, stream)
+            if obj[TABLES_BY_NAME[stream].created_field] >= first[stream] - LOOKBACK
         }
         assert ids == due, stream
         assert set(created["create"].get(stream, [])) <= ids, stream

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tap_stripe.tables import TABLES
+
 from tests.stripe_sim.conftest import walk
 
 THIRTY_DAYS = 30 * 86_400
@@ -25,7 +27,7 @@ def test_event_shape(sim):
     assert event["api_version"] == "2023-08-16"
     assert set(event) >= {"id", "type", "created", "data", "livemode", "request"}
     obj = event["data"]["object"]
-    stream = {"balance_transaction": "balancetransaction"}.get(obj["object"], obj["object"])
+    stream = next(spec.name for spec in TABLES if spec.object == obj["object"])
     assert obj in sim.objects(stream)
     assert sim.request(f"/v1/events/{event['id']}").json() == event
 

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlparse
 
 import requests_mock
 from tap_stripe.tables import TABLES, TABLES_BY_NAME
+from tap_stripe.tap import load_schema
 
 API_URL = "https://stripe.test"
 API_KEY = "sk_test_51FakeKeyThatMustNeverBeSeen0123456789"
@@ -39,6 +40,8 @@ PREFIXES = {name: name for name in LIST_PATHS} | {
     "price": "price",
     "balancetransaction": "txn",
 }
+# Where a list's objects hold their creation time (``date`` for invoice items).
+CREATED_FIELDS = {spec.path: spec.created_field for spec in TABLES}
 EVENTS_PATH = LIST_PATHS["event"]
 PINNED_API_VERSION = "2023-08-16"
 MAX_TYPES = 20
@@ -47,13 +50,16 @@ _ids = itertools.count(1)
 
 def make_object(stream: str, created: int, **fields: Any) -> dict:
     """A Stripe-shaped object of ``stream`` with the few fields the tests look at."""
+    spec = TABLES_BY_NAME[stream]
     obj: dict[str, Any] = {
         "id": f"{PREFIXES[stream]}_{next(_ids):08d}",
-        "object": TABLES_BY_NAME[stream].object,
-        "created": created,
+        "object": spec.object,
+        CREATED_FIELDS.get(spec.path, "created"): created,
         "livemode": False,
         "metadata": {"order": str(created)},
     }
+    if not spec.single_object and spec.created_field not in load_schema(stream)["properties"]:
+        del obj["created"]  # payment links and tax codes have no creation time
     if stream == "charge":
         obj.update(amount=1000, currency="usd", paid=True, status="succeeded")
     obj.update(fields)
@@ -73,6 +79,11 @@ def make_event(
         "livemode": False,
         "data": {"object": obj},
     }
+
+
+def created_of(path: str, obj: dict) -> int:
+    """An object's creation time, from the field its list holds it in (0 if none)."""
+    return obj.get(CREATED_FIELDS.get(path, "created"), 0)
 
 
 def type_matches(pattern: str, event_type: str) -> bool:
@@ -217,9 +228,9 @@ class FakeStripe:
                 return filtered
             items = filtered
         if "created[gte]" in params:
-            items = [o for o in items if o["created"] >= int(params["created[gte]"])]
+            items = [o for o in items if created_of(path, o) >= int(params["created[gte]"])]
         if "created[lt]" in params:
-            items = [o for o in items if o["created"] < int(params["created[lt]"])]
+            items = [o for o in items if created_of(path, o) < int(params["created[lt]"])]
         for key, value in params.items():
             if key in ("status",):
                 items = [o for o in items if value == "all" or o.get(key) == value]
@@ -248,7 +259,7 @@ class FakeStripe:
         return events
 
     def _page(self, items: list[dict], params: dict[str, str], path: str, context: Any) -> dict:
-        items = sorted(items, key=lambda o: (o.get("created", 0), o["id"]), reverse=True)
+        items = sorted(items, key=lambda o: (created_of(path, o), o["id"]), reverse=True)
         if "starting_after" in params:
             ids = [o["id"] for o in items]
             if params["starting_after"] not in ids:

@@ -44,8 +44,8 @@ def test_discovery_lists_every_registry_table_with_its_replication() -> None:
             assert "replication_key" not in entry or entry["replication_key"] is None
         else:
             assert entry["replication_method"] == "INCREMENTAL"
-            assert entry["replication_key"] == "created"
-            assert stream_metadata["metadata"]["valid-replication-keys"] == ["created"]
+            assert entry["replication_key"] == spec.created_field
+            assert stream_metadata["metadata"]["valid-replication-keys"] == [spec.created_field]
 
 
 def select(catalog: dict, chosen: dict[str, set[str]]) -> dict:

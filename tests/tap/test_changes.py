@@ -45,7 +45,10 @@ def by_id(records: list[dict]) -> dict[str, dict]:
 
 
 def incremental_state(stream: str, bookmark: int, events_cursor: int | None) -> dict:
-    entry: dict[str, Any] = {"replication_key": "created", "replication_key_value": bookmark}
+    entry: dict[str, Any] = {
+        "replication_key": TABLES_BY_NAME[stream].replication_key,
+        "replication_key_value": bookmark,
+    }
     if events_cursor is not None:
         entry["events_cursor"] = events_cursor
     return {"bookmarks": {stream: entry}}
