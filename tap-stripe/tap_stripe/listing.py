@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import closing
 from typing import Any
 
 from tap_stripe.children import PAGE_SIZE, NestedLists, list_page
@@ -104,6 +105,21 @@ class Listing:
             cursor=self._cursor,
         )
 
+    def _list_pages(self) -> Iterator[tuple[list[RawRecord], bool]]:
+        """The list's pages without a ``created`` filter, newest first, until the caller
+        stops or none follows; nested lists are completed until then."""
+        cursor: str | None = None
+        try:
+            while True:
+                raws, has_more = self.fetch(Window(0, 0, cursor))
+                yield raws, has_more
+                if not has_more:
+                    return
+                cursor = cursor_of(raws[-1])[0]
+        finally:
+            if self.nested is not None:
+                self.nested.close()
+
     def newest_first(self, start: int, end: int) -> Iterator[Page]:
         """The pages of a list without a ``created`` filter, newest first, read down to the
         first object created before ``start``; the last page finishes ``[start, end)``.
@@ -112,19 +128,13 @@ class Listing:
         reads down to its bookmark minus the lookback, so reading them twice is harmless.
         """
         self.logger.info("Reading newest first, down to created %d", start)
-        cursor: str | None = None
-        try:
-            while True:
-                raws, has_more = self.fetch(Window(0, 0, cursor))
+        with closing(self._list_pages()) as pages:
+            for raws, has_more in pages:
                 kept = [raw for raw in raws if self._cursor(raw)[1] >= start]
                 if not has_more or len(kept) < len(raws):
                     yield Page(kept, Window(start, end))
                     return
                 yield Page(kept, None)
-                cursor = cursor_of(raws[-1])[0]
-        finally:
-            if self.nested is not None:
-                self.nested.close()
 
     def whole(self) -> Iterator[Page]:
         """Every page of the table without a ``created`` filter, or its single object."""
@@ -133,14 +143,6 @@ class Listing:
             body = self.run.client.get_bytes(self.spec.path, params, stream=self.spec.name)
             yield Page([body], None)
             return
-        cursor: str | None = None
-        try:
-            while True:
-                raws, has_more = self.fetch(Window(0, 0, cursor))
+        with closing(self._list_pages()) as pages:
+            for raws, _ in pages:
                 yield Page(raws, None)
-                if not has_more:
-                    return
-                cursor = cursor_of(raws[-1])[0]
-        finally:
-            if self.nested is not None:
-                self.nested.close()
