@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT
+from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, unavailable_problem
 from stripe_sim.dataset import EVENT_RETENTION
-from stripe_sim.errors import UNAVAILABLE_ANSWERS
 from stripe_sim.mutate import MutationError, mutate
 from stripe_sim.tables import STREAMS
 
@@ -117,15 +116,3 @@ def set_knobs(server: SimServer, payload: bytes) -> tuple[int, bytes]:
     for name, value in changes.items():
         setattr(server.state.knobs, name, dict(value) if name == "unavailable" else float(value))
     return reply(200, vars(server.state.knobs))
-
-
-def unavailable_problem(value: Any) -> str | None:
-    """What is wrong with an ``unavailable`` knob (table -> answer), or None."""
-    if not isinstance(value, dict):
-        return "unavailable must be an object of table -> answer"
-    for table, answer in value.items():
-        if table not in STREAMS or answer not in UNAVAILABLE_ANSWERS:
-            return (
-                f"unavailable: {table}={answer}: expected a table and one of {UNAVAILABLE_ANSWERS}"
-            )
-    return None

@@ -33,6 +33,19 @@ if set(DEFAULT_COUNTS) != set(COUNTED):
     raise RuntimeError(f"stripe_sim: DEFAULT_COUNTS must name exactly {', '.join(COUNTED)}")
 
 
+def unavailable_problem(value: object) -> str | None:
+    """What is wrong with an ``unavailable`` setting (table -> answer), or None."""
+    if not isinstance(value, dict):
+        return "unavailable must be an object of table -> answer"
+    for table, answer in value.items():
+        if table not in SPECS or answer not in UNAVAILABLE_ANSWERS:
+            return (
+                f"unavailable: {table}={answer}: expected a table and one of "
+                f"{', '.join(UNAVAILABLE_ANSWERS)}"
+            )
+    return None
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """Everything that shapes the simulated account and the server's behaviour.
@@ -70,12 +83,9 @@ class SimConfig:
             raise ValueError("subscriptions and invoices need at least one price")
         if self.count("product") == 0 and self.count("price"):
             raise ValueError("prices need at least one product")
-        for table, answer in self.unavailable.items():
-            if table not in SPECS or answer not in UNAVAILABLE_ANSWERS:
-                raise ValueError(
-                    f"unavailable: {table}={answer}: expected a table and one of "
-                    f"{', '.join(UNAVAILABLE_ANSWERS)}"
-                )
+        problem = unavailable_problem(self.unavailable)
+        if problem:
+            raise ValueError(problem)
         bad_kinds = sorted(set(self.fault_kinds) - set(FAULT_KINDS))
         if bad_kinds or not self.fault_kinds:
             raise ValueError(f"fault kinds must be some of {', '.join(FAULT_KINDS)}")
