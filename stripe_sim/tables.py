@@ -169,8 +169,10 @@ def derived_synthesis(spec: TableSpec) -> Synthesis:
     )
 
 
-def check_registry(tables: tuple[TableSpec, ...]) -> None:
-    """Refuse a registry the simulator cannot serve, naming every table it cannot."""
+def check_registry(tables: tuple[TableSpec, ...]) -> dict[str, Synthesis]:
+    """Every table's synthesis: the tuned ones first (in their order), then the derived
+    ones in registry order. Refuses a registry the simulator cannot serve, naming every
+    table it cannot."""
     names = {spec.name for spec in tables}
     resources = load_shapes()["resources"]
     problems = [
@@ -191,23 +193,19 @@ def check_registry(tables: tuple[TableSpec, ...]) -> None:
     ]
     if problems:
         raise RuntimeError("stripe_sim cannot serve the registry: " + "; ".join(problems))
+    syntheses = {
+        **TUNED,
+        **{spec.name: derived_synthesis(spec) for spec in tables if spec.name not in TUNED},
+    }
     for spec in tables:
-        synthesis = TUNED.get(spec.name) or derived_synthesis(spec)
-        missing = set(spec.nested_lists) - set(synthesis.nested_objects)
+        missing = set(spec.nested_lists) - set(syntheses[spec.name].nested_objects)
         problems += [f"table '{spec.name}': nested list '{f}' has no object" for f in missing]
     if problems:
         raise RuntimeError("stripe_sim cannot serve the registry: " + "; ".join(problems))
+    return syntheses
 
 
-check_registry(TABLES)
-
-# Every table's synthesis: the tuned ones first (in their order), then the derived ones.
-SYNTHESIS: MappingProxyType[str, Synthesis] = MappingProxyType(
-    {
-        **TUNED,
-        **{spec.name: derived_synthesis(spec) for spec in TABLES if spec.name not in TUNED},
-    }
-)
+SYNTHESIS: MappingProxyType[str, Synthesis] = MappingProxyType(check_registry(TABLES))
 SPECS: MappingProxyType[str, TableSpec] = MappingProxyType(
     {name: spec for name in SYNTHESIS for spec in TABLES if spec.name == name}
 )
