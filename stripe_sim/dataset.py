@@ -64,6 +64,27 @@ def created_event_type(stream: str, obj: dict[str, Any]) -> str | None:
     return event_for(stream, "created") if SPECS[stream].event_types else None
 
 
+def nest(
+    data: AccountData,
+    stream: str,
+    list_field: str,
+    parent_id: str,
+    created: int,
+    entries: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Keep a parent's complete nested list for its endpoint; return what Stripe embeds in
+    the parent: the list's first page."""
+    data.nested[stream, list_field][parent_id] = [
+        Row(created, entry["id"], encode(entry), {}) for entry in entries
+    ]
+    return {
+        "object": "list",
+        "data": entries[:NESTED_PAGE],
+        "has_more": len(entries) > NESTED_PAGE,
+        "url": SPECS[stream].nested_lists[list_field].format(id=parent_id),
+    }
+
+
 def rate_of(value: float) -> float:
     return min(1.0, max(0.0, value))
 
@@ -330,20 +351,12 @@ class Generator:
         many = self.rng.random() < 0.05
         n_items = self.rng.randrange(11, 26) if many else self.rng.randrange(1, 4)
         items = [self.subscription_item(created, obj["id"], prices) for _ in range(n_items)]
-        data.nested["subscription", "items"][obj["id"]] = [
-            Row(created, item["id"], encode(item), {}) for item in items
-        ]
         ended = created + self.rng.randrange(DAY, 200 * DAY) if status == "canceled" else None
         period_start = created + self.rng.randrange(0, 30 * DAY)
         obj.update(
             customer=customer["id"] if customer else self.synth.stripe_id("cus", 14),
             status=status,
-            items={
-                "object": "list",
-                "data": items[:NESTED_PAGE],
-                "has_more": n_items > NESTED_PAGE,
-                "url": SPECS["subscription"].nested_lists["items"].format(id=obj["id"]),
-            },
+            items=nest(data, "subscription", "items", obj["id"], created, items),
             canceled_at=ended,
             ended_at=ended,
             cancel_at=None,
@@ -399,9 +412,6 @@ class Generator:
             lines = [
                 self.line(created, obj["id"], self.rng.choice(prices), None) for _ in range(n_lines)
             ]
-        data.nested["invoice", "lines"][obj["id"]] = [
-            Row(created, line["id"], encode(line), {}) for line in lines
-        ]
         total = sum(line["amount"] for line in lines)
         status = weighted(self.rng, INVOICE_STATUS)
         paid = status == "paid"
@@ -411,12 +421,7 @@ class Generator:
             billing_reason="subscription_cycle" if subscription else "manual",
             status=status,
             paid=paid,
-            lines={
-                "object": "list",
-                "data": lines[:NESTED_PAGE],
-                "has_more": len(lines) > NESTED_PAGE,
-                "url": SPECS["invoice"].nested_lists["lines"].format(id=obj["id"]),
-            },
+            lines=nest(data, "invoice", "lines", obj["id"], created, lines),
             subtotal=total,
             subtotal_excluding_tax=total,
             total=total,
