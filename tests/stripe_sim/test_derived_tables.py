@@ -29,16 +29,7 @@ registry.TABLES = (
 )
 
 from stripe_sim.runner import run_simulator
-
-def walk(sim, path, params=None):
-    params = dict(params or {})
-    found = []
-    while True:
-        page = sim.request(path, params).json()
-        found.extend(page["data"])
-        if not page["has_more"]:
-            return found
-        params["starting_after"] = page["data"][-1]["id"]
+from tests.stripe_sim.conftest import walk
 """
 
 
