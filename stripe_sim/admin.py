@@ -6,10 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from stripe_sim.api import expanded
+from stripe_sim.children import CHILD_OF, row_count, truth
 from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, unavailable_problem
 from stripe_sim.dataset import EVENT_RETENTION
 from stripe_sim.mutate import MutationError, mutate
-from stripe_sim.tables import STREAMS
+from stripe_sim.tables import SPECS, STREAMS
 
 if TYPE_CHECKING:
     from stripe_sim.server import SimServer
@@ -69,29 +71,40 @@ def info(server: SimServer) -> dict[str, Any]:
         "now": state.clock(),
         "knobs": vars(state.knobs),
         "counts": {
-            account_id: {stream: len(table) for stream, table in data.tables.items()}
+            account_id: {
+                **{stream: len(table) for stream, table in data.tables.items()},
+                **{child: row_count(data, child) for child in CHILD_OF.values()},
+            }
             for account_id, data in state.accounts.items()
         },
     }
 
 
 def objects(server: SimServer, stream: str, account: str, ids_only: bool) -> tuple[int, bytes]:
-    """Current truth of one table, newest first (events: only those still retained)."""
+    """Current truth of one table, newest first (events: only those still retained), as
+    the tap reads it: with the registry's expansions (a quote's ``line_items``). A child
+    table answers its live rows and, in ``deleted``, the rows removed from their parents."""
     state = server.state
     data = state.account(account)
     if data is None:
         return reply(404, {"error": f"unknown account {account}"})
     if stream not in STREAMS:
         return reply(404, {"error": f"unknown stream {stream}; known: {', '.join(STREAMS)}"})
+    extra = b""
     if stream == "account":
         rows_ids, bodies = [data.account_id], [data.account]
+    elif SPECS[stream].parent is not None:
+        rows_ids, bodies = truth(data, stream)
+        extra = b',"deleted":' + orjson.dumps(data.removed.get(stream, []))
     else:
         rows = data.tables[stream].rows
         if stream == "event":
             oldest = state.clock() - EVENT_RETENTION
             rows = tuple(row for row in rows if row.created >= oldest)
         rows_ids, bodies = [row.id for row in rows], [row.body for row in rows]
-    head = orjson.dumps({"stream": stream, "account": account, "ids": rows_ids})[:-1]
+        if SPECS[stream].expand and not ids_only:
+            bodies = expanded(data, stream, bodies, list(SPECS[stream].expand), prefix="")
+    head = orjson.dumps({"stream": stream, "account": account, "ids": rows_ids})[:-1] + extra
     if ids_only:
         return 200, head + b"}"
     return 200, head + b',"objects":[' + b",".join(bodies) + b"]}"

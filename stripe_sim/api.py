@@ -17,13 +17,14 @@ from urllib.parse import parse_qsl
 import orjson
 
 from stripe_sim import errors
-from stripe_sim.dataset import EVENT_RETENTION, AccountData, deleted_customer, encode
+from stripe_sim.children import included
+from stripe_sim.dataset import EVENT_RETENTION, AccountData, deleted_customer
 from stripe_sim.errors import StripeError
 from stripe_sim.nested import NESTED_ROUTES, NestedRoute
 from stripe_sim.state import SimState
-from stripe_sim.store import CursorMissing, Predicate, Row
+from stripe_sim.store import CursorMissing, Predicate, Row, encode
 from stripe_sim.synth import resource_shape
-from stripe_sim.tables import ID_PREFIX_STREAM, PLURALS, SPECS, SYNTHESIS
+from stripe_sim.tables import ID_PREFIX_STREAM, INCLUDABLE, PLURALS, SPECS, SYNTHESIS
 
 PAGING = frozenset({"limit", "starting_after", "ending_before", "expand"})
 CREATED_OPS = frozenset({"gt", "gte", "lt", "lte"})
@@ -317,7 +318,8 @@ def as_attr(value: str) -> Any:
 def expanded(
     data: AccountData, stream: str, bodies: list[bytes], paths: list[str], prefix: str
 ) -> list[bytes]:
-    """Re-encode ``bodies`` with the requested related objects embedded."""
+    """Re-encode ``bodies`` with the requested related objects embedded, and the lists
+    Stripe includes only when expanded (a quote's ``line_items``: their first page)."""
     expandable = SYNTHESIS[stream].expandable
     allowed = set(resource_shape(SPECS[stream].object)["expandable"]) if expandable else set()
     split: list[list[str]] = []
@@ -325,11 +327,15 @@ def expanded(
         if not path.startswith(prefix) or path[len(prefix) :].split(".")[0] not in allowed:
             raise errors.not_expandable(path)
         split.append(path[len(prefix) :].split("."))
+    includable = INCLUDABLE.get(stream, frozenset())
     out = []
     for body in bodies:
         obj = orjson.loads(body)
         for parts in split:
-            embed(data, obj, parts)
+            if parts[0] in includable:
+                obj[parts[0]] = included(data, stream, parts[0], obj["id"])
+            else:
+                embed(data, obj, parts)
         out.append(encode(obj))
     return out
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import orjson
 
+from stripe_sim.children import ChildMaker, nest
 from stripe_sim.config import API_VERSION, OTHER_API_VERSION, SimConfig
 from stripe_sim.factory import ObjectFactory
-from stripe_sim.store import Row, Table
+from stripe_sim.store import Row, Table, encode
 from stripe_sim.synth import DAY, Synth
 from stripe_sim.tables import DERIVED, LIST_KINDS, SPECS, SYNTHESIS, event_for
 
@@ -27,7 +28,6 @@ EVENT_RETENTION = 30 * DAY
 REFERENCED: dict[str, str] = {
     spec.object: name for name, spec in reversed(SPECS.items()) if spec.kind in LIST_KINDS
 }
-NESTED_PAGE = 10
 SUBSCRIPTION_STATUS = (
     ("active", 60),
     ("canceled", 15),
@@ -47,11 +47,6 @@ def row_of(stream: str, obj: dict[str, Any]) -> Row:
     return Row(obj.get(SPECS[stream].created_field, 0), obj["id"], encode(obj), attrs)
 
 
-def encode(obj: Any) -> bytes:
-    """JSON bytes sized exactly (orjson's buffer keeps spare capacity that adds up)."""
-    return bytes(memoryview(orjson.dumps(obj)))
-
-
 def deleted_customer(customer_id: str) -> bytes:
     """What Stripe answers for a deleted customer, retrieved or expanded."""
     return encode({"id": customer_id, "object": "customer", "deleted": True})
@@ -62,27 +57,6 @@ def created_event_type(stream: str, obj: dict[str, Any]) -> str | None:
     if stream == "charge":
         return f"charge.{obj['status']}"
     return event_for(stream, "created") if SPECS[stream].event_types else None
-
-
-def nest(
-    data: AccountData,
-    stream: str,
-    list_field: str,
-    parent_id: str,
-    created: int,
-    entries: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """Keep a parent's complete nested list for its endpoint; return what Stripe embeds in
-    the parent: the list's first page."""
-    data.nested[stream, list_field][parent_id] = [
-        Row(created, entry["id"], encode(entry), {}) for entry in entries
-    ]
-    return {
-        "object": "list",
-        "data": entries[:NESTED_PAGE],
-        "has_more": len(entries) > NESTED_PAGE,
-        "url": SPECS[stream].nested_lists[list_field].format(id=parent_id),
-    }
 
 
 def rate_of(value: float) -> float:
@@ -122,6 +96,8 @@ class AccountData:
     ``nested`` maps ``(table, field)`` of each of the registry's nested lists to its
     entries per parent id. ``deleted_customers`` remembers deleted customers' ids, which
     Stripe keeps answering with a stub; it is replaced as a whole, like the tables.
+    ``removed`` lists, per child table, the children that left their parent's list
+    (``children.remember_removed``).
     """
 
     account_id: str
@@ -135,6 +111,7 @@ class AccountData:
         }
     )
     deleted_customers: frozenset[str] = frozenset()
+    removed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 class Pool:
@@ -161,6 +138,7 @@ class Generator:
         self.now = config.start_time()
         self.begin = self.now - int(config.days * DAY)
         self.factories: dict[str, ObjectFactory] = {}
+        self.children = ChildMaker(self)
 
     def factory(self, resource: str) -> ObjectFactory:
         if resource not in self.factories:
@@ -227,7 +205,9 @@ class Generator:
         for stream in DERIVED:
             if SPECS[stream].kind not in LIST_KINDS:
                 continue
-            objects = [self.derived(stream, t, pools.get) for t in self.times(self.count(stream))]
+            objects = [
+                self.derived(stream, t, pools.get, data) for t in self.times(self.count(stream))
+            ]
             pools[stream] = Pool(objects, SPECS[stream].created_field)
             derived[stream] = [row_of(stream, obj) for obj in objects]
         rows = {
@@ -247,9 +227,13 @@ class Generator:
         return data
 
     def derived(
-        self, stream: str, created: int, pool_of: Callable[[str], Pool | None]
+        self,
+        stream: str,
+        created: int,
+        pool_of: Callable[[str], Pool | None],
+        data: AccountData,
     ) -> dict[str, Any]:
-        """An object of a table made from its shape alone.
+        """An object of a table made from its shape alone, with its children.
 
         Each field that names another table's object (an expandable reference) gets the
         id of an object of that table created before it, so that ids join.
@@ -269,6 +253,7 @@ class Generator:
             del obj["created"]
         elif created_field != "created":
             obj[created_field] = obj.pop("created")
+        self.children.attach(data, stream, obj, created, pool_of)
         return obj
 
     def product(self, created: int) -> dict[str, Any]:
@@ -450,7 +435,8 @@ class Generator:
         price: dict[str, Any],
         subscription: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        line = self.factory("line_item").build(created, self.synth.stripe_id("il", 24))
+        prefix = "sli" if subscription else "il"  # Stripe's ids of subscription lines
+        line = self.factory("line_item").build(created, self.synth.stripe_id(prefix, 24))
         quantity = self.rng.randrange(1, 4)
         amount = price["unit_amount"] * quantity
         line.update(

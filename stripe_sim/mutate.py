@@ -4,10 +4,12 @@ Body of ``POST /_sim/mutate``::
 
     {"account": "acct_...",                      # optional, defaults to the main account
      "customer": {"create": 2, "update": 3, "delete": 1},
-     "charge": {"create": 10}}
+     "charge": {"create": 10},
+     "subscriptionitem": {"create": 2, "delete": 1}}  # children: see child_mutation.py
 
 Tables are processed in dependency order (products before prices, customers before
-subscriptions...), so objects created in one call can be referenced by later tables.
+subscriptions...), so objects created in one call can be referenced by later tables;
+child tables come last, so new parents can get new children.
 Deletes follow Stripe: a deleted subscription is cancelled (it stays retrievable and
 listed with ``status=all``); a deleted customer leaves lists and its GET by id answers
 Stripe's ``{"deleted": true}`` stub, and its live subscriptions are cancelled with it;
@@ -22,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from stripe_sim.child_mutation import CHILD_TABLES, ChildChanges, child_problem
+from stripe_sim.children import removed_with_parent
 from stripe_sim.config import MAIN_ACCOUNT
 from stripe_sim.dataset import (
     AccountData,
@@ -32,7 +36,15 @@ from stripe_sim.dataset import (
 )
 from stripe_sim.state import SimState
 from stripe_sim.store import Row
-from stripe_sim.tables import DELETABLE, DERIVED, MUTABLE, SPECS, UPDATABLE, event_for
+from stripe_sim.tables import (
+    DELETABLE,
+    DERIVED,
+    MUTABLE,
+    SPECS,
+    UPDATABLE,
+    TableKind,
+    event_for,
+)
 
 OPERATIONS = ("create", "update", "delete")
 STATUS_NEXT = {"active": "past_due", "past_due": "active", "trialing": "active"}
@@ -62,13 +74,21 @@ def validate(body: dict[str, Any]) -> tuple[str, dict[str, dict[str, int]]]:
     for stream, ops in body.items():
         if stream == "account":
             continue
-        if stream not in MUTABLE:
-            raise MutationError(f"cannot mutate {stream!r}; mutable tables: {', '.join(MUTABLE)}")
+        child = stream in SPECS and SPECS[stream].kind is TableKind.EMBEDDED_CHILD
+        if stream not in MUTABLE and not child:
+            mutable = ", ".join((*MUTABLE, *CHILD_TABLES))
+            raise MutationError(f"cannot mutate {stream!r}; mutable tables: {mutable}")
         if not isinstance(ops, dict) or set(ops) - set(OPERATIONS):
             raise MutationError(f"{stream}: expected an object with keys {OPERATIONS}")
         for op, n in ops.items():
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
                 raise MutationError(f"{stream}.{op} must be an integer >= 0")
+        problem = child_problem(stream, ops) if child else None
+        if problem:
+            raise MutationError(problem)
+        if child:
+            plan[stream] = ops
+            continue
         if ops.get("delete") and stream not in DELETABLE:
             raise MutationError(f"Stripe objects of type {stream!r} cannot be deleted")
         if ops.get("update") and stream not in UPDATABLE:
@@ -92,6 +112,10 @@ def mutate(state: SimState, body: dict[str, Any]) -> dict[str, Any]:
             mutation.create(stream, ops.get("create", 0))
             mutation.update(stream, ops.get("update", 0))
             mutation.delete(stream, ops.get("delete", 0))
+        children = ChildChanges(mutation)
+        for child in CHILD_TABLES:
+            for op in OPERATIONS:
+                children.run(child, op, plan.get(child, {}).get(op, 0))
         mutation.commit_events()
         return mutation.summary()
 
@@ -119,9 +143,12 @@ class Mutation:
         return Pool([{"id": r.id, "created": r.created, **r.attrs} for r in rows])
 
     def listed_pool(self, stream: str) -> Pool | None:
-        """The pool of a list table, or None for a name that is not one."""
+        """The pool of a list table, or None for a name that is not one; prices whole,
+        since line items embed them."""
         table = self.data.tables.get(stream)
-        return None if table is None or stream == "event" else self.pool(stream)
+        if table is None or stream == "event":
+            return None
+        return self.pool(stream, full=stream == "price")
 
     def create(self, stream: str, n: int) -> None:
         if n == 0:
@@ -150,7 +177,7 @@ class Mutation:
                     )
                 )
             elif stream in DERIVED:
-                objects.append(gen.derived(stream, now, self.listed_pool))
+                objects.append(gen.derived(stream, now, self.listed_pool, self.data))
             else:
                 customer = gen.pick_before(self.pool("customer"), now)
                 charge = gen.charge(
@@ -192,7 +219,7 @@ class Mutation:
         for row in rows:
             self.event(str(event_for(stream, "deleted")), row.body)
             for list_field in SPECS[stream].nested_lists:
-                self.data.nested[stream, list_field].pop(row.id, None)
+                removed_with_parent(self.data, stream, list_field, row.id, self.now)
         ids = [row.id for row in rows]
         self.replace(stream, deletes=ids)
         self.touched["delete"].setdefault(stream, []).extend(ids)

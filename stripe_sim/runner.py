@@ -97,6 +97,12 @@ class SimHandle:
         """Current truth of ``stream``: every object, newest first."""
         return self.admin(f"objects/{stream}", {"account": account or self.account_id})["objects"]
 
+    def removed(self, stream: str, account: str | None = None) -> list[dict[str, Any]]:
+        """The rows of a child table removed from their parents (``id``, the parent
+        column, ``removed_at``), in the order they were removed."""
+        params = {"account": account or self.account_id, "ids_only": 1}
+        return self.admin(f"objects/{stream}", params)["deleted"]
+
     def ids(self, stream: str, account: str | None = None) -> list[str]:
         params = {"account": account or self.account_id, "ids_only": 1}
         return self.admin(f"objects/{stream}", params)["ids"]

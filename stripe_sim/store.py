@@ -11,6 +11,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import orjson
+
+
+def encode(obj: Any) -> bytes:
+    """JSON bytes sized exactly (orjson's buffer keeps spare capacity that adds up)."""
+    return bytes(memoryview(orjson.dumps(obj)))
+
 
 class Row(NamedTuple):
     """One object: sort keys, its JSON bytes and the few attributes list filters read."""

@@ -7,7 +7,10 @@ filtered, is derived for each table from its entry and ``shapes.json`` (the obje
 shape, its id prefix, the list endpoint's documented parameters): a table added to the
 registry is served with no code of its own. :data:`TUNED` overrides that for the tables
 whose data is shaped by hand in ``dataset.py`` (statuses, amounts, ids that join). A
-registry table whose object has no shape stops the simulator at import, naming it.
+child table (the rows of its parent's embedded list, :data:`CHILDREN`) is served through
+its parent's nested-list endpoint and its data is made with its parent
+(``children.py``). A registry table the simulator cannot serve stops it at import, naming
+it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from types import MappingProxyType
 
-from tap_stripe.tables import TABLES, TableKind, TableSpec
+from tap_stripe.tables import TABLES, ParentParam, TableKind, TableSpec
 
 from stripe_sim.synth import load_shapes
 
@@ -122,10 +125,11 @@ TUNED: MappingProxyType[str, Synthesis] = MappingProxyType(
     }
 )
 
-# The kinds of table the simulator serves today.
 # The kinds served as a top-level list (``/v1/<plural>``), newest first.
 LIST_KINDS = frozenset({TableKind.CREATED, TableKind.NEWEST_FIRST, TableKind.FULL})
-SERVED_KINDS = LIST_KINDS | {TableKind.SINGLE}
+# The kinds of table the simulator serves today: a child of an embedded list is served
+# through its parent's nested-list endpoint, not as a list of its own.
+SERVED_KINDS = LIST_KINDS | {TableKind.SINGLE, TableKind.EMBEDDED_CHILD}
 # Shape kinds a list parameter can filter on by equality.
 _EQUALITY_KINDS = frozenset({"str", "bool"})
 
@@ -155,9 +159,10 @@ def derived_synthesis(spec: TableSpec) -> Synthesis:
             and (fields.get(name, {}).get("t") in _EQUALITY_KINDS or "x" in fields.get(name, {}))
         )
     )
+    lists = {**fields, **shapes["resources"][spec.object].get("includable", {})}
     nested = {
         name: _constant(shape["i"]["f"]["object"])
-        for name, shape in fields.items()
+        for name, shape in lists.items()
         if shape.get("t") == "list" and shape.get("i") and "object" in shape["i"].get("f", {})
     }
     return Synthesis(
@@ -169,11 +174,45 @@ def derived_synthesis(spec: TableSpec) -> Synthesis:
     )
 
 
+def child_synthesis(spec: TableSpec) -> Synthesis:
+    """A child's rows are made with their parent and served only through its endpoint:
+    no count of their own, no id to expand, the endpoint's documented parameters."""
+    params = load_shapes()["list_params"].get(spec.path, ())
+    return Synthesis(counted=False, list_params=frozenset(params), expandable=False)
+
+
+def endpoint_template(spec: TableSpec) -> str:
+    """The child's endpoint as its parent's nested-list template (``{id}``: the parent)."""
+    parent = spec.parent
+    assert parent is not None
+    if parent.location is ParentParam.PATH:
+        return spec.path.replace(f"{{{parent.parameter}}}", "{id}")
+    return f"{spec.path}?{parent.parameter}={{id}}"
+
+
+def child_problems(spec: TableSpec, by_name: Mapping[str, TableSpec]) -> list[str]:
+    """Why a child table cannot be served through its parent, if it cannot."""
+    parent = spec.parent
+    if parent is None or spec.kind is not TableKind.EMBEDDED_CHILD:
+        return []
+    owner = by_name.get(parent.table)
+    if owner is None or owner.kind not in LIST_KINDS:
+        return [f"table '{spec.name}': its parent '{parent.table}' is not a served list"]
+    template = owner.nested_lists.get(str(parent.embedded_field))
+    if template != endpoint_template(spec):
+        return [
+            f"table '{spec.name}': its parent '{parent.table}' must page "
+            f"'{parent.embedded_field}' from {endpoint_template(spec)}, not {template}"
+        ]
+    return []
+
+
 def check_registry(tables: tuple[TableSpec, ...]) -> dict[str, Synthesis]:
     """Every table's synthesis: the tuned ones first (in their order), then the derived
-    ones in registry order. Refuses a registry the simulator cannot serve, naming every
-    table it cannot."""
+    ones and the children in registry order. Refuses a registry the simulator cannot
+    serve, naming every table it cannot."""
     names = {spec.name for spec in tables}
+    by_name = {spec.name: spec for spec in tables}
     resources = load_shapes()["resources"]
     problems = [
         f"table '{spec.name}': object '{spec.object}' has no shape in stripe_sim/shapes.json "
@@ -186,6 +225,7 @@ def check_registry(tables: tuple[TableSpec, ...]) -> dict[str, Synthesis]:
         for spec in tables
         if spec.kind not in SERVED_KINDS
     ]
+    problems += [problem for spec in tables for problem in child_problems(spec, by_name)]
     problems += [
         f"stripe_sim/tables.py tunes '{name}', which is not in the registry"
         for name in TUNED
@@ -195,14 +235,33 @@ def check_registry(tables: tuple[TableSpec, ...]) -> dict[str, Synthesis]:
         raise RuntimeError("stripe_sim cannot serve the registry: " + "; ".join(problems))
     syntheses = {
         **TUNED,
-        **{spec.name: derived_synthesis(spec) for spec in tables if spec.name not in TUNED},
+        **{
+            spec.name: child_synthesis(spec) if spec.parent else derived_synthesis(spec)
+            for spec in tables
+            if spec.name not in TUNED
+        },
     }
     for spec in tables:
-        missing = set(spec.nested_lists) - set(syntheses[spec.name].nested_objects)
+        nested = syntheses[spec.name].nested_objects
+        missing = set(spec.nested_lists) - set(nested)
         problems += [f"table '{spec.name}': nested list '{f}' has no object" for f in missing]
+        if spec.parent and nested_entry(syntheses, spec) not in (None, spec.object):
+            problems.append(
+                f"table '{spec.name}': its object '{spec.object}' is not the object of "
+                f"'{spec.parent.table}.{spec.parent.embedded_field}' "
+                f"('{nested_entry(syntheses, spec)}')"
+            )
     if problems:
         raise RuntimeError("stripe_sim cannot serve the registry: " + "; ".join(problems))
     return syntheses
+
+
+def nested_entry(syntheses: Mapping[str, Synthesis], spec: TableSpec) -> str | None:
+    """The ``object`` of the entries of the parent's list a child's rows come from."""
+    parent = spec.parent
+    if parent is None or parent.table not in syntheses:
+        return None
+    return syntheses[parent.table].nested_objects.get(str(parent.embedded_field))
 
 
 SYNTHESIS: MappingProxyType[str, Synthesis] = MappingProxyType(check_registry(TABLES))
@@ -210,7 +269,28 @@ SPECS: MappingProxyType[str, TableSpec] = MappingProxyType(
     {name: spec for name in SYNTHESIS for spec in TABLES if spec.name == name}
 )
 # The tables whose objects are made from their shape alone (``Generator.derived``).
-DERIVED: tuple[str, ...] = tuple(name for name in SYNTHESIS if name not in TUNED)
+DERIVED: tuple[str, ...] = tuple(
+    name for name in SYNTHESIS if name not in TUNED and SPECS[name].parent is None
+)
+# Parent table -> its child tables (the rows of its embedded lists), in registry order.
+CHILDREN: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
+    {
+        parent: tuple(
+            name for name, spec in SPECS.items() if spec.parent and spec.parent.table == parent
+        )
+        for parent in dict.fromkeys(spec.parent.table for spec in SPECS.values() if spec.parent)
+    }
+)
+# Table -> its nested lists Stripe leaves out of the object unless expanded (``includable``
+# in shapes.json): a quote's ``line_items``.
+INCLUDABLE: MappingProxyType[str, frozenset[str]] = MappingProxyType(
+    {
+        name: frozenset(spec.nested_lists)
+        & set(load_shapes()["resources"][spec.object].get("includable", {}))
+        for name, spec in SPECS.items()
+        if spec.nested_lists
+    }
+)
 STREAMS: tuple[str, ...] = tuple(sorted(SPECS))
 # ``/v1/<plural>`` of every list table -> its name.
 PLURALS: MappingProxyType[str, str] = MappingProxyType(

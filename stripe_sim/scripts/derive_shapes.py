@@ -6,7 +6,10 @@ schemas, and writes ``stripe_sim/shapes.json``:
 
 - ``resources``: for the object of every table in the reference table list
   (``tables.json``) and of every entry of their nested lists, the field names, value
-  kinds, nesting, nullability, enum members and expandable references;
+  kinds, nesting, nullability, enum members and expandable references; a nested list the
+  fixture leaves empty takes its entries' shape from the entry resource's own fixture,
+  and ``includable`` holds the list fields Stripe leaves out unless expanded (a quote's
+  ``line_items``), which the fixtures therefore lack;
 - ``list_params``: for each of those tables' list endpoints (and the endpoints paging
   their nested lists), the query parameters the spec documents besides paging and
   ``expand``, so the simulator answers 400 to any other, as Stripe does;
@@ -146,8 +149,9 @@ def scalar_shape(name: str, value: Any, schema: dict[str, Any]) -> Shape | None:
 class Deriver:
     """Walks fixture values alongside their spec schemas to build shape trees."""
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, fixtures: dict[str, Any]) -> None:
         self.spec = spec
+        self.fixtures = fixtures
 
     def value_shape(self, name: str, value: Any, schema: dict[str, Any] | None) -> Shape:
         outer = self.spec.deref(schema)
@@ -176,18 +180,38 @@ class Deriver:
         ):
             return {"t": "map"}
         if value.get("object") == "list" and "data" in value:
-            items = self.spec.deref(props.get("data", {}).get("items"))
-            first = value["data"][0] if value["data"] else None
-            url = str(value.get("url", ""))
-            return {
-                "t": "list",
-                "i": self.value_shape(name, first, items) if first is not None else None,
-                "url": re.sub(r"[a-z]+_[A-Za-z0-9]{8,}", "{id}", url),
-            }
+            url = re.sub(r"[a-z]+_[A-Za-z0-9]{8,}", "{id}", str(value.get("url", "")))
+            return self.list_shape(name, props.get("data", {}).get("items"), value["data"], url)
         return {
             "t": "obj",
             "f": {k: self.value_shape(k, v, props.get(k)) for k, v in value.items()},
         }
+
+    def list_shape(
+        self, name: str, items: dict[str, Any] | None, data: list[Any], url: str
+    ) -> Shape:
+        """A Stripe list object; its entries' shape comes from the fixture's first entry or,
+        when the fixture's list is empty, from the entry resource's own fixture."""
+        first = data[0] if data else self.fixtures.get(ref_name(items or {}) or "")
+        entry = self.value_shape(name, first, self.spec.deref(items)) if first else None
+        return {"t": "list", "i": entry, "url": url}
+
+    def includable(
+        self, schema: dict[str, Any], example: dict[str, Any], paths: dict[str, str]
+    ) -> dict[str, Shape]:
+        """The list fields left out of ``example`` that Stripe includes only when expanded:
+        optional in the schema, entries of one resource with a fixture, and paged by an
+        endpoint under the resource's own path (``paths``: field -> template)."""
+        found: dict[str, Shape] = {}
+        required = set(schema.get("required", ()))
+        for key, sub in schema.get("properties", {}).items():
+            items = sub.get("properties", {}).get("data", {}).get("items", {})
+            listed = sub.get("properties", {}).get("object", {}).get("enum") == ["list"]
+            if key in example or key in required or not listed or key not in paths:
+                continue
+            if ref_name(items) in self.fixtures:
+                found[key] = self.list_shape(key, items, [], paths[key])
+        return found
 
     def null_shape(
         self, name: str, outer: dict[str, Any], resolved: dict[str, Any], refs: list[str]
@@ -228,6 +252,24 @@ class Deriver:
                 shape["n"] = True
             fields[key] = shape
         return {"t": "obj", "f": fields}
+
+
+def ref_name(schema: dict[str, Any]) -> str | None:
+    """The component a schema refers to (``item`` for ``#/components/schemas/item``)."""
+    ref = schema.get("$ref")
+    return ref.rsplit("/", 1)[1] if ref else None
+
+
+def nested_paths(spec: dict[str, Any], list_path: str) -> dict[str, str]:
+    """Field -> path template (``{id}`` for the object's id) of the lists the spec pages
+    under one object of ``list_path``: ``line_items`` -> ``/v1/quotes/{id}/line_items``."""
+    pattern = re.compile(re.escape(list_path) + r"/\{\w+\}/(\w+)$")
+    found: dict[str, str] = {}
+    for path, item in spec["paths"].items():
+        match = pattern.match(path)
+        if match and "get" in item:
+            found[match.group(1)] = re.sub(r"\{\w+\}", "{id}", path)
+    return found
 
 
 def table_resources(tables: list[dict[str, Any]]) -> list[str]:
@@ -281,7 +323,11 @@ def derive(
 ) -> Shape:
     """Build the shapes document for every table's resource and list endpoint."""
     resolver = Spec(spec)
-    deriver = Deriver(resolver)
+    deriver = Deriver(resolver, fixtures)
+    list_paths: dict[str, str] = {}
+    for table in tables:
+        for name in table["object"].split("|"):
+            list_paths.setdefault(name, table["list_path"])
     resources: dict[str, Any] = {}
     for resource in table_resources(tables):
         schema = resolver.deref({"$ref": f"#/components/schemas/{resource}"})
@@ -298,6 +344,9 @@ def derive(
             "fields": fields,
             "newer_fields": newer,
             "expandable": sorted(schema.get("x-expandableFields", [])),
+            "includable": deriver.includable(
+                schema, example, nested_paths(spec, list_paths.get(resource, ""))
+            ),
         }
     return {
         "api_version": API_VERSION,
