@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from stripe_sim import errors
-from stripe_sim.children import included
+from stripe_sim.children import CHILD_OF, included
 from stripe_sim.dataset import EVENT_RETENTION, AccountData, deleted_customer
 from stripe_sim.errors import StripeError
 from stripe_sim.nested import NESTED_ROUTES, NestedRoute
@@ -153,6 +153,9 @@ def route(state: SimState, data: AccountData, path: str, params: Params) -> byte
     for nested in NESTED_ROUTES:
         parent_id = nested.match(clean)
         if parent_id is not None:
+            for stream in (nested.table, CHILD_OF.get((nested.table, nested.field))):
+                if stream is not None:
+                    refuse_if_unavailable(state, data, stream, clean)
             return nested_list(data, nested, parent_id, params)
     rest = clean.removeprefix("/v1/")
     stream = PLURALS.get(rest)
@@ -169,11 +172,14 @@ def route(state: SimState, data: AccountData, path: str, params: Params) -> byte
     return retrieve(state, data, stream, object_id, params.expand())
 
 
-def refuse_if_unavailable(state: SimState, data: AccountData, stream: str) -> None:
-    """Answer as Stripe does for a table the account (or the key) may not read."""
+def refuse_if_unavailable(
+    state: SimState, data: AccountData, stream: str, path: str | None = None
+) -> None:
+    """Answer as Stripe does for a table the account (or the key) may not read; a parent
+    refused refuses its nested lists too."""
     answer = state.knobs.unavailable.get(stream)
     if answer is not None:
-        raise errors.unavailable(answer, SPECS[stream].path, data.account_id)
+        raise errors.unavailable(answer, path or SPECS[stream].path, data.account_id)
 
 
 def nested_list(data: AccountData, nested: NestedRoute, parent_id: str, params: Params) -> bytes:

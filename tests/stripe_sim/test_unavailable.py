@@ -40,3 +40,14 @@ def test_an_unknown_table_or_answer_is_refused() -> None:
         small_sim(unavailable={"widget": "permission"}).__enter__()
     with pytest.raises(ValueError, match="unavailable: coupon=sometimes"):
         small_sim(unavailable={"coupon": "sometimes"}).__enter__()
+
+
+def test_a_parent_or_child_turned_off_refuses_the_nested_list(fresh_sim: SimHandle) -> None:
+    transfer = fresh_sim.objects("transfer")[0]
+    url = transfer["reversals"]["url"]
+    assert fresh_sim.request(url).status == 200
+    for table in ("transfer", "transferreversal"):
+        fresh_sim.set_knobs(unavailable={table: "permission"})
+        assert fresh_sim.request(url).status == 403, table
+    fresh_sim.set_knobs(unavailable={})
+    assert fresh_sim.request(url).status == 200
