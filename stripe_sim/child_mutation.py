@@ -18,6 +18,7 @@ for the truth's ``deleted``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from stripe_sim.mutate import Mutation
 
 ALL = frozenset({"create", "update", "delete"})
+QUANTITY_RE = re.compile(r"^\d+ x (.*)$")
 ENDED = ("canceled", "incomplete_expired")
 
 
@@ -186,6 +188,9 @@ class ChildChanges:
         """A new quantity, and the amounts that follow from it and the unit price."""
         quantity = (entry.get("quantity") or 1) % 5 + 1
         entry["quantity"] = quantity
+        described = QUANTITY_RE.match(entry.get("description") or "")
+        if described:  # an invoice line's "2 x Seat" says its quantity
+            entry["description"] = f"{quantity} x {described.group(1)}"
         price = entry.get("price") or {}
         if "metadata" in entry:
             entry["metadata"] = {
