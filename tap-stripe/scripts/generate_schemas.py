@@ -219,18 +219,27 @@ def stream_source(spec: Schema, stream: str, path: str) -> StreamSource:
 
 
 def stream_schema(
-    converter: Converter, source: StreamSource, created: str = "created", *, bookmarked: bool = True
+    converter: Converter,
+    source: StreamSource,
+    created: str = "created",
+    *,
+    bookmarked: bool = True,
+    snapshot: str | None = None,
 ) -> Schema:
     """Build a stream's schema, with the key and replication-key types the contract fixes;
     ``created`` names the creation-time field (``date`` for invoice items), which a list
-    read on it (``bookmarked``) must have."""
+    read on it (``bookmarked``) must have. An object without an id (``balance``) is keyed
+    by the ``snapshot`` time the tap stamps it with."""
     schema = converter.convert_record(source.component)
     properties = schema.get("properties")
     if schema.get("type") != "object" or not properties:
         raise SpecError(f"{source.stream}: {source.component} is not an object with properties")
-    if "id" not in properties:
+    if snapshot is not None:
+        properties[snapshot] = {"type": "integer"}
+    elif "id" not in properties:
         raise SpecError(f"{source.stream}: {source.component} has no id")
-    properties["id"] = {"type": "string"}
+    else:
+        properties["id"] = {"type": "string"}
     if source.is_list and bookmarked and created not in properties:
         raise SpecError(f"{source.stream}: {source.component} has no {created}")
     if source.is_list and created in properties:
@@ -319,8 +328,15 @@ def run(args: argparse.Namespace) -> int:
     for table in TABLES:
         source = stream_source(spec, table.name, table.path)
         schema = stream_schema(
-            converter, source, table.created_field, bookmarked=table.replication_key is not None
+            converter,
+            source,
+            table.created_field,
+            bookmarked=table.replication_key is not None,
+            snapshot=table.snapshot_field,
         )
+        if table.parent is not None:
+            # The tap sets the parent's id on every child row, part of the key or not.
+            schema["properties"][table.parent.column] = {"type": "string"}
         try:
             Draft7Validator.check_schema(schema)
         except SchemaError as exc:

@@ -12,12 +12,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from urllib.parse import quote
+
+import orjson
 
 from tap_stripe import shutdown
 from tap_stripe.changes import (
     GONE_STATUS,
+    ChangedFields,
     ChangeSet,
+    RemovedRows,
     event_queries,
     is_deleted_stub,
     iso_time,
@@ -25,7 +28,7 @@ from tap_stripe.changes import (
 )
 from tap_stripe.children import PAGE_SIZE, NestedLists
 from tap_stripe.client import StripeAPIError, StripeError
-from tap_stripe.emit import Emitter
+from tap_stripe.family import Family
 from tap_stripe.fetcher import Page, PageFetcher
 from tap_stripe.listing import fetch_list, window_fetcher
 from tap_stripe.progress import ReadPlan
@@ -36,6 +39,12 @@ from tap_stripe.tables import TableSpec
 EVENTS_PATH = "/v1/events"
 # Objects re-fetched by id per round: enough to keep every request slot busy.
 REFETCH_CHUNK = 500
+
+
+def _head(raw: RawRecord) -> dict[str, object]:
+    """The top-level fields of an object a retrieve path is made of."""
+    record = orjson.loads(memoryview(raw))
+    return record if isinstance(record, dict) else {}
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
@@ -69,16 +78,25 @@ class Capture:
             for query in event_queries(self.spec.event_types)
         ]
 
-    def write(self, plan: ReadPlan, events: list[PageFetcher], emitter: Emitter) -> int:
+    def write(self, plan: ReadPlan, events: list[PageFetcher], family: Family) -> int:
         """Write what changed since the events cursor; return how many objects.
 
         Runs before the ``created`` pages are written: those were listed after the run
         started, so where both hold an object the listed (newer) state is written last.
-        Objects go out a page at a time, so memory holds one page, not every change.
+        Objects go out a page at a time, so memory holds one page, not every change. The
+        rows of ``family``'s child tables go out with their parents, tombstones for those
+        the parents no longer list.
         """
         assert plan.events_since is not None
         name = self.spec.name
-        with ChangeSet(self.spec, self.run.client.api_version, self.run.floor) as changes:
+        api_version = self.run.client.api_version
+        with ChangeSet(
+            self.spec,
+            api_version,
+            self.run.floor,
+            family.list_fields,
+            watch_fields=bool(family.listed_children),
+        ) as changes:
             try:
                 for fetcher in events:
                     for page in fetcher:
@@ -92,21 +110,24 @@ class Capture:
                 )
                 raise StripeError(msg) from exc
             found = changes.changes()
+            before, changed_fields = found.listed_before, found.changed
             gone = dict(found.tombstones)
             changed = 0
             for ids in _chunks(found.upserts, PAGE_SIZE):
-                changed += self._emit_current(emitter, [changes.payload(i) for i in ids])
+                current = [changes.payload(i) for i in ids]
+                changed += self._emit_current(family, current, before, changed_fields)
             for ids in _chunks(found.refetch, REFETCH_CHUNK):
-                current: list[RawRecord] = []
-                for object_id, body in zip(ids, self._refetch(ids), strict=True):
+                current = []
+                paths = [self.spec.retrieve_path(_head(changes.payload(i))) for i in ids]
+                for object_id, body in zip(ids, self._refetch(paths), strict=True):
                     if body is None:
                         gone[object_id] = int(time.time())
                     else:
                         current.append(body)
-                changed += self._emit_current(emitter, current)
+                changed += self._emit_current(family, current, before, changed_fields)
             for ids in _chunks(list(gone), PAGE_SIZE):
                 tombstones = [tombstone(changes.payload(i), gone[i]) for i in ids]
-                emitter.emit(Page(tombstones, None))
+                family.emit_tombstones(Page(tombstones, None), before)
         self.logger.info(
             "Change capture: %d events since %s; %d objects changed (%d re-fetched), %d deleted",
             found.events,
@@ -117,28 +138,33 @@ class Capture:
         )
         return changed + len(gone)
 
-    def _emit_current(self, emitter: Emitter, raws: list[RawRecord]) -> int:
-        """Write changed objects, their nested lists completed."""
+    def _emit_current(
+        self,
+        family: Family,
+        raws: list[RawRecord],
+        listed_before: RemovedRows,
+        changed: ChangedFields,
+    ) -> int:
+        """Write changed objects, their nested lists completed, and their children."""
         if self.nested is not None:
             self.nested.complete(raws)
-        return emitter.emit(Page(raws, None))
+        return family.emit(Page(raws, None), listed_before, changed)
 
-    def _refetch(self, ids: list[str]) -> list[bytes | None]:
-        """Retrieve objects by id, concurrently; ``None`` for each that is gone."""
+    def _refetch(self, paths: list[str]) -> list[bytes | None]:
+        """Retrieve objects by their paths, concurrently; ``None`` for each that is gone."""
         pool = ThreadPoolExecutor(
             max_workers=self.run.concurrency,
             thread_name_prefix=f"tap-stripe-{self.spec.name}-refetch",
         )
         try:
-            return list(pool.map(self._refetch_one, ids))
+            return list(pool.map(self._refetch_one, paths))
         finally:
             # On a failure, the ids not started yet are dropped rather than fetched; on a
             # stop (shutdown.py), the requests under way are not waited for either.
             pool.shutdown(wait=not shutdown.stopping(), cancel_futures=True)
 
-    def _refetch_one(self, object_id: str) -> bytes | None:
+    def _refetch_one(self, path: str) -> bytes | None:
         params = {"expand[]": list(self.spec.expand)} if self.spec.expand else None
-        path = f"{self.spec.path}/{quote(object_id, safe='')}"
         try:
             body = self.run.client.get_bytes(path, params, stream=self.spec.name)
         except StripeAPIError as exc:

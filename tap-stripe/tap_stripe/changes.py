@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from tap_stripe.children import listed_rows
 from tap_stripe.records import RawRecord
 from tap_stripe.tables import TableSpec
 
@@ -86,8 +87,12 @@ def tombstone(raw: RawRecord, deleted_at: float) -> bytes:
     return orjson.dumps(record)
 
 
+_NO_PREVIOUS = msgspec.Raw(b"{}")
+
+
 class _EventData(msgspec.Struct):
     object: msgspec.Raw
+    previous_attributes: msgspec.Raw = msgspec.field(default_factory=lambda: _NO_PREVIOUS)
 
 
 class _Event(msgspec.Struct):
@@ -153,30 +158,56 @@ class _Latest:
     deleted_at: int | None = None
 
 
+RemovedRows = dict[str, dict[str, dict[str, tuple[dict[str, Any], int]]]]
+"""Per parent id and nested-list field, the rows an update event said the list held
+before it: row id -> (row, that event's time)."""
+ChangedFields = dict[str, set[str]]
+"""Per object id, the fields its update events changed (their ``previous_attributes``)."""
+
+
 @dataclass(frozen=True)
 class Changes:
     """What a table's events ask for, by object id: upsert the last event's object as it
-    is, re-fetch the object, or write a tombstone deleted at the given time."""
+    is, re-fetch the object, or write a tombstone deleted at the given time; and the rows
+    of nested lists that update events said were there before (``listed_before``)."""
 
     upserts: list[str]
     refetch: list[str]
     tombstones: dict[str, int]
     events: int
+    listed_before: RemovedRows
+    changed: ChangedFields
 
 
 class ChangeSet:
     """Folds a table's events, in any order, into the newest state per object.
 
     Use it as a context manager: the events' objects wait in a temporary file.
+
+    ``list_fields`` are the nested lists whose removed rows matter (those of the child
+    tables being read): their previous rows are kept from every update event. With
+    ``watch_fields``, the fields each object's update events changed are kept too.
     """
 
-    def __init__(self, spec: TableSpec, api_version: str, floor: int = 0) -> None:
+    def __init__(
+        self,
+        spec: TableSpec,
+        api_version: str,
+        floor: int = 0,
+        list_fields: tuple[str, ...] = (),
+        *,
+        watch_fields: bool = False,
+    ) -> None:
         self.spec = spec
         self.api_version = api_version
         self.floor = floor
+        self.list_fields = list_fields
+        self.watch_fields = watch_fields
+        self._changed: ChangedFields = {}
         self.object_type = spec.object
         self.events = 0
         self._latest: dict[str, _Latest] = {}
+        self._listed_before: RemovedRows = {}
         self._payloads = _PayloadFile()
 
     def __enter__(self) -> ChangeSet:
@@ -204,8 +235,12 @@ class ChangeSet:
             return
         if head.created is not None and head.created < self.floor:
             return
+        if (self.list_fields or self.watch_fields) and (
+            event.data.previous_attributes is not _NO_PREVIOUS
+        ):
+            self._keep_previous(head.id, event)
         latest = self._latest.get(head.id)
-        deleted = self.spec.deletable and event.type.endswith(".deleted")
+        deleted = self.spec.is_delete_event(event.type)
         if latest is not None and latest.deleted_at is not None:
             return  # a deleted object stays deleted: ids are never reused
         if latest is not None and not deleted:
@@ -223,6 +258,24 @@ class ChangeSet:
             deleted_at=event.created if deleted else None,
         )
 
+    def _keep_previous(self, object_id: str, event: _Event) -> None:
+        """Keep which fields the event changed, and the rows its ``previous_attributes``
+        lists held before it; a row held before several events keeps the latest one (its
+        removal is no earlier)."""
+        previous = orjson.loads(memoryview(event.data.previous_attributes))
+        if not isinstance(previous, dict):
+            return
+        if self.watch_fields:
+            self._changed.setdefault(object_id, set()).update(previous)
+        for field in self.list_fields:
+            for row in listed_rows(previous, field):
+                row_id = row.get("id")
+                if not isinstance(row_id, str):
+                    continue
+                rows = self._listed_before.setdefault(object_id, {}).setdefault(field, {})
+                if row_id not in rows or rows[row_id][1] <= event.created:
+                    rows[row_id] = (row, event.created)
+
     def changes(self) -> Changes:
         """The upserts, re-fetches and tombstones the events add up to."""
         upserts: list[str] = []
@@ -235,7 +288,9 @@ class ChangeSet:
                 upserts.append(object_id)
             else:
                 refetch.append(object_id)
-        return Changes(upserts, refetch, tombstones, self.events)
+        return Changes(
+            upserts, refetch, tombstones, self.events, self._listed_before, self._changed
+        )
 
     def payload(self, object_id: str) -> bytes:
         """The object carried by the newest event of ``object_id``."""

@@ -26,6 +26,15 @@ from tap_stripe.tables import TableSpec
 PAGE_SIZE = 100
 
 
+def listed_rows(parent: Mapping[str, Any], field: str) -> list[dict[str, Any]]:
+    """The rows of ``parent``'s nested list ``field`` (none when it is absent or null)."""
+    nested = parent.get(field)
+    if not isinstance(nested, dict):
+        return []
+    data = nested.get("data")
+    return [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+
+
 def list_page(
     client: StripeClient, path: str, params: Mapping[str, Any], *, stream: str
 ) -> tuple[list[msgspec.Raw], bool]:

@@ -4,9 +4,12 @@ full list, or its single object."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing
 from typing import Any
+
+import orjson
 
 from tap_stripe.children import PAGE_SIZE, NestedLists, list_page
 from tap_stripe.fetcher import FetchPage, Page, PageFetcher
@@ -28,11 +31,13 @@ def list_params(window: Window | None, base: Mapping[str, Any]) -> dict[str, Any
     return params
 
 
-def table_params(spec: TableSpec) -> dict[str, Any]:
-    """The filters and expansions every list request of ``spec`` carries."""
+def table_params(spec: TableSpec, expand: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The filters and expansions every list request of ``spec`` carries (``expand``:
+    more fields to expand, for children)."""
     params: dict[str, Any] = dict(spec.filters)
-    if spec.expand:
-        params["expand[]"] = [f"data.{field}" for field in spec.expand]
+    fields = (*spec.expand, *expand)
+    if fields:
+        params["expand[]"] = [f"data.{field}" for field in fields]
     return params
 
 
@@ -71,13 +76,19 @@ class Listing:
     """The pages of one table's own endpoint, nested lists completed."""
 
     def __init__(
-        self, run: Run, spec: TableSpec, nested: NestedLists | None, logger: logging.Logger
+        self,
+        run: Run,
+        spec: TableSpec,
+        nested: NestedLists | None,
+        logger: logging.Logger,
+        *,
+        expand: tuple[str, ...] = (),
     ) -> None:
         self.run = run
         self.spec = spec
         self.nested = nested
         self.logger = logger
-        self._params = table_params(spec)
+        self._params = table_params(spec, expand)
         self._cursor = cursor_reader(spec.created_field)
 
     def fetch(self, window: Window | None) -> tuple[list[RawRecord], bool]:
@@ -104,6 +115,16 @@ class Listing:
             on_close=on_close,
             cursor=self._cursor,
         )
+
+    def _stamped(self, body: bytes) -> bytes:
+        """A single object without an id, stamped with Stripe's time (its key)."""
+        field = self.spec.snapshot_field
+        if field is None:
+            return body
+        record = orjson.loads(body)
+        stripe_time = self.run.stripe_time
+        record[field] = int(stripe_time if stripe_time is not None else time.time())
+        return orjson.dumps(record)
 
     def _list_pages(self) -> Iterator[tuple[list[RawRecord], bool]]:
         """The list's pages without a ``created`` filter, newest first, until the caller
@@ -141,7 +162,7 @@ class Listing:
         if self.spec.single_object:
             params = {"expand[]": list(self.spec.expand)} if self.spec.expand else None
             body = self.run.client.get_bytes(self.spec.path, params, stream=self.spec.name)
-            yield Page([body], None)
+            yield Page([self._stamped(body)], None)
             return
         with closing(self._list_pages()) as pages:
             for raws, _ in pages:

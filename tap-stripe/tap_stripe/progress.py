@@ -20,6 +20,9 @@ from tap_stripe.tables import ReadMode, TableSpec
 
 # State key of the table version of a full read that a run stopped before its end.
 UNFINISHED_VERSION = "unfinished_table_version"
+# State key of the tables a parent's reading wrote (itself, its embedded children): a
+# table it did not write yet needs the parent read from the start once.
+WRITTEN_TABLES = "written_tables"
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,9 @@ class Progress:
     ``state`` is the stream's entry, changed in place; ``write_state`` sends the tap's
     STATE after a change. ``replication_key`` is the stream's (the catalog may name none),
     and ``incremental`` is false when the catalog forces FULL_TABLE:
-    then the read starts at ``start_date`` and no bookmark is kept.
+    then the read starts at ``start_date`` and no bookmark is kept. ``written_tables`` are
+    the tables the reading writes this run (the table, its selected embedded children):
+    if the state's reading did not write one of them, its bookmark is not used.
     """
 
     def __init__(
@@ -71,7 +76,9 @@ class Progress:
         incremental: bool,
         logger: logging.Logger,
         write_state: Callable[[], None],
+        written_tables: list[str] | None = None,
     ) -> None:
+        self.written_tables = written_tables if written_tables is not None else [spec.name]
         self.run = run
         self.spec = spec
         self.state = state
@@ -96,7 +103,24 @@ class Progress:
             return None
         if self.state.get("replication_key") != self.replication_key:
             return None
+        if not set(self.written_tables) <= self._tables_written_before():
+            return None
         return self.number("replication_key_value")
+
+    def _tables_written_before(self) -> set[str]:
+        """The tables the state's reading wrote; a state from before children were read
+        wrote the table alone."""
+        written = self.state.get(WRITTEN_TABLES, [self.spec.name])
+        if not isinstance(written, list):
+            return set()
+        return {name for name in written if isinstance(name, str)}
+
+    def record_written_tables(self) -> None:
+        """Record, after a complete run, which tables the reading wrote."""
+        if self.incremental and self.written_tables != [self.spec.name]:
+            self.state[WRITTEN_TABLES] = sorted(self.written_tables)
+        else:
+            self.state.pop(WRITTEN_TABLES, None)
 
     def state_after(self, now: float) -> bool:
         """Whether the bookmark or events cursor is later than ``now``."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from singer_sdk import Stream, Tap
@@ -25,11 +25,12 @@ from tap_stripe.changes import DELETED_AT
 from tap_stripe.children import NestedLists
 from tap_stripe.client import StripeAPIError
 from tap_stripe.emit import Emitter
+from tap_stripe.family import ChildOutput, Family, ListedChild
 from tap_stripe.fetcher import Page, PageFetcher
 from tap_stripe.listing import Listing
 from tap_stripe.progress import Progress, ReadPlan
 from tap_stripe.run import Run
-from tap_stripe.tables import ReadMode, TableSpec
+from tap_stripe.tables import ReadMode, TableKind, TableSpec, tracks_deletes
 from tap_stripe.windows import Frontier
 
 if TYPE_CHECKING:
@@ -44,10 +45,14 @@ class _Reading:
     pages: Iterable[Page]
     events: list[PageFetcher]
     capture: Capture | None = None
+    child_events: list[tuple[StripeStream, Capture, list[PageFetcher]]] = field(
+        default_factory=list
+    )
 
     def close(self) -> None:
         """Stop whatever is still being fetched."""
-        for fetcher in (self.pages, *self.events):
+        child_fetchers = [f for _, _, fetchers in self.child_events for f in fetchers]
+        for fetcher in (self.pages, *self.events, *child_fetchers):
             if isinstance(fetcher, PageFetcher):
                 fetcher.close()
 
@@ -68,6 +73,26 @@ class StripeStream(Stream):
         self.replication_key = spec.replication_key
         self._run = run
         self._prefetched: _Reading | None = None
+        self.parent: StripeStream | None = None
+
+    def adopt(self, child: StripeStream) -> None:
+        """Make ``child`` (an embedded-child table) written with this stream's pages.
+
+        The SDK then syncs this stream when only the child is selected, and never syncs
+        the child on its own (it has a parent stream type).
+        """
+        child.parent = self
+        child.parent_stream_type = StripeStream
+        self.child_streams.append(child)
+
+    def _selected_children(self) -> list[StripeStream]:
+        return [child for child in self.child_streams if child.selected]
+
+    def _written_tables(self) -> list[str]:
+        """The tables this stream's reading writes this run: itself when selected, and
+        its selected children."""
+        own = [self.name] if self.selected else []
+        return own + [child.name for child in self._selected_children()]
 
     @property
     def metadata(self) -> MetadataMapping:
@@ -78,7 +103,7 @@ class StripeStream(Stream):
         """
         metadata = super().metadata
         entry = metadata.get(("properties", DELETED_AT))
-        if entry is not None and self.spec.event_types:
+        if entry is not None and tracks_deletes(self.spec):
             entry.inclusion = Metadata.InclusionType.AUTOMATIC
         return metadata
 
@@ -93,6 +118,7 @@ class StripeStream(Stream):
             incremental=self.replication_method == "INCREMENTAL",
             logger=self.logger,
             write_state=self._state_changed,
+            written_tables=self._written_tables(),
         )
 
     def _state_changed(self) -> None:
@@ -100,6 +126,31 @@ class StripeStream(Stream):
         through its state writer and flush flag)."""
         self.state_manager.is_flushed = False
         self._write_state_message()
+
+    def _family(self, plan: ReadPlan) -> Family:
+        """The writer of this stream's pages: its own records when selected, and the rows
+        of its selected children, whose SCHEMA goes out first (the SDK does not sync them
+        on their own)."""
+        version = plan.version
+        embedded, listed = [], []
+        for child in self._selected_children():
+            child._write_schema_message()
+            if child.spec.kind is TableKind.EMBEDDED_CHILD:
+                embedded.append(ChildOutput(child.spec, child._emitter(version)))
+            else:
+                listed.append(ListedChild(child.spec, child._emitter(version), self._run()))
+        return Family(
+            self._emitter(version) if self.selected else None,
+            embedded,
+            listed,
+            strip=self._child_expand(),
+            list_owned=plan.events_since is None,
+        )
+
+    def _child_expand(self) -> tuple[str, ...]:
+        """The nested lists expanded for the selected children only."""
+        fields = {child.spec.parent.embedded_field for child in self._selected_children()}
+        return tuple(name for name in self.spec.child_expand if name in fields)
 
     def _emitter(self, version: int | None) -> Emitter:
         """The emitter of this stream's records (the SDK's private ``_tap`` is the only way
@@ -129,23 +180,32 @@ class StripeStream(Stream):
         """Plan this run's reading of the table and start fetching its pages (and events)."""
         run = self._run()
         nested = NestedLists.of(run, self.spec)
-        listing = Listing(run, self.spec, nested, self.logger)
+        listing = Listing(run, self.spec, nested, self.logger, expand=self._child_expand())
         if self.spec.replication_key is None:
             return _Reading(self._progress().whole_plan(), listing.whole(), [])
         plan = self._progress().plan()
         capture = Capture(run, self.spec, nested, self.logger)
         events = capture.fetchers(plan) if with_events else []
+        child_events = []
+        for child in self._selected_children() if with_events else []:
+            if child.spec.event_types:
+                child_capture = Capture(run, child.spec, None, self.logger)
+                child_events.append((child, child_capture, child_capture.fetchers(plan)))
         if self.spec.read is ReadMode.NEWEST_FIRST:
             pages = listing.newest_first(plan.start, plan.end)
         else:
             pages = listing.created_range(plan.start, plan.end)
-        return _Reading(plan, pages, events, capture)
+        return _Reading(plan, pages, events, capture, child_events)
 
     # ---- prefetch ------------------------------------------------------------------
 
     def prefetch(self) -> None:
         """Start fetching now, ahead of this stream's turn to be written."""
-        if self._prefetched is None and self.spec.replication_key is not None:
+        if (
+            self._prefetched is None
+            and self.spec.replication_key is not None
+            and self._written_tables()
+        ):
             self._prefetched = self._start_reading()
 
     def cancel_prefetch(self) -> None:
@@ -205,18 +265,22 @@ class StripeStream(Stream):
         self._prefetched = None
         plan = reading.plan
         progress = self._progress()
-        emitter = self._emitter(plan.version)
+        family = self._family(plan)
         frontier = Frontier(plan.start)
         events_cursor = plan.end if self.spec.event_types else None
         client = self._run().client
         with self.get_record_counter() as counter, self.get_sync_timer():
             try:
                 if reading.events and reading.capture is not None:
-                    counter.increment(reading.capture.write(plan, reading.events, emitter))
-                    emitter.flush()
+                    counter.increment(reading.capture.write(plan, reading.events, family))
+                    for child, child_capture, fetchers in reading.child_events:
+                        own = Family(child._emitter(plan.version), [])
+                        child_capture.write(plan, fetchers, own)
+                        own.flush()
+                    family.flush()
                     progress.save(events_cursor=plan.end, unfinished_version=plan.version)
                 for page in reading.pages:
-                    counter.increment(emitter.emit(page))
+                    counter.increment(family.emit(page))
                     if page.finished is None:
                         continue
                     if (
@@ -232,7 +296,8 @@ class StripeStream(Stream):
                         )
             finally:
                 reading.close()
-                emitter.flush()
+                family.close()
+                family.flush()
                 self.logger.info(
                     "%d requests, %d answered 429",
                     client.requests_by_stream[self.name],
@@ -243,14 +308,25 @@ class StripeStream(Stream):
         elif plan.version is not None and plan.start < plan.end <= frontier.position:
             self._activate_version(plan.version)
             progress.save(bookmark=frontier.position, events_cursor=events_cursor)
+        progress.record_written_tables()
         self._write_state_message()
 
     def _activate_version(self, version: int) -> None:
-        """Tell the target that rows not written under ``version`` are gone from Stripe."""
-        for stream_map in self.stream_maps:
-            self._tap.write_message(ActivateVersionMessage(stream_map.stream_alias, version))
+        """Tell the target that rows not written under ``version`` are gone from Stripe,
+        in this table (when selected) and in its selected children."""
+        streams = [self] if self.selected else []
+        for stream in streams + self._selected_children():
+            for stream_map in stream.stream_maps:
+                self._tap.write_message(ActivateVersionMessage(stream_map.stream_alias, version))
 
     def get_records(self, context: types.Context | None) -> Iterable[dict]:
-        """Every record, without the tap's bookmarking (for SDK callers such as tests)."""
+        """Every record, without the tap's bookmarking (for SDK callers such as tests); a
+        child's rows come from its parent's pages."""
+        if self.parent is not None:
+            child = ChildOutput(self.spec, self._emitter(None))
+            for page in self.parent._start_reading(with_events=False).pages:
+                for parent in page.records():
+                    yield from child.rows(parent)
+            return
         for page in self._start_reading(with_events=False).pages:
             yield from page.records()

@@ -11,171 +11,36 @@ of them the tap reads today, and :func:`require_built` refuses the others by nam
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 from types import MappingProxyType
 
-
-def _frozen(mapping: Mapping[str, str] | None = None) -> Mapping[str, str]:
-    return MappingProxyType(dict(mapping or {}))
-
-
-class ReadMode(StrEnum):
-    """How a table's own endpoint is read."""
-
-    CREATED = "created"
-    """A list with a ``created`` filter: read window by window, bookmark on ``created``."""
-    NEWEST_FIRST = "newest_first"
-    """A list without a ``created`` filter, newest first: read down to the bookmark."""
-    FULL = "full"
-    """A list read whole on every run."""
-    SINGLE = "single"
-    """One object (``/v1/account``)."""
-
-
-class ParentParam(StrEnum):
-    """Where a child table's request carries its parent's id."""
-
-    PATH = "path"
-    """In the path: ``/v1/invoices/{invoice}/lines``."""
-    QUERY = "query"
-    """In the query: ``/v1/subscription_items?subscription=<id>``."""
-
-
-class TableKind(StrEnum):
-    """What reading a table takes: its read mode, or which kind of child it is."""
-
-    CREATED = "created"
-    NEWEST_FIRST = "newest_first"
-    FULL = "full"
-    SINGLE = "single"
-    EMBEDDED_CHILD = "embedded_child"
-    """Rows of the parent's embedded list, paged past Stripe's cut from the child's path."""
-    PER_PARENT_CHILD = "per_parent_child"
-    """Rows listed from the child's path once per parent row."""
-
-
-BUILT_KINDS: frozenset[TableKind] = frozenset(
-    {TableKind.CREATED, TableKind.NEWEST_FIRST, TableKind.FULL, TableKind.SINGLE}
+from tap_stripe.table_spec import (
+    BUILT_KINDS,
+    NotBuiltError,
+    Parent,
+    ParentParam,
+    ReadMode,
+    TableKind,
+    TableSpec,
+    frozen,
+    require_built,
 )
-"""The kinds the tap reads today; a table of another kind is refused at construction."""
 
-
-@dataclass(frozen=True)
-class Parent:
-    """The table a child table's rows belong to.
-
-    Attributes:
-        table: The parent table's name in the registry.
-        parameter: The name the parent's id goes under: the ``{placeholder}`` in the
-            child's path, or the query parameter.
-        location: Whether ``parameter`` is in the path or the query.
-        embedded_field: The parent's field holding the child's rows as a Stripe list
-            (``lines`` of an invoice); ``None`` when the rows are read only from the
-            child's endpoint, once per parent.
-    """
-
-    table: str
-    parameter: str
-    location: ParentParam = ParentParam.PATH
-    embedded_field: str | None = None
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """How one Stripe table is read.
-
-    Attributes:
-        name: Stream name, the lower-cased Stripe class name (``balancetransaction``).
-        path: List endpoint (``/v1/charges``), or the single object's path (``/v1/account``).
-            A child's path holds ``{<parameter>}`` when its parent's id goes in the path.
-        read: How the table's endpoint is read (:class:`ReadMode`).
-        object: The ``object`` field of the table's records (``balance_transaction``);
-            empty means the same as ``name``.
-        key_properties: The record's key.
-        parent: The parent of a child table, ``None`` for a top-level table.
-        filters: Query parameters every list request must carry (``status=all``: without
-            it Stripe leaves cancelled subscriptions out).
-        expand: Expansions requested on every request (``expand[]=data.<field>`` on lists).
-        event_types: Stripe event types whose ``data.object`` is an object of this table
-            (``*`` matches any suffix). A table with event types captures updates and
-            deletes through ``/v1/events`` (see ``capture.py``).
-        parent_event_types: Event types of the parent whose object carries this child's
-            rows (``invoice.*`` for invoice lines).
-        deletable: Stripe deletes objects of this table (they leave the lists and a
-            ``*.deleted`` event is their tombstone). Subscriptions are not: their
-            ``customer.subscription.deleted`` means cancelled, and they stay.
-        nested_lists: Fields holding a Stripe list object that Stripe cuts short, mapped to
-            the path template that pages the complete list; ``{id}`` is the parent's id.
-        created_field: The field holding the object's creation time, which the list's
-            ``created`` filter selects on (``date`` for invoice items).
-
-    ``replication_key`` and ``single_object`` follow from ``read``.
-    """
-
-    name: str
-    path: str
-    read: ReadMode = ReadMode.CREATED
-    object: str = ""
-    key_properties: tuple[str, ...] = ("id",)
-    parent: Parent | None = None
-    filters: Mapping[str, str] = field(default_factory=_frozen)
-    expand: tuple[str, ...] = ()
-    event_types: tuple[str, ...] = ()
-    parent_event_types: tuple[str, ...] = ()
-    deletable: bool = False
-    nested_lists: Mapping[str, str] = field(default_factory=_frozen)
-    created_field: str = "created"
-
-    def __post_init__(self) -> None:
-        if not self.object:
-            object.__setattr__(self, "object", self.name)
-        parent = self.parent
-        placeholders = set(re.findall(r"\{(\w+)\}", self.path))
-        if parent is not None and parent.location is ParentParam.PATH:
-            if placeholders != {parent.parameter}:
-                msg = f"table '{self.name}': path {self.path} must hold {{{parent.parameter}}}"
-                raise ValueError(msg)
-        elif placeholders:
-            msg = f"table '{self.name}': path {self.path} has a placeholder but no parent in it"
-            raise ValueError(msg)
-
-    @property
-    def replication_key(self) -> str | None:
-        """The creation-time field for tables read incrementally; ``None`` for full-table
-        reads."""
-        if self.read in (ReadMode.CREATED, ReadMode.NEWEST_FIRST):
-            return self.created_field
-        return None
-
-    @property
-    def single_object(self) -> bool:
-        """The path returns one object rather than a list."""
-        return self.read is ReadMode.SINGLE
-
-    @property
-    def kind(self) -> TableKind:
-        """What reading the table takes."""
-        if self.parent is None:
-            return TableKind(self.read.value)
-        if self.parent.embedded_field is not None:
-            return TableKind.EMBEDDED_CHILD
-        return TableKind.PER_PARENT_CHILD
-
-
-class NotBuiltError(ValueError):
-    """A registry entry of a kind the tap cannot read yet."""
-
-
-def require_built(spec: TableSpec) -> None:
-    """Refuse a table the tap would misread: one of a kind not built yet."""
-    if spec.kind not in BUILT_KINDS:
-        built = ", ".join(sorted(BUILT_KINDS))
-        msg = f"table '{spec.name}': kind '{spec.kind}' is not read yet (read today: {built})"
-        raise NotBuiltError(msg)
-
+__all__ = [
+    "BUILT_KINDS",
+    "TABLES",
+    "TABLES_BY_NAME",
+    "NotBuiltError",
+    "Parent",
+    "ParentParam",
+    "ReadMode",
+    "TableKind",
+    "TableSpec",
+    "check_children",
+    "embedded_children",
+    "require_built",
+    "tracks_deletes",
+]
 
 TABLES: tuple[TableSpec, ...] = (
     TableSpec(
@@ -202,16 +67,16 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec(
         name="subscription",
         path="/v1/subscriptions",
-        filters=_frozen({"status": "all"}),
+        filters=frozen({"status": "all"}),
         event_types=("customer.subscription.*",),
-        nested_lists=_frozen({"items": "/v1/subscription_items?subscription={id}"}),
+        nested_lists=frozen({"items": "/v1/subscription_items?subscription={id}"}),
     ),
     TableSpec(
         name="invoice",
         path="/v1/invoices",
         event_types=("invoice.*",),
         deletable=True,
-        nested_lists=_frozen({"lines": "/v1/invoices/{id}/lines"}),
+        nested_lists=frozen({"lines": "/v1/invoices/{id}/lines"}),
     ),
     TableSpec(name="event", path="/v1/events"),
     TableSpec(name="coupon", path="/v1/coupons", event_types=("coupon.*",), deletable=True),
@@ -223,6 +88,14 @@ TABLES: tuple[TableSpec, ...] = (
         object="balance_transaction",
     ),
     TableSpec(name="account", path="/v1/account", read=ReadMode.SINGLE),
+    # The balance has no id and no creation time: each run adds its copy, stamped.
+    TableSpec(
+        name="balance",
+        path="/v1/balance",
+        read=ReadMode.SINGLE,
+        key_properties=("snapshot_at",),
+        snapshot_field="snapshot_at",
+    ),
     # Payments
     TableSpec(
         name="paymentintent",
@@ -285,13 +158,16 @@ TABLES: tuple[TableSpec, ...] = (
         read=ReadMode.NEWEST_FIRST,
         object="credit_note",
         event_types=("credit_note.*",),
-        nested_lists=_frozen({"lines": "/v1/credit_notes/{id}/lines"}),
+        nested_lists=frozen({"lines": "/v1/credit_notes/{id}/lines"}),
     ),
+    # A quote's and a checkout session's line items are left out unless expanded.
     TableSpec(
         name="quote",
         path="/v1/quotes",
         read=ReadMode.NEWEST_FIRST,
         event_types=("quote.*",),
+        expand=("line_items",),
+        nested_lists=frozen({"line_items": "/v1/quotes/{id}/line_items"}),
     ),
     TableSpec(
         name="checkoutsession",
@@ -299,6 +175,8 @@ TABLES: tuple[TableSpec, ...] = (
         read=ReadMode.NEWEST_FIRST,
         object="checkout.session",
         event_types=("checkout.session.*",),
+        expand=("line_items",),
+        nested_lists=frozen({"line_items": "/v1/checkout/sessions/{id}/line_items"}),
     ),
     TableSpec(
         name="earlyfraudwarning",
@@ -313,16 +191,24 @@ TABLES: tuple[TableSpec, ...] = (
         path="/v1/payment_links",
         read=ReadMode.FULL,
         object="payment_link",
+        expand=("line_items",),
+        nested_lists=frozen({"line_items": "/v1/payment_links/{id}/line_items"}),
     ),
     TableSpec(name="taxcode", path="/v1/tax_codes", read=ReadMode.FULL, object="tax_code"),
     # Connect
-    TableSpec(name="transfer", path="/v1/transfers", event_types=("transfer.*",)),
+    TableSpec(
+        name="transfer",
+        path="/v1/transfers",
+        event_types=("transfer.*",),
+        nested_lists=frozen({"reversals": "/v1/transfers/{id}/reversals"}),
+    ),
     TableSpec(
         name="applicationfee",
         path="/v1/application_fees",
         object="application_fee",
         # application_fee.refund.updated carries a fee refund.
         event_types=("application_fee.created", "application_fee.refunded"),
+        nested_lists=frozen({"refunds": "/v1/application_fees/{id}/refunds"}),
     ),
     # A connected account's account.updated is an event of that account, not listed in
     # the platform's /v1/events: a full read each run catches changes and removals.
@@ -370,6 +256,119 @@ TABLES: tuple[TableSpec, ...] = (
         object="issuing.dispute",
         event_types=("issuing_dispute.*",),
     ),
+    # Children of an embedded list: rows of their parent's completed nested list, written with
+    # the parent. Line item ids were not unique before 2019-12-03, and the ids of quote,
+    # checkout session and payment link line items are not documented as unique: their key
+    # holds the parent's id.
+    TableSpec(
+        name="invoicelineitem",
+        path="/v1/invoices/{invoice}/lines",
+        object="line_item",
+        key_properties=("invoice", "id"),
+        parent=Parent("invoice", "invoice", embedded_field="lines", column="invoice"),
+    ),
+    TableSpec(
+        name="subscriptionitem",
+        path="/v1/subscription_items",
+        object="subscription_item",
+        parent=Parent(
+            "subscription",
+            "subscription",
+            ParentParam.QUERY,
+            embedded_field="items",
+            column="subscription",
+        ),
+    ),
+    TableSpec(
+        name="creditnotelineitem",
+        path="/v1/credit_notes/{credit_note}/lines",
+        object="credit_note_line_item",
+        parent=Parent("creditnote", "credit_note", embedded_field="lines", column="credit_note"),
+    ),
+    TableSpec(
+        name="quotelineitem",
+        path="/v1/quotes/{quote}/line_items",
+        object="item",
+        key_properties=("quote", "id"),
+        parent=Parent("quote", "quote", embedded_field="line_items", column="quote"),
+    ),
+    TableSpec(
+        name="checkoutsessionlineitem",
+        path="/v1/checkout/sessions/{session}/line_items",
+        object="item",
+        key_properties=("checkout_session", "id"),
+        parent=Parent(
+            "checkoutsession", "session", embedded_field="line_items", column="checkout_session"
+        ),
+    ),
+    TableSpec(
+        name="paymentlinklineitem",
+        path="/v1/payment_links/{payment_link}/line_items",
+        object="item",
+        key_properties=("payment_link", "id"),
+        parent=Parent(
+            "paymentlink", "payment_link", embedded_field="line_items", column="payment_link"
+        ),
+    ),
+    TableSpec(
+        name="transferreversal",
+        path="/v1/transfers/{id}/reversals",
+        object="transfer_reversal",
+        parent=Parent("transfer", "id", embedded_field="reversals", column="transfer"),
+    ),
+    TableSpec(
+        name="feerefund",
+        path="/v1/application_fees/{id}/refunds",
+        object="fee_refund",
+        parent=Parent("applicationfee", "id", embedded_field="refunds", column="fee"),
+    ),
 )
 
 TABLES_BY_NAME: Mapping[str, TableSpec] = MappingProxyType({t.name: t for t in TABLES})
+
+
+def embedded_children(parent: str) -> tuple[TableSpec, ...]:
+    """The tables made of rows of ``parent``'s embedded lists, in registry order."""
+    return tuple(
+        spec
+        for spec in TABLES
+        if spec.kind is TableKind.EMBEDDED_CHILD and spec.parent and spec.parent.table == parent
+    )
+
+
+def tracks_deletes(spec: TableSpec) -> bool:
+    """Whether rows of ``spec`` can be marked deleted from events: its own, or for a
+    child, its parent's."""
+    if spec.event_types:
+        return True
+    parent = TABLES_BY_NAME.get(spec.parent.table) if spec.parent is not None else None
+    return parent is not None and bool(parent.event_types)
+
+
+def check_children(tables: Mapping[str, TableSpec]) -> None:
+    """Refuse a child whose parent does not carry its rows: its parent must be in the
+    registry, and a parent's nested-list template must page exactly the child's path."""
+    for spec in tables.values():
+        parent = spec.parent
+        if parent is None:
+            continue
+        owner = tables.get(parent.table)
+        if owner is None or owner.parent is not None or not parent.column:
+            msg = f"table '{spec.name}': parent '{parent.table}' must be a top-level table"
+            raise ValueError(msg)
+        if parent.embedded_field is None:
+            continue
+        template = owner.nested_lists.get(parent.embedded_field, "")
+        if parent.location is ParentParam.PATH:
+            expected = spec.path.replace(f"{{{parent.parameter}}}", "{id}")
+        else:
+            expected = f"{spec.path}?{parent.parameter}={{id}}"
+        if template != expected:
+            msg = (
+                f"table '{spec.name}': its parent '{parent.table}' must page "
+                f"'{parent.embedded_field}' from {expected}, not {template or 'nowhere'}"
+            )
+            raise ValueError(msg)
+
+
+check_children(TABLES_BY_NAME)

@@ -38,7 +38,7 @@ from tap_stripe.settings import (
 )
 from tap_stripe.state import checked_state, usable_state
 from tap_stripe.streams import StripeStream
-from tap_stripe.tables import TABLES, TableSpec, require_built
+from tap_stripe.tables import TABLES, TableKind, TableSpec, require_built, tracks_deletes
 
 # Threads needed to keep the rate budget busy at Stripe's typical ~300-400 ms per list page.
 SECONDS_IN_FLIGHT_PER_REQUEST = 0.4
@@ -235,7 +235,8 @@ class TapStripe(Tap):
         streams = [
             stream
             for stream in self.streams.values()
-            if isinstance(stream, StripeStream) and stream.selected
+            if isinstance(stream, StripeStream)
+            and (stream.selected or stream.has_selected_descendents)
         ]
         if not streams and self.input_catalog is not None:
             self.logger.warning("The catalog selects no stream: nothing to sync")
@@ -269,7 +270,7 @@ class TapStripe(Tap):
         the tombstone column: a catalog written before it existed would otherwise send
         SCHEMA messages without it, and targets would drop the deletes."""
         for spec in TABLES:
-            entry = self.catalog.get_stream(spec.name) if spec.event_types else None
+            entry = self.catalog.get_stream(spec.name) if tracks_deletes(spec) else None
             if entry is not None and entry.schema.properties is not None:
                 entry.schema.properties.setdefault(DELETED_AT, Schema.from_dict(DELETED_AT_SCHEMA))
         try:
@@ -279,8 +280,13 @@ class TapStripe(Tap):
             raise InputError(f"config: stream_maps: {first_line}") from exc
 
     def discover_streams(self) -> list[StripeStream]:
-        """One stream per table of the registry."""
-        return [self.stream_for(spec) for spec in TABLES]
+        """One stream per table of the registry; an embedded child's rows are written by
+        its parent's stream."""
+        streams = {spec.name: self.stream_for(spec) for spec in TABLES}
+        for spec in TABLES:
+            if spec.kind is TableKind.EMBEDDED_CHILD and spec.parent is not None:
+                streams[spec.parent.table].adopt(streams[spec.name])
+        return list(streams.values())
 
     def stream_for(self, spec: TableSpec) -> StripeStream:
         """The stream reading ``spec``; tables with change capture get a tombstone column.
@@ -289,7 +295,7 @@ class TapStripe(Tap):
         """
         require_built(spec)
         schema = load_schema(spec.name)
-        if spec.event_types:
+        if tracks_deletes(spec):
             schema = with_deleted_at(schema)
         return StripeStream(self, spec, schema, run=lambda: self.run)
 

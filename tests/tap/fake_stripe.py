@@ -26,7 +26,9 @@ API_KEY = "sk_test_51FakeKeyThatMustNeverBeSeen0123456789"
 
 # The tables, their paths and nested lists come from the tap's registry. Ids take Stripe's
 # prefix where a test looks at it, the table's name otherwise.
-LIST_PATHS = {spec.name: spec.path for spec in TABLES if not spec.single_object}
+LIST_PATHS = {
+    spec.name: spec.path for spec in TABLES if not spec.single_object and spec.parent is None
+}
 SINGLE_PATHS = tuple(spec.path for spec in TABLES if spec.single_object)
 NESTED_TEMPLATES = tuple(t for spec in TABLES for t in spec.nested_lists.values())
 PREFIXES = {name: name for name in LIST_PATHS} | {
@@ -67,9 +69,18 @@ def make_object(stream: str, created: int, **fields: Any) -> dict:
 
 
 def make_event(
-    event_type: str, obj: dict, *, created: int, api_version: str | None = PINNED_API_VERSION
+    event_type: str,
+    obj: dict,
+    *,
+    created: int,
+    api_version: str | None = PINNED_API_VERSION,
+    previous: dict | None = None,
 ) -> dict:
-    """A Stripe event whose ``data.object`` is ``obj``."""
+    """A Stripe event whose ``data.object`` is ``obj`` (``previous``: its
+    ``previous_attributes``)."""
+    data: dict[str, Any] = {"object": obj}
+    if previous is not None:
+        data["previous_attributes"] = previous
     return {
         "id": f"evt_{next(_ids):08d}",
         "object": "event",
@@ -77,7 +88,7 @@ def make_event(
         "created": created,
         "api_version": api_version,
         "livemode": False,
-        "data": {"object": obj},
+        "data": data,
     }
 
 
@@ -119,6 +130,12 @@ class FakeStripe:
         self.mocker = mocker
         self.objects: dict[str, list[dict]] = {path: [] for path in LIST_PATHS.values()}
         self.account: dict = {"id": "acct_1Fake", "object": "account", "country": "US"}
+        self.balance: dict = {
+            "object": "balance",
+            "available": [{"amount": 1200, "currency": "usd"}],
+            "pending": [{"amount": 300, "currency": "usd"}],
+            "livemode": False,
+        }
         self.nested: dict[str, list[dict]] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.failures: list[Callable[[Any, Any], dict | None]] = []
@@ -129,12 +146,12 @@ class FakeStripe:
         self.deleted_customers: set[str] = set()
         # Failures queued for one path only (answered before ``failures``).
         self.path_failures: dict[str, list[Callable[[Any, Any], dict | None]]] = {}
-        # Stripe's clock, sent as the ``Date`` of list answers when set (unix seconds).
+        # Stripe's clock, sent as the ``Date`` of list and single-object answers when set.
         self.clock: float | None = None
         for path in self.objects:
             mocker.get(f"{api_url}{path}", json=self._list)
         for path in SINGLE_PATHS:
-            mocker.get(f"{api_url}{path}", json=self._account)
+            mocker.get(f"{api_url}{path}", json=self._single)
         for template in NESTED_TEMPLATES:
             mocker.get(_nested_url(api_url, template), json=self._nested)
         plurals = "|".join(re.escape(path.removeprefix("/v1/")) for path in LIST_PATHS.values())
@@ -170,9 +187,12 @@ class FakeStripe:
         *,
         created: int,
         api_version: str | None = PINNED_API_VERSION,
+        previous: dict | None = None,
     ) -> dict:
         """Make an event about ``obj`` visible on ``/v1/events``."""
-        event = make_event(event_type, obj, created=created, api_version=api_version)
+        event = make_event(
+            event_type, obj, created=created, api_version=api_version, previous=previous
+        )
         self.objects[EVENTS_PATH].append(event)
         return event
 
@@ -274,10 +294,14 @@ class FakeStripe:
         limit = int(params.get("limit", 10))
         return stripe_list(items[:limit], path, has_more=len(items) > limit)
 
-    def _account(self, request: Any, context: Any) -> dict:
-        self._record(request)
+    def _single(self, request: Any, context: Any) -> dict:
+        path, _ = self._record(request)
         failure = self._maybe_fail(request, context)
-        return failure if failure is not None else self.account
+        if failure is not None:
+            return failure
+        if self.clock is not None:
+            context.headers["Date"] = formatdate(self.clock, usegmt=True)
+        return self.balance if path == "/v1/balance" else self.account
 
     def _retrieve(self, request: Any, context: Any) -> dict:
         path, _ = self._record(request)

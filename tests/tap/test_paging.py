@@ -268,6 +268,17 @@ def test_account_is_one_full_table_record(stripe: FakeStripe) -> None:
     )
 
 
+def test_balance_is_one_snapshot_per_run_keyed_by_stripes_time(stripe: FakeStripe) -> None:
+    stripe.clock = 1_800_000_000
+
+    result = run_tap(streams=("balance",))
+
+    assert result.error is None
+    assert result.records["balance"] == [{**stripe.balance, "snapshot_at": 1_800_000_000}]
+    assert result.schemas["balance"][0]["key_properties"] == ["snapshot_at"]
+    assert [path for path, _ in stripe.requests] == ["/v1/balance"]
+
+
 def test_a_catalog_forcing_full_table_ignores_and_keeps_no_bookmark(stripe: FakeStripe) -> None:
     expected = charges(stripe, 3, start=1_600_000_000, step=DAY)
     tap_catalog = TapStripe(config=base_config(), parse_env_config=False).catalog_dict

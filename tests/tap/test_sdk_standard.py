@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pytest
 import requests_mock
 from singer_sdk.testing import get_tap_test_class
-from tap_stripe.tables import TABLES_BY_NAME
+from tap_stripe.tables import TABLES_BY_NAME, embedded_children
 from tap_stripe.tap import TapStripe, load_schema
 
 from tests.tap.conftest import base_config
-from tests.tap.fake_stripe import LIST_PATHS, FakeStripe
+from tests.tap.fake_stripe import LIST_PATHS, FakeStripe, stripe_list
 
 SAMPLES = {
     "string": "sample",
@@ -39,6 +39,12 @@ def schema_record(stream: str, i: int) -> dict:
     created = TABLES_BY_NAME[stream].created_field
     if created in properties:  # payment links and tax codes have no creation time
         record[created] = 1_700_000_000 + i * 3600
+    for child in embedded_children(stream):
+        field = child.parent.embedded_field
+        kind = child.object.split("|")[0]
+        rows = [{**schema_record(child.name, i * 10 + n), "object": kind} for n in range(2)]
+        template = TABLES_BY_NAME[stream].nested_lists[field]
+        record[field] = stripe_list(rows, template.format(id=record["id"]))
     return record
 
 
@@ -49,6 +55,8 @@ def mocked_stripe() -> Iterator[FakeStripe]:
         for stream in LIST_PATHS:
             stripe.add(stream, [schema_record(stream, i) for i in range(120)])
         stripe.account = schema_record("account", 0)
+        balance = schema_record("balance", 0)
+        stripe.balance = {k: v for k, v in balance.items() if k not in ("id", "snapshot_at")}
         yield stripe
 
 

@@ -1,0 +1,259 @@
+"""A parent table's output: its own records, and the rows of its child tables.
+
+The rows of an invoice's lines, a subscription's items or a customer's cards arrive
+inside the parent (its nested list, completed past Stripe's cut by ``children.py``), so
+they are written from the parent's pages, listed or changed, with no request of their
+own. The rows of a child Stripe embeds nowhere (a customer's payment methods, a payout's
+balance transactions) are listed once per parent: for every parent of a listed page, and
+for a parent an event changed when the child has no events of its own. Each row carries
+its parent's id in the child table's parent column.
+
+A row a parent no longer lists gets a tombstone: the rows of a deleted parent, and those
+an update event's ``previous_attributes`` held but the parent's current list does not
+(an item removed from a subscription, a line removed from a draft invoice). A parent
+read whole under a table version retires its children under the same version.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from tap_stripe import shutdown
+from tap_stripe.changes import DELETED_AT, ChangedFields, RemovedRows, iso_time
+from tap_stripe.children import list_rows, listed_rows
+from tap_stripe.emit import Emitter
+from tap_stripe.fetcher import Page
+from tap_stripe.run import Run
+from tap_stripe.tables import ParentParam, TableSpec
+
+Row = dict[str, Any]
+
+
+@dataclass
+class ChildOutput:
+    """One selected child table made of a nested list of its parent, and its emitter."""
+
+    spec: TableSpec
+    emitter: Emitter
+
+    @property
+    def field(self) -> str:
+        """The parent's nested list holding the rows."""
+        assert self.spec.parent is not None and self.spec.parent.embedded_field is not None
+        return self.spec.parent.embedded_field
+
+    @property
+    def column(self) -> str:
+        """The rows' column holding the parent's id."""
+        assert self.spec.parent is not None
+        return self.spec.parent.column
+
+    def rows(self, parent: Mapping[str, Any]) -> list[Row]:
+        """The child rows ``parent`` lists (those of the table's object, where the list
+        mixes several: a customer's ``sources``), each with the parent's id."""
+        objects = self.spec.object.split("|")
+        return [
+            {**row, self.column: parent["id"]}
+            for row in listed_rows(parent, self.field)
+            if row.get("object", self.spec.object) in objects
+        ]
+
+
+@dataclass
+class ListedChild:
+    """One selected child table listed once per parent, and its emitter.
+
+    The lists of a page's parents are read concurrently, on a pool made on first use.
+    """
+
+    spec: TableSpec
+    emitter: Emitter
+    run: Run
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def column(self) -> str:
+        """The rows' column holding the parent's id."""
+        assert self.spec.parent is not None
+        return self.spec.parent.column
+
+    def has_list(self, parent: Mapping[str, Any]) -> bool:
+        """Whether Stripe has this child's list for ``parent`` (``Parent.only_if``)."""
+        assert self.spec.parent is not None
+        return all(parent.get(key) == value for key, value in self.spec.parent.only_if.items())
+
+    def refreshed_by(self, changed: set[str]) -> bool:
+        """Whether a parent change of the fields ``changed`` may have changed its rows."""
+        assert self.spec.parent is not None
+        if self.spec.event_types:
+            return False  # the child's own events carry its changes
+        refresh_on = self.spec.parent.refresh_on
+        return not refresh_on or bool(changed & set(refresh_on))
+
+    def rows(self, parents: Sequence[Mapping[str, Any]]) -> list[Row]:
+        """Every row of each parent's list, each with the parent's id."""
+        wanted = [parent for parent in parents if self.has_list(parent)]
+        if not wanted:
+            return []
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.run.concurrency,
+                    thread_name_prefix=f"tap-stripe-{self.spec.name}",
+                )
+        lists = self._pool.map(self._rows_of, [str(parent["id"]) for parent in wanted])
+        return [row for rows in lists for row in rows]
+
+    def _rows_of(self, parent_id: str) -> list[Row]:
+        parent = self.spec.parent
+        assert parent is not None
+        params: dict[str, Any] = dict(self.spec.filters)
+        path = self.spec.path
+        if parent.location is ParentParam.PATH:
+            path = path.replace(f"{{{parent.parameter}}}", parent_id)
+        else:
+            params[parent.parameter] = parent_id
+        rows = list_rows(self.run.client, path, params, stream=self.spec.name)
+        return [{**row, self.column: parent_id} for row in rows]
+
+    def close(self) -> None:
+        """Let the pool go (without waiting for requests under way on a stop)."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=not shutdown.stopping(), cancel_futures=True)
+                self._pool = None
+
+
+class Family:
+    """Writes a parent table's pages: the parent's records (``parent`` is ``None`` when only
+    its children are selected) and each selected child's rows.
+
+    ``listed_children`` are listed per parent; ``strip`` are the nested lists expanded
+    only for children, left out of the parent's rows; ``list_owned``: whether the parents
+    of listed pages have the lists of children with events of their own read too (a run
+    without change capture), or leave their changes to those events.
+    """
+
+    def __init__(
+        self,
+        parent: Emitter | None,
+        children: Sequence[ChildOutput],
+        listed_children: Sequence[ListedChild] = (),
+        *,
+        strip: Sequence[str] = (),
+        list_owned: bool = True,
+    ) -> None:
+        self.parent = parent
+        self.children = tuple(children)
+        self.listed_children = tuple(listed_children)
+        self.strip = tuple(strip)
+        self.list_owned = list_owned
+
+    @property
+    def list_fields(self) -> tuple[str, ...]:
+        """The parent's nested lists the selected children are made of."""
+        return tuple(dict.fromkeys(child.field for child in self.children))
+
+    def emit(
+        self,
+        page: Page,
+        removed: RemovedRows | None = None,
+        changed: ChangedFields | None = None,
+    ) -> int:
+        """Write a page of current parents and their children; return how many parents.
+
+        ``removed``: rows the parents' events listed before; those a parent does not list
+        now are written as tombstones. ``changed``: for parents written from events, the
+        fields their events changed (``None``: a listed page).
+        """
+        if not (self.children or self.listed_children or self.strip) or not page.raws:
+            return self.parent.emit(page) if self.parent is not None else len(page.raws)
+        parents = page.records()
+        self._emit_parents(parents, page)
+        for child in self.children:
+            rows = [row for parent in parents for row in child.rows(parent)]
+            if removed:
+                rows += self._gone(child, parents, removed)
+            self._write(child.emitter, rows, page)
+        for listed in self.listed_children:
+            if changed is None:
+                chosen = parents if self.list_owned or not listed.spec.event_types else []
+            else:
+                chosen = [p for p in parents if listed.refreshed_by(changed.get(p["id"], set()))]
+            self._write(listed.emitter, listed.rows(chosen), page)
+        return len(parents)
+
+    def _emit_parents(self, parents: list[Row], page: Page) -> None:
+        if self.parent is None:
+            return
+        if not self.strip:
+            self.parent.emit(page)
+            return
+        own = [{k: v for k, v in parent.items() if k not in self.strip} for parent in parents]
+        self._write(self.parent, own, page)
+
+    def emit_tombstones(self, page: Page, removed: RemovedRows | None = None) -> None:
+        """Write tombstones of parents (``_sdc_deleted_at`` set), and of every child row
+        the deleted parents listed, or listed before (``removed``)."""
+        if not page.raws:
+            return
+        parents = page.records()
+        self._emit_parents(parents, page)
+        for child in self.children:
+            rows = [
+                {**row, DELETED_AT: parent[DELETED_AT]}
+                for parent in parents
+                for row in child.rows(parent)
+            ]
+            if removed:
+                rows += self._gone(child, parents, removed)
+            self._write(child.emitter, rows, page)
+
+    @staticmethod
+    def _gone(child: ChildOutput, parents: list[Row], removed: RemovedRows) -> list[Row]:
+        """Tombstones of the rows ``removed`` holds for these parents that they no longer list."""
+        tombstones = []
+        for parent in parents:
+            before = removed.get(parent["id"], {}).get(child.field, {})
+            if not before:
+                continue
+            listed = {row.get("id") for row in listed_rows(parent, child.field)}
+            for row_id, (row, gone_at) in before.items():
+                if row_id not in listed and row.get("object", child.spec.object) in (
+                    child.spec.object.split("|")
+                ):
+                    tombstones.append(
+                        {**row, child.column: parent["id"], DELETED_AT: iso_time(gone_at)}
+                    )
+        return tombstones
+
+    @staticmethod
+    def _write(emitter: Emitter, rows: list[Row], page: Page) -> None:
+        if not rows:
+            return
+        out = Page([orjson.dumps(row) for row in rows], None)
+        out.time_extracted = page.time_extracted
+        emitter.emit(out)
+
+    def flush(self) -> None:
+        """Write out every buffered record."""
+        for emitter in self.emitters():
+            emitter.flush()
+
+    def close(self) -> None:
+        """Let the per-parent listers' pools go."""
+        for listed in self.listed_children:
+            listed.close()
+
+    def emitters(self) -> list[Emitter]:
+        """The parent's emitter (when selected) and the children's."""
+        own = [self.parent] if self.parent is not None else []
+        children = [child.emitter for child in (*self.children, *self.listed_children)]
+        return own + children
