@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from stripe_sim import ledger, per_parent
 from stripe_sim.api import expanded
 from stripe_sim.children import CHILD_OF, row_count, truth
 from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, unavailable_problem
 from stripe_sim.dataset import EVENT_RETENTION
 from stripe_sim.mutate import MutationError, mutate
-from stripe_sim.tables import SPECS, STREAMS
+from stripe_sim.tables import SPECS, STREAMS, TableKind
 
 if TYPE_CHECKING:
     from stripe_sim.server import SimServer
@@ -73,7 +74,12 @@ def info(server: SimServer) -> dict[str, Any]:
         "counts": {
             account_id: {
                 **{stream: len(table) for stream, table in data.tables.items()},
-                **{child: row_count(data, child) for child in CHILD_OF.values()},
+                **{
+                    child: row_count(data, child)
+                    for children in CHILD_OF.values()
+                    for child in children
+                },
+                **{child: per_parent.row_count(data, child) for child in per_parent.KIN_TABLES},
             }
             for account_id, data in state.accounts.items()
         },
@@ -83,7 +89,8 @@ def info(server: SimServer) -> dict[str, Any]:
 def objects(server: SimServer, stream: str, account: str, ids_only: bool) -> tuple[int, bytes]:
     """Current truth of one table, newest first (events: only those still retained), as
     the tap reads it: with the registry's expansions (a quote's ``line_items``). A child
-    table answers its live rows and, in ``deleted``, the rows removed from their parents."""
+    table answers its live rows and, in ``deleted``, the rows removed from their parents;
+    the balance its one object (no ids)."""
     state = server.state
     data = state.account(account)
     if data is None:
@@ -93,8 +100,13 @@ def objects(server: SimServer, stream: str, account: str, ids_only: bool) -> tup
     extra = b""
     if stream == "account":
         rows_ids, bodies = [data.account_id], [data.account]
+    elif stream == "balance":  # one object without an id
+        rows_ids, bodies = [], [ledger.balance(data)]
     elif SPECS[stream].parent is not None:
-        rows_ids, bodies = truth(data, stream)
+        if SPECS[stream].kind is TableKind.EMBEDDED_CHILD:
+            rows_ids, bodies = truth(data, stream)
+        else:
+            rows_ids, bodies = per_parent.truth(data, stream)
         extra = b',"deleted":' + orjson.dumps(data.removed.get(stream, []))
     else:
         rows = data.tables[stream].rows

@@ -16,20 +16,20 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from stripe_sim import errors
+from stripe_sim import child_retrieve, errors, ledger, per_parent
 from stripe_sim.children import CHILD_OF, included
 from stripe_sim.dataset import EVENT_RETENTION, AccountData, deleted_customer
 from stripe_sim.errors import StripeError
 from stripe_sim.nested import NESTED_ROUTES, NestedRoute
 from stripe_sim.state import SimState
 from stripe_sim.store import CursorMissing, Predicate, Row, encode
-from stripe_sim.synth import resource_shape
+from stripe_sim.synth import load_shapes, resource_shape
 from stripe_sim.tables import ID_PREFIX_STREAM, INCLUDABLE, PLURALS, SPECS, SYNTHESIS
 
 PAGING = frozenset({"limit", "starting_after", "ending_before", "expand"})
 CREATED_OPS = frozenset({"gt", "gte", "lt", "lte"})
-# The single-object paths of the registry (``/v1/account``).
-SINGLE_PATHS = frozenset(spec.path for spec in SPECS.values() if spec.single_object)
+# The single-object paths of the registry (``/v1/account``, ``/v1/balance``) -> their table.
+SINGLE_PATHS = {spec.path: name for name, spec in SPECS.items() if spec.single_object}
 KEY_RE = re.compile(r"^([A-Za-z_]+)(?:\[([A-Za-z0-9_]*)\])?(?:\[[A-Za-z0-9_]*\])*$")
 
 
@@ -148,15 +148,26 @@ def handle(state: SimState, method: str, path: str, query: str, headers: Any) ->
 def route(state: SimState, data: AccountData, path: str, params: Params) -> bytes:
     clean = "/" + path.strip("/")
     if clean in SINGLE_PATHS:
+        refuse_if_unavailable(state, data, SINGLE_PATHS[clean])
         params.check(frozenset({"expand"}))
-        return data.account
+        return data.account if SINGLE_PATHS[clean] == "account" else ledger.balance(data)
     for nested in NESTED_ROUTES:
         parent_id = nested.match(clean)
         if parent_id is not None:
-            for stream in (nested.table, CHILD_OF.get((nested.table, nested.field))):
-                if stream is not None:
-                    refuse_if_unavailable(state, data, stream, clean)
+            for stream in (nested.table, *CHILD_OF.get((nested.table, nested.field), ())):
+                refuse_if_unavailable(state, data, stream, clean)
             return nested_list(data, nested, parent_id, params)
+    for kin in per_parent.ROUTES:
+        parent_id = kin.match(clean, params)
+        if parent_id is not None:
+            refuse_if_unavailable(state, data, per_parent.parent_table(kin.child), clean)
+            refuse_if_unavailable(state, data, kin.child, clean)
+            page, url = per_parent.kin_page(data, kin, parent_id, params, predicate_for)
+            return list_body([row.body for row in page.rows], page.has_more, url)
+    child = child_retrieve.retrieve(data, clean)
+    if child is not None:
+        params.check(frozenset({"expand"}))
+        return child
     rest = clean.removeprefix("/v1/")
     stream = PLURALS.get(rest)
     if stream is not None:
@@ -183,18 +194,25 @@ def refuse_if_unavailable(
 
 
 def nested_list(data: AccountData, nested: NestedRoute, parent_id: str, params: Params) -> bytes:
-    """A page of a parent's complete nested list (its id in the path or the query)."""
+    """A page of a parent's complete nested list (its id in the path or the query), its
+    entries filtered by the documented parameters naming an attribute they keep (a
+    customer's sources by ``object``)."""
+    documented = frozenset(load_shapes()["list_params"].get(nested.template, ()))
     if nested.id_param is None:
-        params.check(PAGING)
+        params.check(PAGING | documented)
     else:
-        params.check(PAGING | {nested.id_param})
+        params.check(PAGING | documented | {nested.id_param})
         parent_id = params.scalars.get(nested.id_param, "")
         if not parent_id:
             raise errors.missing_param(nested.id_param)
     rows = data.nested[nested.table, nested.field].get(parent_id)
     if rows is None:
         raise errors.no_such(SPECS[nested.table].object, parent_id, nested.id_param or "id")
-    return nested_page(rows, params, nested.url(parent_id), nested.entry_object)
+    wanted = {name: params.scalars[name] for name in documented & set(params.scalars)}
+    if wanted.get("object"):
+        rows = [row for row in rows if row.attrs.get("object") == wanted["object"]]
+    url = nested.url(parent_id)
+    return nested_page(rows, params, url, nested.entry_object.split("|")[0])
 
 
 def retrieve(

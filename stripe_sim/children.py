@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from stripe_sim.store import Row, encode
-from stripe_sim.tables import CHILDREN, INCLUDABLE, SPECS
+from stripe_sim.tables import CHILDREN, INCLUDABLE, SPECS, objects_of
 
 if TYPE_CHECKING:
     from stripe_sim.dataset import AccountData, Generator, Pool
@@ -63,10 +63,18 @@ def link(child: str) -> tuple[str, str, str]:
     return parent.table, parent.embedded_field, parent.column
 
 
-# (parent table, list field) -> the child table made of that list's entries.
-CHILD_OF: dict[tuple[str, str], str] = {
-    link(name)[:2]: name for names in CHILDREN.values() for name in names
-}
+# (parent table, list field) -> the child tables made of that list's entries (a
+# customer's ``sources``: its cards and its bank accounts).
+CHILD_OF: dict[tuple[str, str], tuple[str, ...]] = {}
+for _names in CHILDREN.values():
+    for _name in _names:
+        CHILD_OF[link(_name)[:2]] = (*CHILD_OF.get(link(_name)[:2], ()), _name)
+
+
+def of_child(child: str, rows: list[Row]) -> list[Row]:
+    """The entries of a nested list that are rows of ``child`` (by their ``object``)."""
+    objects = objects_of(SPECS[child])
+    return [row for row in rows if row.attrs.get("object") in objects]
 
 
 def listing(url: str, page: list[Any], has_more: bool) -> dict[str, Any]:
@@ -84,7 +92,8 @@ def nest(
     """Keep a parent's complete nested list for its endpoint; return what Stripe embeds in
     the parent: the list's first page."""
     data.nested[stream, list_field][parent_id] = [
-        Row(created, entry["id"], encode(entry), {}) for entry in entries
+        Row(created, entry["id"], encode(entry), {"object": entry.get("object")})
+        for entry in entries
     ]
     url = SPECS[stream].nested_lists[list_field].format(id=parent_id)
     return listing(url, entries[:NESTED_PAGE], len(entries) > NESTED_PAGE)
@@ -139,7 +148,13 @@ def remember_removed(
     data: AccountData, child: str, parent_id: str, child_ids: list[str], when: int
 ) -> None:
     """Note children that left their parent's list (the truth's ``deleted``)."""
-    column = link(child)[2]
+    remember_removed_as(data, child, link(child)[2], parent_id, child_ids, when)
+
+
+def remember_removed_as(
+    data: AccountData, child: str, column: str, parent_id: str, child_ids: list[str], when: int
+) -> None:
+    """Note rows of ``child`` (its parent's id in ``column``) that left their parent."""
     data.removed.setdefault(child, []).extend(
         {"id": child_id, column: parent_id, "removed_at": when} for child_id in child_ids
     )
@@ -149,16 +164,18 @@ def removed_with_parent(
     data: AccountData, stream: str, list_field: str, parent_id: str, when: int
 ) -> None:
     """A deleted parent's list goes with it: its entries count as removed children."""
-    rows = data.nested[stream, list_field].pop(parent_id, None)
-    child = CHILD_OF.get((stream, list_field))
-    if rows and child is not None:
-        remember_removed(data, child, parent_id, [row.id for row in rows], when)
+    rows = data.nested[stream, list_field].pop(parent_id, None) or []
+    for child in CHILD_OF.get((stream, list_field), ()):
+        gone = [row.id for row in of_child(child, rows)]
+        if gone:
+            remember_removed(data, child, parent_id, gone, when)
 
 
 def row_count(data: AccountData, child: str) -> int:
     """How many live rows a child table has."""
     parent_table, list_field, _ = link(child)
-    return sum(len(rows) for rows in data.nested[parent_table, list_field].values())
+    lists = data.nested[parent_table, list_field].values()
+    return sum(len(of_child(child, rows)) for rows in lists)
 
 
 def truth(data: AccountData, child: str) -> tuple[list[str], list[bytes]]:
@@ -170,7 +187,7 @@ def truth(data: AccountData, child: str) -> tuple[list[str], list[bytes]]:
     ids: list[str] = []
     bodies: list[bytes] = []
     for row in data.tables[parent_table].rows:
-        for entry in lists.get(row.id, ()):
+        for entry in of_child(child, lists.get(row.id, [])):
             obj = orjson.loads(entry.body)
             if obj.get(column) != row.id:
                 obj[column] = row.id
@@ -211,14 +228,18 @@ class ChildMaker:
         created: int,
         pool_of: Callable[[str], Pool | None],
     ) -> None:
-        """Give a new parent its children, made at its creation."""
+        """Give a new parent its children, made at its creation (the children sharing one
+        list, a customer's cards and bank accounts, in it together)."""
+        lists: dict[str, list[dict[str, Any]]] = {}
         for child in CHILDREN.get(stream, ()):
             n = self.volume(child)
             entries = [self.entry(child, obj, created, pool_of) for _ in range(n)]
             if stream in RETURNED:
                 for entry in entries:  # together at most half of the amount
                     entry["amount"] = max(1, obj["amount"] // (2 * n))
-            apply(data, stream, link(child)[1], obj, entries, created)
+            lists.setdefault(link(child)[1], []).extend(entries)
+        for list_field, entries in lists.items():
+            apply(data, stream, list_field, obj, entries, created)
 
     def entry(
         self,
@@ -227,16 +248,23 @@ class ChildMaker:
         created: int,
         pool_of: Callable[[str], Pool | None],
     ) -> dict[str, Any]:
-        """One child from its object's shape, naming its parent where the object has a
-        reference to it (``transfer_reversal.transfer``); a line item sells a price."""
+        """One child from its object's shape (one of its objects, for a table of several:
+        an external account is a bank account or a card), naming its parent where the
+        object has a reference to it (``transfer_reversal.transfer``, ``card.customer``;
+        an external account's ``account``); a line item sells a price."""
         spec = SPECS[child]
-        factory = self.gen.factory(spec.object)
+        objects = objects_of(spec)
+        factory = self.gen.factory(
+            objects[0] if len(objects) == 1 else self.gen.rng.choice(objects)
+        )
         parent_object = SPECS[link(child)[0]].object
         fixed = {
             name: parent["id"]
             for name, shape in factory.fields.items()
             if parent_object in shape.get("x", ())
         }
+        if child == "externalaccount":
+            fixed["account"] = parent["id"]
         if spec.object == "item":
             fixed.update(self.item_fields(created, pool_of("price")))
         obj = factory.build(created, fixed=fixed)

@@ -19,9 +19,11 @@ import orjson
 from stripe_sim.children import ChildMaker, nest
 from stripe_sim.config import API_VERSION, OTHER_API_VERSION, SimConfig
 from stripe_sim.factory import ObjectFactory
+from stripe_sim.kin import KinMaker
+from stripe_sim.ledger import Ledger
 from stripe_sim.store import Row, Table, encode
 from stripe_sim.synth import DAY, Synth
-from stripe_sim.tables import DERIVED, LIST_KINDS, SPECS, SYNTHESIS, event_for
+from stripe_sim.tables import DERIVED, LIST_KINDS, PER_PARENT, SPECS, SYNTHESIS, event_for
 
 EVENT_RETENTION = 30 * DAY
 # Stripe object name -> the list table holding such objects (the first one listed).
@@ -39,6 +41,8 @@ SUBSCRIPTION_STATUS = (
 )
 INVOICE_STATUS = (("paid", 70), ("open", 15), ("draft", 5), ("void", 5), ("uncollectible", 5))
 CHARGE_STATUS = (("succeeded", 92), ("failed", 5), ("pending", 3))
+# Share of recurring prices billed by reported usage (their items have usage summaries).
+METERED_SHARE = 0.2
 
 
 def row_of(stream: str, obj: dict[str, Any]) -> Row:
@@ -97,7 +101,8 @@ class AccountData:
     entries per parent id. ``deleted_customers`` remembers deleted customers' ids, which
     Stripe keeps answering with a stub; it is replaced as a whole, like the tables.
     ``removed`` lists, per child table, the children that left their parent's list
-    (``children.remember_removed``).
+    (``children.remember_removed``). ``kin`` holds the children listed per parent, per
+    child table and parent id (``per_parent.py``).
     """
 
     account_id: str
@@ -112,6 +117,11 @@ class AccountData:
     )
     deleted_customers: frozenset[str] = frozenset()
     removed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Detached payment methods, which Stripe still retrieves (``customer`` null).
+    detached: dict[str, bytes] = field(default_factory=dict)
+    kin: dict[str, dict[str, Table]] = field(
+        default_factory=lambda: {child: {} for kids in PER_PARENT.values() for child in kids}
+    )
 
 
 class Pool:
@@ -139,6 +149,8 @@ class Generator:
         self.begin = self.now - int(config.days * DAY)
         self.factories: dict[str, ObjectFactory] = {}
         self.children = ChildMaker(self)
+        self.kin = KinMaker(self)
+        self.ledger = Ledger(self)
 
     def factory(self, resource: str) -> ObjectFactory:
         if resource not in self.factories:
@@ -173,9 +185,9 @@ class Generator:
         for product in products:
             product["default_price"] = first_price.get(product["id"])
         coupons = [self.coupon(t) for t in self.times(self.count("coupon"))]
-        customers = Pool([self.customer(t) for t in self.times(self.count("customer"))])
-        recurring = Pool([p for p in prices if p["type"] == "recurring"] or prices)
         data = AccountData(self.account_id, b"", {})
+        customers = Pool([self.customer(t, data) for t in self.times(self.count("customer"))])
+        recurring = Pool([p for p in prices if p["type"] == "recurring"] or prices)
         subscriptions = Pool(
             [
                 self.subscription(t, customers, recurring, data)
@@ -191,7 +203,7 @@ class Generator:
             if invoice["subscription"]:
                 by_id[invoice["subscription"]]["latest_invoice"] = invoice["id"]
         charges = self.charges(customers, invoices)
-        balance = self.balance_transactions(charges)
+        self.ledger.charge_transactions(charges)
         pools = {
             "product": product_pool,
             "price": Pool(prices),
@@ -218,7 +230,7 @@ class Generator:
             "subscription": [row_of("subscription", o) for o in subscriptions.items],
             "invoice": [row_of("invoice", o) for o in invoices],
             "charge": charges,
-            "balancetransaction": balance,
+            "balancetransaction": self.ledger.drain(),
             **derived,
         }
         rows["event"] = self.creation_events(rows)
@@ -254,6 +266,7 @@ class Generator:
         elif created_field != "created":
             obj[created_field] = obj.pop("created")
         self.children.attach(data, stream, obj, created, pool_of)
+        self.kin.attach(data, stream, obj)
         return obj
 
     def product(self, created: int) -> dict[str, Any]:
@@ -287,7 +300,7 @@ class Generator:
                     "aggregate_usage": None,
                     "interval": self.rng.choice(("month", "year")),
                     "interval_count": 1,
-                    "usage_type": "licensed",
+                    "usage_type": "metered" if self.rng.random() < METERED_SHARE else "licensed",
                 }
                 if is_recurring
                 else None
@@ -310,7 +323,9 @@ class Generator:
         )
         return obj
 
-    def customer(self, created: int) -> dict[str, Any]:
+    def customer(self, created: int, data: AccountData) -> dict[str, Any]:
+        """A customer with its sources and tax ids (left out of it unless expanded), its
+        payment methods and its balance's transactions."""
         obj = self.factory("customer").build(created)
         obj.update(
             email=self.synth.email(),
@@ -321,6 +336,8 @@ class Generator:
             delinquent=self.rng.random() < 0.05,
             discount=None,
         )
+        self.children.attach(data, "customer", obj, created, lambda table: None)
+        self.kin.attach(data, "customer", obj)
         return obj
 
     def subscription(
@@ -336,6 +353,7 @@ class Generator:
         many = self.rng.random() < 0.05
         n_items = self.rng.randrange(11, 26) if many else self.rng.randrange(1, 4)
         items = [self.subscription_item(created, obj["id"], prices) for _ in range(n_items)]
+        self.kin.items(data, items)
         ended = created + self.rng.randrange(DAY, 200 * DAY) if status == "canceled" else None
         period_start = created + self.rng.randrange(0, 30 * DAY)
         obj.update(
@@ -528,56 +546,6 @@ class Generator:
             "name": synth.person(),
             "phone": None,
         }
-
-    def balance_transactions(self, charges: list[Row]) -> list[Row]:
-        factory = self.factory("balance_transaction")
-        rows: list[Row] = []
-        for row in charges:
-            charge = orjson.loads(row.body)
-            if charge["balance_transaction"] is None:
-                continue
-            fee = round(charge["amount"] * 0.029) + 30
-            fixed = dict(
-                amount=charge["amount"],
-                fee=fee,
-                net=charge["amount"] - fee,
-                fee_details=[
-                    {
-                        "amount": fee,
-                        "application": None,
-                        "currency": "usd",
-                        "description": "Stripe processing fees",
-                        "type": "stripe_fee",
-                    }
-                ],
-                available_on=charge["created"] + 2 * DAY,
-                status="available" if charge["created"] + 2 * DAY < self.now else "pending",
-                source=charge["id"],
-                type="charge",
-                reporting_category="charge",
-                description=charge["description"],
-                exchange_rate=None,
-            )
-            obj = factory.build(charge["created"], charge["balance_transaction"], fixed)
-            rows.append(row_of("balancetransaction", obj))
-        for created in self.times(len(charges) // 25):
-            obj = factory.build(created)
-            amount = -self.synth.money() * 10
-            obj.update(
-                amount=amount,
-                fee=0,
-                net=amount,
-                fee_details=[],
-                available_on=created,
-                status="available",
-                source=self.synth.stripe_id("po", 24),
-                type="payout",
-                reporting_category="payout",
-                description="STRIPE PAYOUT",
-                exchange_rate=None,
-            )
-            rows.append(row_of("balancetransaction", obj))
-        return rows
 
     def creation_events(self, rows: dict[str, list[Row]]) -> list[Row]:
         """``*.created`` events for objects created within the retention window."""

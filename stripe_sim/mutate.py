@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from stripe_sim import per_parent
 from stripe_sim.child_mutation import CHILD_TABLES, ChildChanges, child_problem
 from stripe_sim.children import removed_with_parent
 from stripe_sim.config import MAIN_ACCOUNT
@@ -155,7 +156,6 @@ class Mutation:
             return
         gen, now = self.gen, self.now
         objects: list[dict[str, Any]] = []
-        extra: list[Row] = []
         for _ in range(n):
             if stream == "product":
                 objects.append(gen.product(now))
@@ -164,7 +164,7 @@ class Mutation:
             elif stream == "coupon":
                 objects.append(gen.coupon(now))
             elif stream == "customer":
-                objects.append(gen.customer(now))
+                objects.append(gen.customer(now, self.data))
             elif stream == "subscription":
                 prices = self.pool("price", full=True)
                 recurring = Pool([p for p in prices.items if p["type"] == "recurring"])
@@ -186,8 +186,10 @@ class Mutation:
                 objects.append(charge)
         rows = [row_of(stream, obj) for obj in objects]
         if stream == "charge":
-            extra = gen.balance_transactions(rows)
-            self.replace("balancetransaction", upserts=extra)
+            gen.ledger.charge_transactions(rows)
+        entered = gen.ledger.drain()
+        if entered:
+            self.replace("balancetransaction", upserts=entered)
         self.replace(stream, upserts=rows)
         for obj, row in zip(objects, rows, strict=True):
             event_type = created_event_type(stream, obj)
@@ -220,6 +222,7 @@ class Mutation:
             self.event(str(event_for(stream, "deleted")), row.body)
             for list_field in SPECS[stream].nested_lists:
                 removed_with_parent(self.data, stream, list_field, row.id, self.now)
+            per_parent.removed_with_parent(self.data, stream, row.id, self.now)
         ids = [row.id for row in rows]
         self.replace(stream, deletes=ids)
         self.touched["delete"].setdefault(stream, []).extend(ids)

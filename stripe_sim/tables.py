@@ -49,6 +49,37 @@ class Synthesis:
     nested_objects: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
+def _constant(shape: dict) -> str:
+    """The one value of a constant string shape (an enum of one member, or a const)."""
+    value = shape["v"]
+    return value[0] if isinstance(value, list) else value
+
+
+def _entry_object(shape: dict) -> str | None:
+    """The ``object`` of a list shape's entries; ``a|b`` for a list of several resources
+    (a customer's ``sources``)."""
+    if shape.get("o"):
+        return "|".join(shape["o"])
+    entry = shape.get("i") or {}
+    if "object" in entry.get("f", {}):
+        return _constant(entry["f"]["object"])
+    return None
+
+
+def nested_objects(resource: str) -> MappingProxyType[str, str]:
+    """List field -> ``object`` of its entries, for a resource's lists (includable ones
+    too)."""
+    shape = load_shapes()["resources"][resource]
+    lists = {**shape["fields"], **shape.get("includable", {})}
+    return MappingProxyType(
+        {
+            name: entry
+            for name, field_shape in lists.items()
+            if field_shape.get("t") == "list" and (entry := _entry_object(field_shape))
+        }
+    )
+
+
 # The tables shaped by hand, in the order objects are generated and mutated: each refers
 # only to earlier ones. Tables derived from their shape come after them, in registry order.
 TUNED: MappingProxyType[str, Synthesis] = MappingProxyType(
@@ -74,6 +105,7 @@ TUNED: MappingProxyType[str, Synthesis] = MappingProxyType(
             list_params=frozenset({"created", "email", "test_clock"}),
             equality_filters=("email",),
             filter_attrs=("email",),
+            nested_objects=nested_objects("customer"),
         ),
         "subscription": Synthesis(
             id_prefix="sub",
@@ -114,7 +146,8 @@ TUNED: MappingProxyType[str, Synthesis] = MappingProxyType(
             id_prefix="txn",
             list_params=frozenset({"created", "currency", "payout", "source", "type"}),
             equality_filters=("currency", "source", "type"),
-            filter_attrs=("type", "source", "currency"),
+            # net and status: the balance sums them.
+            filter_attrs=("type", "source", "currency", "net", "status"),
         ),
         "event": Synthesis(
             counted=False,
@@ -128,16 +161,15 @@ TUNED: MappingProxyType[str, Synthesis] = MappingProxyType(
 # The kinds served as a top-level list (``/v1/<plural>``), newest first.
 LIST_KINDS = frozenset({TableKind.CREATED, TableKind.NEWEST_FIRST, TableKind.FULL})
 # The kinds of table the simulator serves today: a child of an embedded list is served
-# through its parent's nested-list endpoint, not as a list of its own.
-SERVED_KINDS = LIST_KINDS | {TableKind.SINGLE, TableKind.EMBEDDED_CHILD}
+# through its parent's nested-list endpoint, a child listed per parent at its own path
+# once per parent (``per_parent.py``), neither as a list of its own.
+SERVED_KINDS = LIST_KINDS | {
+    TableKind.SINGLE,
+    TableKind.EMBEDDED_CHILD,
+    TableKind.PER_PARENT_CHILD,
+}
 # Shape kinds a list parameter can filter on by equality.
 _EQUALITY_KINDS = frozenset({"str", "bool"})
-
-
-def _constant(shape: dict) -> str:
-    """The one value of a constant string shape (an enum of one member, or a const)."""
-    value = shape["v"]
-    return value[0] if isinstance(value, list) else value
 
 
 def derived_synthesis(spec: TableSpec) -> Synthesis:
@@ -159,26 +191,41 @@ def derived_synthesis(spec: TableSpec) -> Synthesis:
             and (fields.get(name, {}).get("t") in _EQUALITY_KINDS or "x" in fields.get(name, {}))
         )
     )
-    lists = {**fields, **shapes["resources"][spec.object].get("includable", {})}
-    nested = {
-        name: _constant(shape["i"]["f"]["object"])
-        for name, shape in lists.items()
-        if shape.get("t") == "list" and shape.get("i") and "object" in shape["i"].get("f", {})
-    }
     return Synthesis(
+        counted=spec.kind in LIST_KINDS,
         id_prefix=id_shape.get("prefix") if id_shape.get("g") == "id" else None,
         list_params=params,
         equality_filters=equality,
         filter_attrs=equality,
-        nested_objects=MappingProxyType(nested),
+        nested_objects=nested_objects(spec.object),
     )
 
 
 def child_synthesis(spec: TableSpec) -> Synthesis:
     """A child's rows are made with their parent and served only through its endpoint:
-    no count of their own, no id to expand, the endpoint's documented parameters."""
-    params = load_shapes()["list_params"].get(spec.path, ())
-    return Synthesis(counted=False, list_params=frozenset(params), expandable=False)
+    no count of their own, no id to expand, the endpoint's documented parameters (those
+    naming a top-level string field of its object filter by equality)."""
+    params = frozenset(load_shapes()["list_params"].get(spec.path, ()))
+    if spec.parent is not None and spec.parent.location is ParentParam.QUERY:
+        params -= {spec.parent.parameter}
+    fields: dict = {}
+    for name in objects_of(spec):
+        fields.update(load_shapes()["resources"][name]["fields"])
+    equality = tuple(
+        sorted(n for n in params if n != "created" and fields.get(n, {}).get("t") == "str")
+    )
+    return Synthesis(
+        counted=False,
+        list_params=params,
+        equality_filters=equality,
+        filter_attrs=equality,
+        expandable=False,
+    )
+
+
+def objects_of(spec: TableSpec) -> tuple[str, ...]:
+    """The Stripe objects a table's rows are (``bank_account|card``: either)."""
+    return tuple(spec.object.split("|"))
 
 
 def endpoint_template(spec: TableSpec) -> str:
@@ -218,7 +265,7 @@ def check_registry(tables: tuple[TableSpec, ...]) -> dict[str, Synthesis]:
         f"table '{spec.name}': object '{spec.object}' has no shape in stripe_sim/shapes.json "
         "(run stripe_sim/scripts/derive_shapes.py)"
         for spec in tables
-        if spec.name not in TUNED and spec.object not in resources
+        if spec.name not in TUNED and not set(objects_of(spec)) <= set(resources)
     ]
     problems += [
         f"table '{spec.name}' is of kind '{spec.kind}', which the simulator does not serve"
@@ -245,7 +292,8 @@ def check_registry(tables: tuple[TableSpec, ...]) -> dict[str, Synthesis]:
         nested = syntheses[spec.name].nested_objects
         missing = set(spec.nested_lists) - set(nested)
         problems += [f"table '{spec.name}': nested list '{f}' has no object" for f in missing]
-        if spec.parent and nested_entry(syntheses, spec) not in (None, spec.object):
+        entry = nested_entry(syntheses, spec)
+        if spec.parent and entry is not None and not set(objects_of(spec)) <= set(entry.split("|")):
             problems.append(
                 f"table '{spec.name}': its object '{spec.object}' is not the object of "
                 f"'{spec.parent.table}.{spec.parent.embedded_field}' "
@@ -270,17 +318,23 @@ SPECS: MappingProxyType[str, TableSpec] = MappingProxyType(
 )
 # The tables whose objects are made from their shape alone (``Generator.derived``).
 DERIVED: tuple[str, ...] = tuple(
-    name for name in SYNTHESIS if name not in TUNED and SPECS[name].parent is None
+    name for name in SYNTHESIS if name not in TUNED and SPECS[name].kind in LIST_KINDS
 )
-# Parent table -> its child tables (the rows of its embedded lists), in registry order.
-CHILDREN: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
-    {
-        parent: tuple(
-            name for name, spec in SPECS.items() if spec.parent and spec.parent.table == parent
-        )
-        for parent in dict.fromkeys(spec.parent.table for spec in SPECS.values() if spec.parent)
-    }
-)
+
+
+def _children_of(kind: TableKind) -> MappingProxyType[str, tuple[str, ...]]:
+    """Parent table -> its child tables of ``kind``, in registry order."""
+    found: dict[str, tuple[str, ...]] = {}
+    for name, spec in SPECS.items():
+        if spec.parent is not None and spec.kind is kind:
+            found[spec.parent.table] = (*found.get(spec.parent.table, ()), name)
+    return MappingProxyType(found)
+
+
+# Parent table -> its child tables made of the rows of its embedded lists.
+CHILDREN = _children_of(TableKind.EMBEDDED_CHILD)
+# Parent table -> its child tables listed once per parent (``per_parent.py``).
+PER_PARENT = _children_of(TableKind.PER_PARENT_CHILD)
 # Table -> its nested lists Stripe leaves out of the object unless expanded (``includable``
 # in shapes.json): a quote's ``line_items``.
 INCLUDABLE: MappingProxyType[str, frozenset[str]] = MappingProxyType(
@@ -339,8 +393,11 @@ def event_for(stream: str, action: str) -> str | None:
     return next(others, None)
 
 
-# Tables whose objects change between runs (those with event types), in generation order.
-MUTABLE: tuple[str, ...] = tuple(name for name in SYNTHESIS if SPECS[name].event_types)
+# Tables whose objects change between runs (those with event types), in generation order;
+# child tables change through ``child_mutation.py`` and ``kin_mutation.py``.
+MUTABLE: tuple[str, ...] = tuple(
+    name for name in SYNTHESIS if SPECS[name].event_types and SPECS[name].parent is None
+)
 # Tables whose objects a mutation can update: Stripe reports the change with an event.
 UPDATABLE: frozenset[str] = frozenset(
     name for name in MUTABLE if name != "event" and event_for(name, "updated")

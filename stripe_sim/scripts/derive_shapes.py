@@ -40,6 +40,9 @@ PAGING_PARAMS = frozenset({"limit", "starting_after", "ending_before", "expand"}
 API_VERSION = "2023-08-16"
 ID_RE = re.compile(r"^([a-z]+(?:_[a-z]+)*)_([A-Za-z0-9]{8,})$")
 WORD_RE = re.compile(r"^[a-z][a-z_]{0,23}$")
+# An id in a list's url: Stripe's ids hold a digit, a path word such as
+# ``external_accounts`` does not.
+LIST_ID_RE = re.compile(r"[a-z]+_(?=[A-Za-z]*[0-9])[A-Za-z0-9]{8,}")
 MONEY_HINTS = ("amount", "fee", "net", "total", "subtotal", "balance", "tax")
 FILL_PROBABILITY = 0.5
 OBJECT_FILL_PROBABILITY = 0.15
@@ -180,7 +183,7 @@ class Deriver:
         ):
             return {"t": "map"}
         if value.get("object") == "list" and "data" in value:
-            url = re.sub(r"[a-z]+_[A-Za-z0-9]{8,}", "{id}", str(value.get("url", "")))
+            url = LIST_ID_RE.sub("{id}", str(value.get("url", "")))
             return self.list_shape(name, props.get("data", {}).get("items"), value["data"], url)
         return {
             "t": "obj",
@@ -197,20 +200,31 @@ class Deriver:
         return {"t": "list", "i": entry, "url": url}
 
     def includable(
-        self, schema: dict[str, Any], example: dict[str, Any], paths: dict[str, str]
+        self,
+        schema: dict[str, Any],
+        example: dict[str, Any],
+        paths: dict[str, str],
+        hidden: dict[str, str],
     ) -> dict[str, Shape]:
-        """The list fields left out of ``example`` that Stripe includes only when expanded:
-        optional in the schema, entries of one resource with a fixture, and paged by an
-        endpoint under the resource's own path (``paths``: field -> template)."""
+        """The list fields Stripe includes only when expanded: optional in the schema, left
+        out of ``example`` (or named in ``hidden``, the reference table list's lists not
+        returned by default, with their page path), entries of resources with a fixture,
+        and paged by an endpoint under the resource's own path (``paths``: field ->
+        template). A list of several resources (a customer's ``sources``) names them in
+        ``o``; their shapes are the resources' own."""
         found: dict[str, Shape] = {}
         required = set(schema.get("required", ()))
         for key, sub in schema.get("properties", {}).items():
             items = sub.get("properties", {}).get("data", {}).get("items", {})
             listed = sub.get("properties", {}).get("object", {}).get("enum") == ["list"]
-            if key in example or key in required or not listed or key not in paths:
+            url = paths.get(key) or (hidden.get(key) if key in example else None)
+            if (key in example and key not in hidden) or key in required or not listed or not url:
                 continue
-            if ref_name(items) in self.fixtures:
-                found[key] = self.list_shape(key, items, [], paths[key])
+            refs = [ref_name(option) for option in items.get("anyOf", ())]
+            if refs and all(ref in self.fixtures for ref in refs):
+                found[key] = {"t": "list", "i": None, "o": sorted(map(str, refs)), "url": url}
+            elif ref_name(items) in self.fixtures:
+                found[key] = self.list_shape(key, items, [], url)
         return found
 
     def null_shape(
@@ -282,6 +296,20 @@ def table_resources(tables: list[dict[str, Any]]) -> list[str]:
     return sorted(names)
 
 
+def hidden_lists(tables: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Resource -> list field -> page path, for the nested lists the reference table list
+    says Stripe leaves out unless expanded (an account's ``external_accounts``, which the
+    fixture shows)."""
+    found: dict[str, dict[str, str]] = {}
+    for table in tables:
+        for nested in table.get("nested_lists", ()):
+            path = nested["page_path"]
+            if nested.get("returned_by_default") is False and " " not in path:
+                for name in table["object"].split("|"):
+                    found.setdefault(name, {})[nested["field"]] = path
+    return found
+
+
 def list_params(spec: dict[str, Any], tables: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Each list endpoint's documented query parameters, paging and ``expand`` left out."""
     paths = {table["list_path"] for table in tables}
@@ -328,12 +356,23 @@ def derive(
     for table in tables:
         for name in table["object"].split("|"):
             list_paths.setdefault(name, table["list_path"])
+    hidden = hidden_lists(tables)
     resources: dict[str, Any] = {}
     for resource in table_resources(tables):
         schema = resolver.deref({"$ref": f"#/components/schemas/{resource}"})
         props = schema.get("properties", {})
         example = fixtures[resource]
-        fields = {k: deriver.value_shape(k, example[k], props.get(k)) for k in sorted(example)}
+        includable = deriver.includable(
+            schema,
+            example,
+            nested_paths(spec, list_paths.get(resource, "")),
+            hidden.get(resource, {}),
+        )
+        fields = {
+            k: deriver.value_shape(k, example[k], props.get(k))
+            for k in sorted(example)
+            if k not in includable
+        }
         newer_example = latest.get(resource, {})
         newer = {
             k: deriver.value_shape(k, newer_example[k], None)
@@ -344,9 +383,7 @@ def derive(
             "fields": fields,
             "newer_fields": newer,
             "expandable": sorted(schema.get("x-expandableFields", [])),
-            "includable": deriver.includable(
-                schema, example, nested_paths(spec, list_paths.get(resource, ""))
-            ),
+            "includable": includable,
         }
     return {
         "api_version": API_VERSION,

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from tap_stripe.tables import TABLES, Parent, ParentParam, TableKind, TableSpec
 
+from stripe_sim import tables
 from stripe_sim.nested import NESTED_ROUTES
 from stripe_sim.tables import CHILDREN, PLURALS, STREAMS, check_registry
 
@@ -36,7 +37,12 @@ def test_a_registry_table_whose_object_has_no_shape_stops_the_simulator():
         check_registry((*TABLES, widget))
 
 
-def test_a_registry_table_of_a_kind_not_served_stops_the_simulator():
+def test_every_kind_of_the_registry_is_served():
+    assert {spec.kind for spec in TABLES} <= tables.SERVED_KINDS
+    assert set(check_registry(TABLES)) == {spec.name for spec in TABLES}
+
+
+def test_a_registry_table_of_a_kind_not_served_stops_the_simulator(monkeypatch):
     notes = TableSpec(
         name="creditnote_by_invoice",
         path="/v1/credit_notes",
@@ -44,6 +50,8 @@ def test_a_registry_table_of_a_kind_not_served_stops_the_simulator():
         parent=Parent("invoice", "invoice", ParentParam.QUERY, column="invoice"),
     )
     assert notes.kind is TableKind.PER_PARENT_CHILD
+    served = tables.SERVED_KINDS - {TableKind.PER_PARENT_CHILD}
+    monkeypatch.setattr(tables, "SERVED_KINDS", served)
     with pytest.raises(RuntimeError, match="'creditnote_by_invoice' is of kind 'per_parent_child'"):
         check_registry((*TABLES, notes))
 
