@@ -12,21 +12,24 @@ left): the parent's complete list, its embedded first page, ``has_more`` and the
 sets change, and the parent's event is appended with ``previous_attributes`` holding the
 previous value of each changed field (the list as Stripe embeds it: its previous first
 page). Quotes have no ``quote.updated`` in 2023-08-16 and the registry gives payment
-links no events, so their line items change without one. A removed child is remembered
-for the truth's ``deleted``.
+links no events, so their line items change without one. A customer's cards, bank
+accounts and tax ids change with their own events instead (``customer.source.*``,
+``customer.tax_id.*``, carrying the child); a connected account's external accounts
+without any on the platform. A removed child is remembered for the truth's ``deleted``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from stripe_sim.children import RETURNED, apply, link, remaining, remember_removed
 from stripe_sim.dataset import Pool, row_of
+from stripe_sim.store import encode
 from stripe_sim.tables import SPECS, TableKind, has_event
 
 if TYPE_CHECKING:
@@ -47,6 +50,10 @@ class ChildRule:
         changeable: The entries an update or a delete may pick.
         keep: Entries a delete must leave in the list.
         event: The parent's event for a change (when the registry has it).
+        own_events: Operation -> the child's own event, carrying the child (a card's
+            ``customer.source.created``).
+        revise: How an update changes an entry (returns its ``previous_attributes``);
+            by default a new quantity.
     """
 
     operations: frozenset[str]
@@ -54,6 +61,8 @@ class ChildRule:
     changeable: Callable[[dict[str, Any]], bool] = lambda entry: True
     keep: int = 0
     event: str | None = None
+    own_events: Mapping[str, str] = field(default_factory=dict)
+    revise: str = "quantity"
 
 
 def status_is(*statuses: str) -> Callable[[str, dict[str, Any]], bool]:
@@ -62,6 +71,26 @@ def status_is(*statuses: str) -> Callable[[str, dict[str, Any]], bool]:
 
 def has_remaining(stream: str, obj: dict[str, Any]) -> bool:
     return remaining(stream, obj) > 0
+
+
+def anyone(stream: str, obj: dict[str, Any]) -> bool:
+    return True
+
+
+def is_object(name: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda entry: entry.get("object") == name
+
+
+SOURCE_EVENTS = {
+    "create": "customer.source.created",
+    "update": "customer.source.updated",
+    "delete": "customer.source.deleted",
+}
+TAX_ID_EVENTS = {
+    "create": "customer.tax_id.created",
+    "update": "customer.tax_id.updated",
+    "delete": "customer.tax_id.deleted",
+}
 
 
 RULES: dict[str, ChildRule] = {
@@ -82,6 +111,16 @@ RULES: dict[str, ChildRule] = {
     "paymentlinklineitem": ChildRule(ALL, lambda stream, obj: True, keep=1),
     "transferreversal": ChildRule(frozenset({"create"}), has_remaining, event="transfer.reversed"),
     "feerefund": ChildRule(frozenset({"create"}), has_remaining, event="application_fee.refunded"),
+    # A customer's sources and tax ids change with their own events, not the customer's.
+    "card": ChildRule(
+        ALL, anyone, is_object("card"), own_events=SOURCE_EVENTS, revise="card_expiry"
+    ),
+    "bankaccount": ChildRule(
+        ALL, anyone, is_object("bank_account"), own_events=SOURCE_EVENTS, revise="metadata"
+    ),
+    "taxid": ChildRule(ALL, anyone, own_events=TAX_ID_EVENTS, revise="verification"),
+    # A connected account's external accounts: its events are not the platform's.
+    "externalaccount": ChildRule(ALL, anyone, revise="metadata"),
 }
 # Child tables whose rows never change once their parent exists.
 FIXED = {
@@ -155,16 +194,21 @@ class ChildChanges:
             entries.append(entry)
         elif op == "update":
             entry = entries[index]
-            self.revise(entry)
-        else:
+        own_previous: dict[str, Any] | None = None
+        if op == "update":
+            own_previous = self.revised(child, entry)
+        elif op == "delete":
             entry = entries.pop(index)
             remember_removed(self.data, child, parent["id"], [entry["id"]], self.now)
         previous = apply(self.data, parent_table, list_field, parent, entries, self.now)
         row = row_of(parent_table, parent)
         self.mutation.replace(parent_table, upserts=[row])
-        event = RULES[child].event
-        if event is not None and has_event(parent_table, event):
-            self.mutation.event(event, row.body, previous)
+        rule = RULES[child]
+        if rule.event is not None and has_event(parent_table, rule.event):
+            self.mutation.event(rule.event, row.body, previous)
+        own = rule.own_events.get(op)
+        if own is not None and has_event(child, own):
+            self.mutation.event(own, encode(entry), own_previous)
         self.mutation.touched[op].setdefault(child, []).append(entry["id"])
 
     def new_entry(self, child: str, parent: dict[str, Any]) -> dict[str, Any]:
@@ -183,6 +227,30 @@ class ChildChanges:
         if parent_table in RETURNED:
             entry["amount"] = gen.rng.randrange(1, remaining(parent_table, parent) + 1)
         return entry
+
+    def revised(self, child: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """Change ``entry`` as an update of ``child`` does; its previous attributes."""
+        kind = RULES[child].revise
+        synth = self.gen.synth
+        if kind == "quantity":
+            self.revise(entry)
+            return {}
+        previous: dict[str, Any] = {"metadata": entry.get("metadata")}
+        entry["metadata"] = {**(entry.get("metadata") or {}), "sim_revision": synth.token(6)}
+        if kind == "card_expiry":
+            previous.update(exp_month=entry.get("exp_month"), exp_year=entry.get("exp_year"))
+            entry.update(
+                exp_month=self.gen.rng.randrange(1, 13),
+                exp_year=(entry.get("exp_year") or 2030) + 1,
+            )
+        elif kind == "verification":
+            previous = {"verification": entry.get("verification")}
+            entry["verification"] = {
+                "status": "verified",
+                "verified_address": None,
+                "verified_name": synth.person(),
+            }
+        return previous
 
     def revise(self, entry: dict[str, Any]) -> None:
         """A new quantity, and the amounts that follow from it and the unit price."""

@@ -36,6 +36,8 @@ class Ledger:
 
     def __init__(self, gen: Generator) -> None:
         self.gen = gen
+        # Payouts are made by mutations now, not generated over the data's time span.
+        self.live = False
         self.unpaid: list[Row] = []
         self.new_rows: list[Row] = []
         # Automatic payout id -> the transactions it will pay out when paid.
@@ -87,11 +89,11 @@ class Ledger:
         self.unpaid = [r for r in self.unpaid if r.id not in gone]
         return taken
 
-    def payout(self, data: AccountData, obj: dict[str, Any], mutation: bool = False) -> None:
+    def payout(self, data: AccountData, obj: dict[str, Any]) -> None:
         """Shape a new payout: what it pays out, whether it is automatic, its status (paid
         once its arrival date has passed), and its transactions. A payout made by a
         mutation pays out every available transaction and is automatic and in transit."""
-        gen = self.gen
+        gen, mutation = self.gen, self.live
         created = obj["created"]
         until = created if mutation else min(created, gen.now - KEPT_AVAILABLE)
         taken = self.take(until)

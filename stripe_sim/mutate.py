@@ -35,6 +35,7 @@ from stripe_sim.dataset import (
     created_event_type,
     row_of,
 )
+from stripe_sim.kin_mutation import KIN_MUTABLE, KinChanges, kin_problem
 from stripe_sim.state import SimState
 from stripe_sim.store import Row
 from stripe_sim.tables import (
@@ -76,8 +77,9 @@ def validate(body: dict[str, Any]) -> tuple[str, dict[str, dict[str, int]]]:
         if stream == "account":
             continue
         child = stream in SPECS and SPECS[stream].kind is TableKind.EMBEDDED_CHILD
-        if stream not in MUTABLE and not child:
-            mutable = ", ".join((*MUTABLE, *CHILD_TABLES))
+        kin = stream in SPECS and SPECS[stream].kind is TableKind.PER_PARENT_CHILD
+        if stream not in MUTABLE and not child and not kin:
+            mutable = ", ".join((*MUTABLE, *CHILD_TABLES, *KIN_MUTABLE))
             raise MutationError(f"cannot mutate {stream!r}; mutable tables: {mutable}")
         if not isinstance(ops, dict) or set(ops) - set(OPERATIONS):
             raise MutationError(f"{stream}: expected an object with keys {OPERATIONS}")
@@ -85,9 +87,13 @@ def validate(body: dict[str, Any]) -> tuple[str, dict[str, dict[str, int]]]:
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
                 raise MutationError(f"{stream}.{op} must be an integer >= 0")
         problem = child_problem(stream, ops) if child else None
+        if kin:
+            problem = (
+                kin_problem(stream, ops) if stream in KIN_MUTABLE else f"cannot mutate {stream!r}"
+            )
         if problem:
             raise MutationError(problem)
-        if child:
+        if child or kin:
             plan[stream] = ops
             continue
         if ops.get("delete") and stream not in DELETABLE:
@@ -107,6 +113,7 @@ def mutate(state: SimState, body: dict[str, Any]) -> dict[str, Any]:
     with state.lock:
         generator = state.generators[data.account_id]
         generator.now = state.clock()
+        generator.ledger.live = True
         mutation = Mutation(state, data, generator)
         for stream in MUTABLE:
             ops = plan.get(stream, {})
@@ -117,6 +124,10 @@ def mutate(state: SimState, body: dict[str, Any]) -> dict[str, Any]:
         for child in CHILD_TABLES:
             for op in OPERATIONS:
                 children.run(child, op, plan.get(child, {}).get(op, 0))
+        kin = KinChanges(mutation)
+        for child in KIN_MUTABLE:
+            for op in OPERATIONS:
+                kin.run(child, op, plan.get(child, {}).get(op, 0))
         mutation.commit_events()
         return mutation.summary()
 
