@@ -18,12 +18,14 @@ from urllib.parse import parse_qsl
 import msgspec
 import orjson
 
-from tap_stripe.client import StripeClient, StripeError
+from tap_stripe.client import StripeAPIError, StripeClient, StripeError
 from tap_stripe.records import NestedListCheck, RawRecord, split_page
 from tap_stripe.run import Run
 from tap_stripe.tables import TableSpec
 
 PAGE_SIZE = 100
+# A nested list's own endpoint answers this once its parent is deleted.
+NOT_FOUND = 404
 
 
 def listed_rows(parent: Mapping[str, Any], field: str) -> list[dict[str, Any]]:
@@ -130,6 +132,13 @@ class NestedLists:
         path, _, query = template.format(id=record["id"]).partition("?")
         after = data[-1]["id"] if data else None
         base = dict(parse_qsl(query))
-        data.extend(list_rows(self.run.client, path, base, stream=self.spec.name, after=after))
+        try:
+            rows = list_rows(self.run.client, path, base, stream=self.spec.name, after=after)
+        except StripeAPIError as exc:
+            if exc.status != NOT_FOUND:
+                raise
+            # Deleted since it was listed: its delete event brings its tombstone.
+            return
+        data.extend(rows)
         nested["data"] = data
         nested["has_more"] = False

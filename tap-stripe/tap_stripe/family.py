@@ -16,8 +16,9 @@ read whole under a table version retires its children under the same version.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +26,16 @@ from typing import Any
 import orjson
 
 from tap_stripe import shutdown
-from tap_stripe.changes import DELETED_AT, ChangedFields, RemovedRows, iso_time
+from tap_stripe.availability import unavailable_reason
+from tap_stripe.changes import (
+    DELETED_AT,
+    GONE_STATUS,
+    ChangedFields,
+    RemovedRows,
+    iso_time,
+)
 from tap_stripe.children import list_rows, listed_rows
+from tap_stripe.client import StripeAPIError
 from tap_stripe.emit import Emitter
 from tap_stripe.fetcher import Page
 from tap_stripe.run import Run
@@ -55,26 +64,50 @@ class ChildOutput:
         return self.spec.parent.column
 
     def rows(self, parent: Mapping[str, Any]) -> list[Row]:
-        """The child rows ``parent`` lists (those of the table's object, where the list
-        mixes several: a customer's ``sources``), each with the parent's id."""
-        objects = self.spec.object.split("|")
-        return [
-            {**row, self.column: parent["id"]}
-            for row in listed_rows(parent, self.field)
-            if row.get("object", self.spec.object) in objects
-        ]
+        """The child rows ``parent`` lists, each with the parent's id."""
+        return embedded_rows(self.spec, parent)
+
+
+def embedded_rows(spec: TableSpec, parent: Mapping[str, Any]) -> list[Row]:
+    """The rows of embedded-child table ``spec`` that ``parent`` lists (those of the
+    table's object, where the list mixes several: a customer's ``sources``), each with
+    the parent's id in the table's parent column."""
+    assert spec.parent is not None and spec.parent.embedded_field is not None
+    objects = spec.object.split("|")
+    return [
+        {**row, spec.parent.column: parent["id"]}
+        for row in listed_rows(parent, spec.parent.embedded_field)
+        if row.get("object", spec.object) in objects
+    ]
+
+
+def field_value(row: Mapping[str, Any], dotted: str) -> Any:
+    """The value at ``dotted`` (``price.recurring.usage_type``) in ``row``, or None."""
+    value: Any = row
+    for name in dotted.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(name)
+    return value
 
 
 @dataclass
 class ListedChild:
     """One selected child table listed once per parent, and its emitter.
 
-    The lists of a page's parents are read concurrently, on a pool made on first use.
+    ``parents_of`` gives the rows it is listed for from one of the family's parents when
+    its parent is itself a child (a subscription's items, for their usage summaries).
+    The lists of a page's parents are read concurrently, on a pool made on first use. A
+    parent whose list Stripe refuses (gone since it was listed, or a list the key may not
+    read for that parent) is left out, with one warning per table and a count at the end.
     """
 
     spec: TableSpec
     emitter: Emitter
     run: Run
+    logger: logging.Logger
+    parents_of: Callable[[Mapping[str, Any]], list[Row]] | None = None
+    refused: int = 0
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -87,7 +120,8 @@ class ListedChild:
     def has_list(self, parent: Mapping[str, Any]) -> bool:
         """Whether Stripe has this child's list for ``parent`` (``Parent.only_if``)."""
         assert self.spec.parent is not None
-        return all(parent.get(key) == value for key, value in self.spec.parent.only_if.items())
+        only_if = self.spec.parent.only_if
+        return all(field_value(parent, key) == value for key, value in only_if.items())
 
     def refreshed_by(self, changed: set[str]) -> bool:
         """Whether a parent change of the fields ``changed`` may have changed its rows."""
@@ -98,7 +132,10 @@ class ListedChild:
         return not refresh_on or bool(changed & set(refresh_on))
 
     def rows(self, parents: Sequence[Mapping[str, Any]]) -> list[Row]:
-        """Every row of each parent's list, each with the parent's id."""
+        """Every row of the lists of these parents of the family (or of their rows this
+        child belongs to), each with its parent's id."""
+        if self.parents_of is not None:
+            parents = [row for parent in parents for row in self.parents_of(parent)]
         wanted = [parent for parent in parents if self.has_list(parent)]
         if not wanted:
             return []
@@ -120,8 +157,27 @@ class ListedChild:
             path = path.replace(f"{{{parent.parameter}}}", parent_id)
         else:
             params[parent.parameter] = parent_id
-        rows = list_rows(self.run.client, path, params, stream=self.spec.name)
+        try:
+            rows = list_rows(self.run.client, path, params, stream=self.spec.name)
+        except StripeAPIError as exc:
+            reason = unavailable_reason(exc, self.spec)
+            if reason is None and exc.status != GONE_STATUS:
+                raise
+            self._refused(parent_id, reason or f"HTTP {exc.status} {exc.message}")
+            return []
         return [{**row, self.column: parent_id} for row in rows]
+
+    def _refused(self, parent_id: str, reason: str) -> None:
+        with self._lock:
+            self.refused += 1
+            first = self.refused == 1
+        if first:
+            self.logger.warning(
+                "table '%s': Stripe refused the list of %s (%s); such parents are left out",
+                self.spec.name,
+                parent_id,
+                reason,
+            )
 
     def close(self) -> None:
         """Let the pool go (without waiting for requests under way on a stop)."""
@@ -129,6 +185,13 @@ class ListedChild:
             if self._pool is not None:
                 self._pool.shutdown(wait=not shutdown.stopping(), cancel_futures=True)
                 self._pool = None
+            if self.refused:
+                self.logger.warning(
+                    "table '%s': %d parents' lists were refused and left out",
+                    self.spec.name,
+                    self.refused,
+                )
+                self.refused = 0
 
 
 class Family:

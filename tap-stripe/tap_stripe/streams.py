@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from singer_sdk import Stream, Tap
@@ -25,7 +26,7 @@ from tap_stripe.changes import DELETED_AT
 from tap_stripe.children import NestedLists
 from tap_stripe.client import StripeAPIError
 from tap_stripe.emit import Emitter
-from tap_stripe.family import ChildOutput, Family, ListedChild
+from tap_stripe.family import ChildOutput, Family, ListedChild, embedded_rows
 from tap_stripe.fetcher import Page, PageFetcher
 from tap_stripe.listing import Listing
 from tap_stripe.progress import Progress, ReadPlan
@@ -86,7 +87,14 @@ class StripeStream(Stream):
         self.child_streams.append(child)
 
     def _selected_children(self) -> list[StripeStream]:
-        return [child for child in self.child_streams if child.selected]
+        """The selected tables written with this one's pages: its children, and theirs."""
+        found = []
+        for child in self.child_streams:
+            assert isinstance(child, StripeStream)
+            if child.selected:
+                found.append(child)
+            found += child._selected_children()
+        return found
 
     def _written_tables(self) -> list[str]:
         """The tables this stream's reading writes this run: itself when selected, and
@@ -135,10 +143,14 @@ class StripeStream(Stream):
         embedded, listed = [], []
         for child in self._selected_children():
             child._write_schema_message()
+            emitter = child._emitter(version)
             if child.spec.kind is TableKind.EMBEDDED_CHILD:
-                embedded.append(ChildOutput(child.spec, child._emitter(version)))
-            else:
-                listed.append(ListedChild(child.spec, child._emitter(version), self._run()))
+                embedded.append(ChildOutput(child.spec, emitter))
+                continue
+            parent = child.parent
+            assert parent is not None
+            parents_of = None if parent is self else partial(embedded_rows, parent.spec)
+            listed.append(ListedChild(child.spec, emitter, self._run(), self.logger, parents_of))
         return Family(
             self._emitter(version) if self.selected else None,
             embedded,
@@ -149,7 +161,11 @@ class StripeStream(Stream):
 
     def _child_expand(self) -> tuple[str, ...]:
         """The nested lists expanded for the selected children only."""
-        fields = {child.spec.parent.embedded_field for child in self._selected_children()}
+        fields = {
+            child.spec.parent.embedded_field
+            for child in self._selected_children()
+            if child.spec.parent is not None and child.parent is self
+        }
         return tuple(name for name in self.spec.child_expand if name in fields)
 
     def _emitter(self, version: int | None) -> Emitter:
@@ -321,12 +337,25 @@ class StripeStream(Stream):
 
     def get_records(self, context: types.Context | None) -> Iterable[dict]:
         """Every record, without the tap's bookmarking (for SDK callers such as tests); a
-        child's rows come from its parent's pages."""
-        if self.parent is not None:
-            child = ChildOutput(self.spec, self._emitter(None))
-            for page in self.parent._start_reading(with_events=False).pages:
-                for parent in page.records():
-                    yield from child.rows(parent)
+        child's rows come from its top-level ancestor's pages."""
+        if self.parent is None:
+            for page in self._start_reading(with_events=False).pages:
+                yield from page.records()
             return
-        for page in self._start_reading(with_events=False).pages:
-            yield from page.records()
+        top = self.parent.parent or self.parent
+        if self.spec.kind is TableKind.EMBEDDED_CHILD:
+            rows_of: Callable[[list[dict]], list[dict]] = partial(_embedded_rows, self.spec)
+        else:
+            via = partial(embedded_rows, self.parent.spec) if self.parent is not top else None
+            listed = ListedChild(self.spec, self._emitter(None), self._run(), self.logger, via)
+            rows_of = listed.rows
+        try:
+            for page in top._start_reading(with_events=False).pages:
+                yield from rows_of(page.records())
+        finally:
+            if self.spec.kind is not TableKind.EMBEDDED_CHILD:
+                listed.close()
+
+
+def _embedded_rows(spec: TableSpec, parents: list[dict]) -> list[dict]:
+    return [row for parent in parents for row in embedded_rows(spec, parent)]

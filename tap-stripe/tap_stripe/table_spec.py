@@ -1,8 +1,7 @@
 """What the registry says of one Stripe table: how it is read (:class:`ReadMode`), its
 parent if it is a child (:class:`Parent`), and everything else in a :class:`TableSpec`.
 
-:data:`BUILT_KINDS` says which kinds of table the tap reads today, and
-:func:`require_built` refuses the others by name. The registry itself is ``tables.py``.
+The registry itself is ``tables.py``.
 """
 
 from __future__ import annotations
@@ -55,19 +54,6 @@ class TableKind(StrEnum):
     """Rows listed from the child's path once per parent row."""
 
 
-BUILT_KINDS: frozenset[TableKind] = frozenset(
-    {
-        TableKind.CREATED,
-        TableKind.NEWEST_FIRST,
-        TableKind.FULL,
-        TableKind.SINGLE,
-        TableKind.EMBEDDED_CHILD,
-        TableKind.PER_PARENT_CHILD,
-    }
-)
-"""The kinds the tap reads today; a table of another kind is refused at construction."""
-
-
 @dataclass(frozen=True)
 class Parent:
     """The table a child table's rows belong to.
@@ -118,8 +104,6 @@ class TableSpec:
         event_types: Stripe event types whose ``data.object`` is an object of this table
             (``*`` matches any suffix). A table with event types captures updates and
             deletes through ``/v1/events`` (see ``capture.py``).
-        parent_event_types: Event types of the parent whose object carries this child's
-            rows (``invoice.*`` for invoice lines).
         deletable: Stripe deletes objects of this table (they leave the lists and a
             ``*.deleted`` event is their tombstone). Subscriptions are not: their
             ``customer.subscription.deleted`` means cancelled, and they stay.
@@ -150,7 +134,6 @@ class TableSpec:
     filters: Mapping[str, str] = field(default_factory=frozen)
     expand: tuple[str, ...] = ()
     event_types: tuple[str, ...] = ()
-    parent_event_types: tuple[str, ...] = ()
     deletable: bool = False
     nested_lists: Mapping[str, str] = field(default_factory=frozen)
     created_field: str = "created"
@@ -205,15 +188,3 @@ class TableSpec:
         if self.parent.embedded_field is not None:
             return TableKind.EMBEDDED_CHILD
         return TableKind.PER_PARENT_CHILD
-
-
-class NotBuiltError(ValueError):
-    """A registry entry of a kind the tap cannot read yet."""
-
-
-def require_built(spec: TableSpec) -> None:
-    """Refuse a table the tap would misread: one of a kind not built yet."""
-    if spec.kind not in BUILT_KINDS:
-        built = ", ".join(sorted(BUILT_KINDS))
-        msg = f"table '{spec.name}': kind '{spec.kind}' is not read yet (read today: {built})"
-        raise NotBuiltError(msg)

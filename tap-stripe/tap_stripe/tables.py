@@ -4,9 +4,8 @@ Each table is data: adding one is an entry here plus its generated schema in
 ``schemas/<name>.json``. The tap's parts read everything they need from a
 :class:`TableSpec`, and so do the simulator, the test fakes, the e2e harness and the bench.
 
-The registry declares every kind of table the tap is meant to read (:class:`ReadMode`, a
-:class:`Parent`, a child from the parent's embedded list); :data:`BUILT_KINDS` says which
-of them the tap reads today, and :func:`require_built` refuses the others by name.
+Every kind of table is declared as data (:class:`ReadMode`, a :class:`Parent`, a child
+from the parent's embedded list or listed per parent).
 """
 
 from __future__ import annotations
@@ -14,23 +13,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from tap_stripe.child_tables import CHILD_TABLES
 from tap_stripe.table_spec import (
-    BUILT_KINDS,
-    NotBuiltError,
     Parent,
     ParentParam,
     ReadMode,
     TableKind,
     TableSpec,
     frozen,
-    require_built,
 )
 
 __all__ = [
-    "BUILT_KINDS",
     "TABLES",
     "TABLES_BY_NAME",
-    "NotBuiltError",
     "Parent",
     "ParentParam",
     "ReadMode",
@@ -38,11 +33,10 @@ __all__ = [
     "TableSpec",
     "check_children",
     "embedded_children",
-    "require_built",
     "tracks_deletes",
 ]
 
-TABLES: tuple[TableSpec, ...] = (
+_TOP_LEVEL: tuple[TableSpec, ...] = (
     TableSpec(
         name="charge",
         path="/v1/charges",
@@ -63,6 +57,12 @@ TABLES: tuple[TableSpec, ...] = (
         # Explicit: customer.subscription.*, customer.source.* etc. carry other objects.
         event_types=("customer.created", "customer.updated", "customer.deleted"),
         deletable=True,
+        # Expanded for the cards, bank accounts and tax ids tables only: a customer's
+        # sources and tax ids come with the list instead of a request per customer.
+        child_expand=("sources", "tax_ids"),
+        nested_lists=frozen(
+            {"sources": "/v1/customers/{id}/sources", "tax_ids": "/v1/customers/{id}/tax_ids"}
+        ),
     ),
     TableSpec(
         name="subscription",
@@ -217,6 +217,8 @@ TABLES: tuple[TableSpec, ...] = (
         path="/v1/accounts",
         object="account",
         read=ReadMode.FULL,
+        child_expand=("external_accounts",),
+        nested_lists=frozen({"external_accounts": "/v1/accounts/{id}/external_accounts"}),
     ),
     # Reporting
     TableSpec(
@@ -256,73 +258,9 @@ TABLES: tuple[TableSpec, ...] = (
         object="issuing.dispute",
         event_types=("issuing_dispute.*",),
     ),
-    # Children of an embedded list: rows of their parent's completed nested list, written with
-    # the parent. Line item ids were not unique before 2019-12-03, and the ids of quote,
-    # checkout session and payment link line items are not documented as unique: their key
-    # holds the parent's id.
-    TableSpec(
-        name="invoicelineitem",
-        path="/v1/invoices/{invoice}/lines",
-        object="line_item",
-        key_properties=("invoice", "id"),
-        parent=Parent("invoice", "invoice", embedded_field="lines", column="invoice"),
-    ),
-    TableSpec(
-        name="subscriptionitem",
-        path="/v1/subscription_items",
-        object="subscription_item",
-        parent=Parent(
-            "subscription",
-            "subscription",
-            ParentParam.QUERY,
-            embedded_field="items",
-            column="subscription",
-        ),
-    ),
-    TableSpec(
-        name="creditnotelineitem",
-        path="/v1/credit_notes/{credit_note}/lines",
-        object="credit_note_line_item",
-        parent=Parent("creditnote", "credit_note", embedded_field="lines", column="credit_note"),
-    ),
-    TableSpec(
-        name="quotelineitem",
-        path="/v1/quotes/{quote}/line_items",
-        object="item",
-        key_properties=("quote", "id"),
-        parent=Parent("quote", "quote", embedded_field="line_items", column="quote"),
-    ),
-    TableSpec(
-        name="checkoutsessionlineitem",
-        path="/v1/checkout/sessions/{session}/line_items",
-        object="item",
-        key_properties=("checkout_session", "id"),
-        parent=Parent(
-            "checkoutsession", "session", embedded_field="line_items", column="checkout_session"
-        ),
-    ),
-    TableSpec(
-        name="paymentlinklineitem",
-        path="/v1/payment_links/{payment_link}/line_items",
-        object="item",
-        key_properties=("payment_link", "id"),
-        parent=Parent(
-            "paymentlink", "payment_link", embedded_field="line_items", column="payment_link"
-        ),
-    ),
-    TableSpec(
-        name="transferreversal",
-        path="/v1/transfers/{id}/reversals",
-        object="transfer_reversal",
-        parent=Parent("transfer", "id", embedded_field="reversals", column="transfer"),
-    ),
-    TableSpec(
-        name="feerefund",
-        path="/v1/application_fees/{id}/refunds",
-        object="fee_refund",
-        parent=Parent("applicationfee", "id", embedded_field="refunds", column="fee"),
-    ),
 )
+
+TABLES: tuple[TableSpec, ...] = _TOP_LEVEL + CHILD_TABLES
 
 TABLES_BY_NAME: Mapping[str, TableSpec] = MappingProxyType({t.name: t for t in TABLES})
 
@@ -353,8 +291,17 @@ def check_children(tables: Mapping[str, TableSpec]) -> None:
         if parent is None:
             continue
         owner = tables.get(parent.table)
-        if owner is None or owner.parent is not None or not parent.column:
-            msg = f"table '{spec.name}': parent '{parent.table}' must be a top-level table"
+        grandparent = owner.parent if owner is not None else None
+        if (
+            owner is None
+            or not parent.column
+            or (grandparent is not None and tables[grandparent.table].parent is not None)
+            or (grandparent is not None and parent.embedded_field is not None)
+        ):
+            msg = (
+                f"table '{spec.name}': parent '{parent.table}' must be a top-level table "
+                "(or, for a child listed per parent, a child of one)"
+            )
             raise ValueError(msg)
         if parent.embedded_field is None:
             continue

@@ -38,7 +38,7 @@ from tap_stripe.settings import (
 )
 from tap_stripe.state import checked_state, usable_state
 from tap_stripe.streams import StripeStream
-from tap_stripe.tables import TABLES, TableKind, TableSpec, require_built, tracks_deletes
+from tap_stripe.tables import TABLES, TableSpec, tracks_deletes
 
 # Threads needed to keep the rate budget busy at Stripe's typical ~300-400 ms per list page.
 SECONDS_IN_FLIGHT_PER_REQUEST = 0.4
@@ -280,20 +280,16 @@ class TapStripe(Tap):
             raise InputError(f"config: stream_maps: {first_line}") from exc
 
     def discover_streams(self) -> list[StripeStream]:
-        """One stream per table of the registry; an embedded child's rows are written by
-        its parent's stream."""
+        """One stream per table of the registry; a child's rows are written by its
+        parent's stream (a grandchild's, by its grandparent's)."""
         streams = {spec.name: self.stream_for(spec) for spec in TABLES}
         for spec in TABLES:
-            if spec.kind is TableKind.EMBEDDED_CHILD and spec.parent is not None:
+            if spec.parent is not None:
                 streams[spec.parent.table].adopt(streams[spec.name])
         return list(streams.values())
 
     def stream_for(self, spec: TableSpec) -> StripeStream:
-        """The stream reading ``spec``; tables with change capture get a tombstone column.
-
-        A table of a kind the tap cannot read yet is refused here, before any request.
-        """
-        require_built(spec)
+        """The stream reading ``spec``; tables with change capture get a tombstone column."""
         schema = load_schema(spec.name)
         if tracks_deletes(spec):
             schema = with_deleted_at(schema)

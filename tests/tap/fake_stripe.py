@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import requests_mock
-from tap_stripe.tables import TABLES, TABLES_BY_NAME
+from tap_stripe.tables import TABLES, TABLES_BY_NAME, ParentParam, TableKind, TableSpec
 from tap_stripe.tap import load_schema
 
 API_URL = "https://stripe.test"
@@ -31,6 +31,21 @@ LIST_PATHS = {
 }
 SINGLE_PATHS = tuple(spec.path for spec in TABLES if spec.single_object)
 NESTED_TEMPLATES = tuple(t for spec in TABLES for t in spec.nested_lists.values())
+
+
+def _listed_template(spec: TableSpec) -> str:
+    """A per-parent child's list as a nested-list template (``{id}``: the parent's id)."""
+    assert spec.parent is not None
+    if spec.parent.location is ParentParam.QUERY:
+        return f"{spec.path}?{spec.parent.parameter}={{id}}"
+    return spec.path.replace(f"{{{spec.parent.parameter}}}", "{id}")
+
+
+# Children listed per parent: table -> template. Those on a list path of their own
+# (``/v1/balance_transactions?payout=``) are answered by that list's handler.
+LISTED_TEMPLATES = {
+    spec.name: _listed_template(spec) for spec in TABLES if spec.kind is TableKind.PER_PARENT_CHILD
+}
 PREFIXES = {name: name for name in LIST_PATHS} | {
     "charge": "ch",
     "customer": "cus",
@@ -137,6 +152,8 @@ class FakeStripe:
             "livemode": False,
         }
         self.nested: dict[str, list[dict]] = {}
+        # Rows of children listed per parent: (table, parent id) -> rows.
+        self.listed: dict[tuple[str, str], list[dict]] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.failures: list[Callable[[Any, Any], dict | None]] = []
         self.fail_after: int | None = None
@@ -154,6 +171,9 @@ class FakeStripe:
             mocker.get(f"{api_url}{path}", json=self._single)
         for template in NESTED_TEMPLATES:
             mocker.get(_nested_url(api_url, template), json=self._nested)
+        for template in LISTED_TEMPLATES.values():
+            if template.partition("?")[0] not in self.objects:
+                mocker.get(_nested_url(api_url, template), json=self._listed)
         plurals = "|".join(re.escape(path.removeprefix("/v1/")) for path in LIST_PATHS.values())
         mocker.get(
             re.compile(re.escape(api_url) + rf"/v1/(?:{plurals})/[^/?]+(?:\?|$)"),
@@ -242,6 +262,12 @@ class FakeStripe:
         if failure is not None:
             return failure
         items = self.objects[path]
+        for table, template in LISTED_TEMPLATES.items():
+            path_part, _, query = template.partition("?")
+            parameter = query.partition("=")[0]
+            if path == path_part and parameter in params:
+                items = self.listed.get((table, params[parameter]), [])
+                return self._page(list(items), params, path, context)
         if path == EVENTS_PATH:
             filtered = self._filter_events(items, params, context)
             if isinstance(filtered, dict):
@@ -323,6 +349,19 @@ class FakeStripe:
                 "message": f"No such {stream}: '{object_id}'",
             }
         }
+
+    def _listed(self, request: Any, context: Any) -> dict:
+        path, params = self._record(request)
+        failure = self._maybe_fail(request, context)
+        if failure is not None:
+            return failure
+        table, template = next(
+            (t, template)
+            for t, template in LISTED_TEMPLATES.items()
+            if _nested_match(template, path)
+        )
+        items = self.listed.get((table, _parent_id(template, path, params)), [])
+        return self._page(list(items), params, path, context)
 
     def _nested(self, request: Any, context: Any) -> dict:
         path, params = self._record(request)
