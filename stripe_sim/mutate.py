@@ -132,6 +132,17 @@ def mutate(state: SimState, body: dict[str, Any]) -> dict[str, Any]:
         return mutation.summary()
 
 
+# Children made with a new parent that Stripe announces with events of their own.
+NESTED_CREATED_EVENTS = {
+    ("customer", "sources"): "customer.source.created",
+    ("customer", "tax_ids"): "customer.tax_id.created",
+}
+KIN_CREATED_EVENTS = {
+    "paymentmethod": "payment_method.attached",
+    "customercashbalancetransaction": "customer_cash_balance_transaction.created",
+}
+
+
 class Mutation:
     """One mutation call's work on an account's tables."""
 
@@ -206,7 +217,22 @@ class Mutation:
             event_type = created_event_type(stream, obj)
             if event_type:
                 self.event(event_type, row.body)
+            self.announce_children(stream, obj["id"])
         self.touched["create"][stream] = [row.id for row in rows]
+
+    def announce_children(self, stream: str, parent_id: str) -> None:
+        """The events Stripe sends for the rows made with a new parent: a customer's
+        payment methods are attached, its sources and tax ids and cash balance
+        transactions created."""
+        for (parent, field), event_type in NESTED_CREATED_EVENTS.items():
+            if parent == stream:
+                for row in self.data.nested[parent, field].get(parent_id, ()):
+                    self.event(event_type, row.body)
+        for child, event_type in KIN_CREATED_EVENTS.items():
+            own = per_parent.parent_table(child) == stream
+            table = self.data.kin[child].get(parent_id) if own else None
+            for row in reversed(table.rows) if table is not None else ():
+                self.event(event_type, row.body)
 
     def update(self, stream: str, n: int) -> None:
         rows = self.pick(stream, n)
