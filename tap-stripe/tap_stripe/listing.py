@@ -91,13 +91,20 @@ class Listing:
         self._params = table_params(spec, expand)
         self._cursor = cursor_reader(spec.created_field)
 
-    def fetch(self, window: Window | None) -> tuple[list[RawRecord], bool]:
-        """One page of ``window``: its raw records and whether more follow."""
+    def fetch(
+        self, window: Window | None, *, complete: bool = True
+    ) -> tuple[list[RawRecord], bool]:
+        """One page of ``window``: its raw records (nested lists completed unless not
+        ``complete``) and whether more follow."""
         spec = self.spec
         records, has_more = fetch_list(self.run, spec.name, spec.path, self._params, window)
+        if complete:
+            self._complete(records)
+        return records, has_more
+
+    def _complete(self, records: list[RawRecord]) -> None:
         if self.nested is not None:
             self.nested.complete(records)
-        return records, has_more
 
     def created_range(self, start: int, end: int) -> Iterable[Page]:
         """The pages of objects created in ``[start, end)``, fetched from now on."""
@@ -126,13 +133,14 @@ class Listing:
         record[field] = int(stripe_time if stripe_time is not None else time.time())
         return orjson.dumps(record)
 
-    def _list_pages(self) -> Iterator[tuple[list[RawRecord], bool]]:
+    def _list_pages(self, *, complete: bool = True) -> Iterator[tuple[list[RawRecord], bool]]:
         """The list's pages without a ``created`` filter, newest first, until the caller
-        stops or none follows; nested lists are completed until then."""
+        stops or none follows; nested lists are completed until then (by the caller, when
+        not ``complete``)."""
         cursor: str | None = None
         try:
             while True:
-                raws, has_more = self.fetch(Window(0, 0, cursor))
+                raws, has_more = self.fetch(Window(0, 0, cursor), complete=complete)
                 yield raws, has_more
                 if not has_more:
                     return
@@ -147,11 +155,14 @@ class Listing:
 
         Objects created since ``end`` (the run's start) are written too: the next run
         reads down to its bookmark minus the lookback, so reading them twice is harmless.
+        Only the kept objects' nested lists are completed: the last page's older ones
+        were written by an earlier run.
         """
         self.logger.info("Reading newest first, down to created %d", start)
-        with closing(self._list_pages()) as pages:
+        with closing(self._list_pages(complete=False)) as pages:
             for raws, has_more in pages:
                 kept = [raw for raw in raws if self._cursor(raw)[1] >= start]
+                self._complete(kept)
                 if not has_more or len(kept) < len(raws):
                     yield Page(kept, Window(start, end))
                     return
