@@ -22,9 +22,10 @@ from urllib.parse import parse_qs, parse_qsl
 
 import duckdb
 from tap_stripe.changes import event_queries
-from tap_stripe.tables import TABLES, ReadMode
+from tap_stripe.tables import TABLES, TABLES_BY_NAME, ReadMode, TableKind, TableSpec
 
 from stripe_sim.runner import SimHandle
+from stripe_sim.tables import DERIVED
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -35,44 +36,87 @@ SCHEMA = "stripe"
 STATE_TABLE = "_singer_state"
 # The tap's own table registry names the streams and their list endpoints.
 STREAMS = tuple(sorted(table.name for table in TABLES))
-LIST_PATHS = {table.path: table.name for table in TABLES if not table.single_object}
-# Tables whose updates and deletes the tap reads from /v1/events ("tracked"), and the
-# /v1/events filter each of its change-capture requests carries -> its table.
-TRACKED = tuple(sorted(table.name for table in TABLES if table.event_types))
-DELETABLE = frozenset(table.name for table in TABLES if table.deletable)
-# Tables read whole on every run (the account, and lists without events), and the others,
-# which keep a ``created`` bookmark.
-WHOLE = frozenset(table.name for table in TABLES if table.replication_key is None)
-BOOKMARKED = frozenset(STREAMS) - WHOLE
+TOP_LEVEL = tuple(table for table in TABLES if table.parent is None)
+CHILDREN = frozenset(table.name for table in TABLES if table.parent is not None)
+KEYS = {table.name: table.key_properties for table in TABLES}
+LIST_PATHS = {table.path: table.name for table in TOP_LEVEL if not table.single_object}
+
+
+def owner(table: TableSpec) -> TableSpec:
+    """The top-level table whose reading writes ``table`` (itself, or its ancestor)."""
+    while table.parent is not None:
+        table = TABLES_BY_NAME[table.parent.table]
+    return table
+
+
+# Top-level tables whose updates and deletes the tap reads from /v1/events ("tracked":
+# each keeps an events cursor), and the /v1/events filter each change-capture request
+# carries -> the tracked table whose reading makes it (a child's own events: its parent).
+TRACKED = tuple(sorted(table.name for table in TOP_LEVEL if table.event_types))
+# Tables whose objects' events the tap folds: the tracked ones and children with events.
+EVENTED = frozenset(table.name for table in TABLES if table.event_types) - {"event"}
+DELETABLE = frozenset(table.name for table in TABLES if table.deletable or table.delete_event_types)
+# Top-level tables read whole on every run (single objects, lists without events), and
+# the others, which keep a ``created`` bookmark.
+WHOLE = frozenset(table.name for table in TOP_LEVEL if table.replication_key is None)
+BOOKMARKED = frozenset(table.name for table in TOP_LEVEL) - WHOLE
 NEWEST_FIRST = frozenset(table.name for table in TABLES if table.read is ReadMode.NEWEST_FIRST)
+# The tables written by a run of the WHOLE ones: themselves and their children.
+WRITTEN_WHOLE = frozenset(t.name for t in TABLES if owner(t).name in WHOLE)
 # Tables whose rows carry a table version: those with change capture (their full read),
-# and those read whole every run (each run's read retires the rows it did not see).
-VERSIONED = frozenset(TRACKED) | {table.name for table in TABLES if table.read is ReadMode.FULL}
+# those read whole every run (each run's read retires the rows it did not see), and the
+# children of either, written under their parent's version.
+_VERSIONED_TOP = frozenset(TRACKED) | {t.name for t in TOP_LEVEL if t.read is ReadMode.FULL}
+VERSIONED = _VERSIONED_TOP | {t.name for t in TABLES if owner(t).name in _VERSIONED_TOP}
 EVENTS_PATH = "/v1/events"
 EVENT_QUERIES = {
-    (key, tuple(value) if isinstance(value, list) else (value,)): table.name
+    (key, tuple(value) if isinstance(value, list) else (value,)): owner(table).name
     for table in TABLES
     for query in event_queries(table.event_types)
     for key, value in query.items()
 }
+# /v1/events requests of a run with change capture: each evented table's own queries.
+EVENTS_REQUESTS = sum(len(event_queries(table.event_types)) for table in TABLES)
 # Columns the target adds to tracked tables: when a row was deleted from Stripe, and the
 # table version (sync start) of the full read that last wrote it.
 DELETED_AT = "_sdc_deleted_at"
 TABLE_VERSION = "_sdc_table_version"
 CHANGE_COLUMNS = frozenset({DELETED_AT, TABLE_VERSION})
-# A run with nothing new: one list request per table (the account: one GET), plus the
-# /v1/events requests of every tracked table.
-QUIET_RUN_REQUESTS = len(TABLES) + len(EVENT_QUERIES)
 LOOKBACK = 300  # the tap's default lookback_window
 # Lists Stripe cuts at 10 entries and the tap completes: stream -> {field: path template}.
 NESTED_LISTS = {table.name: dict(table.nested_lists) for table in TABLES if table.nested_lists}
 SINGLE_PATHS = frozenset(table.path for table in TABLES if table.single_object)
-# The table of a Stripe object, from its ``object`` field.
-TABLE_OF_OBJECT = {table.object: table.name for table in TABLES}
+# The table of a Stripe object, from its ``object`` field: the top-level tables, and the
+# children with events of their own (a card, a payment method).
+TABLE_OF_OBJECT = {
+    kind: table.name
+    for table in TABLES
+    if table.parent is None or table.event_types
+    for kind in table.object.split("|")
+}
+
+
+def _path_pattern(template: str) -> re.Pattern[str]:
+    path = template.partition("?")[0]
+    return re.compile(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(path)))
+
+
 _NESTED_PATTERNS = tuple(
-    re.compile(re.escape(template.partition("?")[0]).replace(re.escape("{id}"), "[^/]+"))
+    _path_pattern(template)
     for templates in NESTED_LISTS.values()
     for template in templates.values()
+)
+# Children listed per parent: their list paths (those on a path of their own).
+_LISTED_PATTERNS = tuple(
+    _path_pattern(table.path)
+    for table in TABLES
+    if table.kind is TableKind.PER_PARENT_CHILD and table.path not in LIST_PATHS
+)
+# Retrieve paths of the children with events of their own (their re-fetches) -> table.
+_CHILD_RETRIEVE_PATTERNS = tuple(
+    (_path_pattern(table.retrieve), table.name)
+    for table in TABLES
+    if table.parent and table.retrieve
 )
 
 
@@ -81,10 +125,27 @@ def is_nested_path(path: str) -> bool:
     return any(pattern.fullmatch(path) for pattern in _NESTED_PATTERNS)
 
 
+def is_listed_child_path(entry: Mapping[str, Any]) -> bool:
+    """The logged request lists one parent's rows of a child read per parent."""
+    path = entry["path"]
+    if any(pattern.fullmatch(path) for pattern in _LISTED_PATTERNS):
+        return True
+    query = parse_qs(entry.get("query", ""))
+    return path == "/v1/balance_transactions" and "payout" in query
+
+
+def child_refetch_table(path: str) -> str | None:
+    """The child table one of whose rows ``path`` retrieves, if it does."""
+    return next((t for pattern, t in _CHILD_RETRIEVE_PATTERNS if pattern.fullmatch(path)), None)
+
+
 # Small enough for seconds per run, big enough for paging, split windows and nested lists.
 # All data within the last 25 days, so no event crosses Stripe's 30-day retention mid-test.
 SIM_KNOBS: dict[str, Any] = {
     "counts": {
+        # Each table made from its shape alone: enough for a first page past ten children
+        # (every 16th parent) and for the mutations, few enough to keep runs short.
+        **dict.fromkeys(DERIVED, 17),
         "charge": 400,
         "customer": 60,
         "subscription": 50,
@@ -239,14 +300,20 @@ def tables(database: Path) -> set[str]:
     return {name for (name,) in rows} - {STATE_TABLE}
 
 
+def key_of(table: str, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The row's key in ``table`` (``(invoice, id)`` for invoice lines)."""
+    return tuple(row.get(name) for name in KEYS[table])
+
+
 def read_table(database: Path, table: str) -> list[dict[str, Any]]:
-    """Every row as the JSON object DuckDB makes of it (JSON columns nested), by id.
+    """Every row as the JSON object DuckDB makes of it (JSON columns nested), by key.
 
     Without the table version: it names the run that last read the whole table, which
     differs between runs that land the same data."""
     with connect(database) as connection:
         rows = connection.execute(f'select to_json(t) from {SCHEMA}."{table}" t').fetchall()
-    return sorted((_without_version(json.loads(row)) for (row,) in rows), key=lambda row: row["id"])
+    found = (_without_version(json.loads(row)) for (row,) in rows)
+    return sorted(found, key=lambda row: key_of(table, row))
 
 
 def _without_version(row: dict[str, Any]) -> dict[str, Any]:
@@ -271,7 +338,17 @@ def deleted_at(database: Path, table: str) -> dict[str, float]:
 
 
 def read_all(database: Path) -> dict[str, list[dict[str, Any]]]:
-    return {table: read_table(database, table) for table in sorted(tables(database))}
+    """Every table's rows, to compare runs: a snapshot table (``balance``, a row per run)
+    by its latest row without its stamp."""
+    found = {}
+    for table in sorted(tables(database)):
+        rows = read_table(database, table)
+        snapshot = TABLES_BY_NAME[table].snapshot_field
+        if snapshot is not None and rows:
+            latest = max(rows, key=lambda row: row[snapshot])
+            rows = [{k: v for k, v in latest.items() if k != snapshot}]
+        found[table] = rows
+    return found
 
 
 def columns(database: Path, table: str) -> set[str]:
@@ -293,28 +370,44 @@ def row_count(database: Path) -> int:
 
 
 def truth(sim: SimHandle, stream: str) -> list[dict[str, Any]]:
-    """The simulator's objects, nested lists completed the way the tap completes them."""
+    """The simulator's objects, nested lists completed the way the tap completes them
+    (those expanded for children only are not in the parent's rows), by key."""
     objects = sim.objects(stream)
+    spec = TABLES_BY_NAME[stream]
+    for obj in objects:
+        for field in spec.child_expand:
+            obj.pop(field, None)
+    if spec.snapshot_field is not None:
+        return objects
     for field, template in NESTED_LISTS.get(stream, {}).items():
         for obj in objects:
-            if obj[field]["has_more"]:
+            if (obj.get(field) or {}).get("has_more"):
                 path, _, query = template.format(id=obj["id"]).partition("?")
                 page = sim.request(path, {**dict(parse_qsl(query)), "limit": 100}).json()
                 assert not page["has_more"]
                 obj[field] = {**obj[field], "data": page["data"], "has_more": False}
-    return sorted(objects, key=lambda obj: obj["id"])
+    return sorted(objects, key=lambda obj: key_of(stream, obj))
 
 
 def assert_rows_match(
     rows: list[dict[str, Any]], expected: list[dict[str, Any]], table: str
 ) -> None:
-    """Same ids in the same order, every value equal; columns the object lacks are NULL
-    (``_sdc_deleted_at`` too: these rows are live)."""
-    assert [row["id"] for row in rows] == [obj["id"] for obj in expected], table
+    """Same keys in the same order, every value equal; columns the object lacks are NULL
+    (``_sdc_deleted_at`` too: these rows are live). A snapshot table (``balance``, a row
+    per run) matches when its latest row is the object."""
+    snapshot = TABLES_BY_NAME[table].snapshot_field
+    if snapshot is not None:
+        latest = max(rows, key=lambda row: row[snapshot])
+        rows = [{k: v for k, v in latest.items() if k != snapshot}]
+    else:
+        found, wanted = [key_of(table, r) for r in rows], [key_of(table, o) for o in expected]
+        extra, missing = sorted(set(found) - set(wanted)), sorted(set(wanted) - set(found))
+        assert found == wanted, (table, "extra", extra[:5], "missing", missing[:5])
     for row, obj in zip(rows, expected, strict=True):
-        assert set(obj) <= set(row), (table, obj["id"], set(obj) - set(row))
-        assert {key: row[key] for key in obj} == obj, (table, obj["id"])
-        assert all(row[key] is None for key in set(row) - set(obj)), (table, obj["id"])
+        key = key_of(table, obj)
+        assert set(obj) <= set(row), (table, key, set(obj) - set(row))
+        assert {name: row[name] for name in obj} == obj, (table, key)
+        assert all(row[name] is None for name in set(row) - set(obj)), (table, key)
 
 
 def assert_matches_truth(
@@ -324,6 +417,44 @@ def assert_matches_truth(
     assert tables(database) == set(streams)
     for stream in streams:
         assert_rows_match(read_table(database, stream), truth(sim, stream), stream)
+
+
+def quiet_run_requests(sim: SimHandle) -> int:
+    """The requests of a run with nothing new: a list page per top-level list and a GET
+    per single object, the /v1/events queries, and what the tables read whole each run
+    cost besides their first page: their further pages, their children's lists past
+    Stripe's first 10, and one list per parent of a child listed per parent."""
+    total = len(TOP_LEVEL) + EVENTS_REQUESTS
+    for table in TOP_LEVEL:
+        if table.read is not ReadMode.FULL:
+            continue
+        parents = sim.objects(table.name)
+        total += max(0, -(-len(parents) // 100) - 1)
+        for child in TABLES:
+            if child.parent is None or child.parent.table != table.name:
+                continue
+            field = child.parent.embedded_field
+            if field is None:
+                total += len(parents)
+                continue
+            for parent in parents:
+                rows = len(_complete_list(sim, table, parent, field))
+                total += -(-(rows - 10) // 100) if rows > 10 else 0
+    return total
+
+
+def _complete_list(
+    sim: SimHandle, table: TableSpec, parent: Mapping[str, Any], field: str
+) -> list[dict[str, Any]]:
+    """Every row of ``parent``'s nested list ``field``, from its own endpoint."""
+    path, _, query = table.nested_lists[field].format(id=parent["id"]).partition("?")
+    page = sim.request(path, {**dict(parse_qsl(query)), "limit": 100}).json()
+    rows = page["data"]
+    while page["has_more"]:
+        params = {**dict(parse_qsl(query)), "limit": 100, "starting_after": rows[-1]["id"]}
+        page = sim.request(path, params).json()
+        rows += page["data"]
+    return rows
 
 
 def change_capture_table(entry: Mapping[str, Any]) -> str | None:
@@ -338,15 +469,19 @@ def change_capture_table(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
-def assert_reads_only_since(log: list[dict[str, Any]], state: Mapping[str, Any]) -> None:
+def assert_reads_only_since(
+    log: list[dict[str, Any]], state: Mapping[str, Any], quiet_requests: int
+) -> None:
     """Every list request of ``log`` (the simulator's request log) asks only for objects
     created at or after its stream's bookmark in ``state`` minus the lookback, and every
     change-capture request only for events since the table's events cursor minus the
-    lookback."""
+    lookback; and the run makes at most a few requests more than ``quiet_requests``."""
     since = bookmarks(state)
     cursors = events_cursors(state)
     assert set(cursors) == set(TRACKED)
-    list_requests = [entry for entry in log if entry["path"] in LIST_PATHS]
+    list_requests = [
+        entry for entry in log if entry["path"] in LIST_PATHS and not is_listed_child_path(entry)
+    ]
     captures = [entry for entry in list_requests if change_capture_table(entry)]
     listed = [entry for entry in list_requests if not change_capture_table(entry)]
     creations = [entry for entry in listed if LIST_PATHS[entry["path"]] not in WHOLE]
@@ -366,7 +501,7 @@ def assert_reads_only_since(log: list[dict[str, Any]], state: Mapping[str, Any])
         query = parse_qs(entry["query"])
         table = change_capture_table(entry)
         assert int(query["created[gte]"][0]) >= cursors[table] - LOOKBACK, entry
-    assert len(log) < QUIET_RUN_REQUESTS + 20, f"{len(log)} requests for a handful of new objects"
+    assert len(log) < quiet_requests + 40, f"{len(log)} requests for a handful of new objects"
 
 
 def clean_env(**extra: str) -> dict[str, str]:

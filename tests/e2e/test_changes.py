@@ -5,25 +5,30 @@ equals the simulator's truth, with deleted rows flagged (or gone under ``hard_de
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from tap_stripe.client import DEFAULT_API_VERSION
-from tap_stripe.tables import TABLES_BY_NAME
+from tap_stripe.family import field_value
+from tap_stripe.tables import TABLES_BY_NAME, ParentParam, TableKind, TableSpec
 
 from stripe_sim.runner import SimHandle, run_simulator
 from stripe_sim.tables import UPDATABLE, event_for
 from tests.e2e.harness import (
+    CHILDREN,
     DELETABLE,
     DELETED_AT,
-    EVENT_QUERIES,
+    EVENTED,
     EVENTS_PATH,
+    EVENTS_REQUESTS,
     LIST_PATHS,
     LOOKBACK,
     SIM_KNOBS,
@@ -37,9 +42,13 @@ from tests.e2e.harness import (
     assert_rows_match,
     bookmarks,
     change_capture_table,
+    child_refetch_table,
     deleted_at,
     events_cursors,
+    is_listed_child_path,
     is_nested_path,
+    key_of,
+    owner,
     persisted_state,
     read_table,
     run_pipe,
@@ -73,6 +82,68 @@ MUTATION |= {
     for name in TRACKED
     if name not in MUTATION and name != "event"
 }
+# Children added, changed and removed, each with the events Stripe sends. Not the line
+# items of draft quotes (Stripe sends no event when they change: no quote.updated), nor
+# usage reported within a subscription's period (no event at all).
+MUTATION |= {
+    "invoicelineitem": {"create": 2, "update": 1, "delete": 1},
+    "subscriptionitem": {"create": 2, "update": 1, "delete": 1},
+    "paymentlinklineitem": {"create": 1, "update": 1, "delete": 1},
+    "transferreversal": {"create": 1},
+    "feerefund": {"create": 1},
+    "card": {"create": 1, "update": 1, "delete": 1},
+    "bankaccount": {"create": 1, "update": 1, "delete": 1},
+    "taxid": {"create": 1, "update": 1, "delete": 1},
+    "externalaccount": {"create": 1, "update": 1, "delete": 1},
+    "paymentmethod": {"create": 2, "update": 1, "delete": 1},
+    "customerbalancetransaction": {"create": 2},
+    "customercashbalancetransaction": {"create": 1},
+    "setupattempt": {"create": 2},
+    "person": {"create": 1, "update": 1, "delete": 1},
+    "capability": {"update": 1},
+    "payoutbalancetransaction": {"create": 1},
+}
+# A payout pays out the funds available: after the first round's, none are left.
+LATER_MUTATION = {name: ops for name, ops in MUTATION.items() if name != "payoutbalancetransaction"}
+# Top-level tables whose deletes arrive as tombstones (children: see assert_equals_truth).
+DELETABLE_TOP = frozenset(name for name in DELETABLE if name not in CHILDREN)
+# Children of a deletable parent. A deleted parent's rows that its deletion event does
+# not list stay as last seen (README, "Tables"): Stripe sends no event for a deleted
+# customer's cards, tax ids or payment methods (expanded or listed for the children
+# only, never in an event), nor lists past the first 10 lines of a deleted draft invoice.
+CHILDREN_OF_DELETABLE = {
+    name: TABLES_BY_NAME[name].parent
+    for name in CHILDREN
+    if TABLES_BY_NAME[name].parent.table in DELETABLE_TOP
+}
+
+
+def left_by_deleted_parents(
+    sim: SimHandle, stream: str, deleted: Mapping[str, set[str]]
+) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a row of ``stream`` is one a deleted parent's event did not list."""
+    spec = TABLES_BY_NAME[stream]
+    if spec.parent is not None and spec.parent.table in CHILDREN:
+        # A removed subscription item's usage summaries: they go with it, unannounced.
+        column = spec.parent.column
+        removed_parents = {row["id"] for row in sim.removed(spec.parent.table)}
+        return lambda row: row.get(column) in removed_parents
+    parent = CHILDREN_OF_DELETABLE.get(stream)
+    if parent is None:
+        return lambda row: False
+    gone = deleted.get(parent.table, set())
+    events = deletion_events(sim)
+    listed = {
+        (parent_id, row.get("id"))
+        for parent_id in gone
+        if parent_id in events and parent.embedded_field is not None
+        for row in (events[parent_id]["data"]["object"].get(parent.embedded_field) or {}).get(
+            "data", []
+        )
+    }
+    return lambda row: (
+        row.get(parent.column) in gone and ((row.get(parent.column), row.get("id")) not in listed)
+    )
 
 
 @pytest.fixture
@@ -83,10 +154,11 @@ def sim() -> Iterator[SimHandle]:
 
 
 class Deletions:
-    """Ids deleted from the simulator so far, by table (the tables the tap tombstones)."""
+    """Ids deleted from the simulator so far, by top-level table (the tables the tap
+    tombstones); children's removals come from the simulator's truth."""
 
     def __init__(self) -> None:
-        self.ids: dict[str, set[str]] = {stream: set() for stream in DELETABLE}
+        self.ids: dict[str, set[str]] = {stream: set() for stream in DELETABLE_TOP}
 
     def mutate(self, sim: SimHandle, **mutation: dict[str, int]) -> dict[str, Any]:
         """Apply ``mutation``; fail unless every table was created in, updated and deleted
@@ -96,7 +168,7 @@ class Deletions:
             for op, count in ops.items():
                 assert len(summary[op].get(stream, [])) >= min(count, 1), (stream, op, summary)
         for stream, ids in summary["delete"].items():
-            if stream in DELETABLE:
+            if stream in DELETABLE_TOP:
                 self.ids[stream] |= set(ids)
         return summary
 
@@ -109,19 +181,43 @@ class Deletions:
         }
 
 
+def live_keys(database: Path) -> dict[str, set[tuple[Any, ...]]]:
+    """Per child table, the keys of its live rows (to check their removals next run)."""
+    return {
+        stream: {key_of(stream, r) for r in read_table(database, stream) if not r.get(DELETED_AT)}
+        for stream in CHILDREN
+    }
+
+
 def assert_equals_truth(
-    database: Path, sim: SimHandle, deleted: Mapping[str, set[str]], *, hard: bool = False
+    database: Path,
+    sim: SimHandle,
+    deleted: Mapping[str, set[str]],
+    *,
+    hard: bool = False,
+    live_before: Mapping[str, set[tuple[Any, ...]]] | None = None,
 ) -> None:
-    """Every table: its live rows exactly the simulator's objects, and its rows marked
-    deleted exactly the ``deleted`` ids (none left under ``hard_delete``)."""
+    """Every table: its live rows exactly the simulator's objects. A top-level table's
+    rows marked deleted are exactly the ``deleted`` ids; a child's are rows the simulator
+    removed, among them every one that was live before (``live_before``). None is left
+    marked under ``hard_delete``."""
     assert tables(database) == set(STREAMS)
     for stream in STREAMS:
-        rows = read_table(database, stream)
+        left = left_by_deleted_parents(sim, stream, deleted)
+        rows = [row for row in read_table(database, stream) if not left(row)]
         live = [row for row in rows if row.get(DELETED_AT) is None]
         assert_rows_match(live, truth(sim, stream), stream)
-        gone = {row["id"] for row in rows if row.get(DELETED_AT) is not None}
+        if stream in CHILDREN:
+            gone = {key_of(stream, row) for row in rows if row.get(DELETED_AT) is not None}
+            removed = {key_of(stream, row) for row in sim.removed(stream) if not left(row)}
+            assert gone <= (set() if hard else removed), (stream, gone - removed)
+            before = (live_before or {}).get(stream, set())
+            if not hard:
+                assert before & removed <= gone, (stream, (before & removed) - gone)
+            continue
+        gone_ids = {row["id"] for row in rows if row.get(DELETED_AT) is not None}
         expected = set() if hard else deleted.get(stream, set())
-        assert gone == expected, stream
+        assert gone_ids == expected, stream
 
 
 def deletion_events(sim: SimHandle) -> dict[str, dict[str, Any]]:
@@ -129,7 +225,8 @@ def deletion_events(sim: SimHandle) -> dict[str, dict[str, Any]]:
     found = {}
     for event in sim.objects("event"):
         obj = event["data"]["object"]
-        if event["type"].endswith(".deleted") and _table_of(obj) in DELETABLE:
+        table = _table_of(obj)
+        if table in DELETABLE and TABLES_BY_NAME[table].is_delete_event(event["type"]):
             found[obj["id"]] = event
     return found
 
@@ -156,26 +253,31 @@ def _table_of(obj: Mapping[str, Any]) -> str:
 def expected_refetches(
     sim: SimHandle, cursors: Mapping[str, int], api_version: str = DEFAULT_API_VERSION
 ) -> dict[str, set[str]]:
-    """Per tracked table, the ids whose events since the cursor (minus the lookback) the
-    tap cannot trust: the newest one is at another API version, or two share the newest
-    second. Objects with a ``*.deleted`` event are tombstones instead."""
+    """Per evented table, the ids whose events since the cursor of the table (or of its
+    parent) minus the lookback the tap cannot trust: the newest one is at another API
+    version, or two share the newest second, or the table expands fields that events
+    never do. Objects with a delete event are tombstones instead."""
     events: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for event in sim.objects("event"):
         obj = event["data"]["object"]
         table = _table_of(obj)
-        if table not in cursors or not obj.get("id"):
+        spec = TABLES_BY_NAME.get(table)
+        if spec is None or owner(spec).name not in cursors or not obj.get("id"):
             continue
-        if event["created"] < cursors[table] - LOOKBACK:
+        if event["created"] < cursors[owner(spec).name] - LOOKBACK:
             continue
-        if any(fnmatchcase(event["type"], kind) for kind in TABLES_BY_NAME[table].event_types):
+        if any(fnmatchcase(event["type"], kind) for kind in spec.event_types):
             events.setdefault((table, obj["id"]), []).append(event)
-    refetch: dict[str, set[str]] = {table: set() for table in cursors}
+    refetch: dict[str, set[str]] = {
+        t: set() for t in EVENTED if owner(TABLES_BY_NAME[t]).name in cursors
+    }
     for (table, object_id), found in events.items():
-        if table in DELETABLE and any(event["type"].endswith(".deleted") for event in found):
+        spec = TABLES_BY_NAME[table]
+        if any(spec.is_delete_event(event["type"]) for event in found):
             continue
         newest = max(event["created"] for event in found)
         last = [event for event in found if event["created"] == newest]
-        if len(last) > 1 or last[0]["api_version"] != api_version:
+        if spec.expand or len(last) > 1 or last[0]["api_version"] != api_version:
             refetch[table].add(object_id)
     return refetch
 
@@ -185,30 +287,118 @@ def refetched(log: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
     counts: Counter[tuple[str, str]] = Counter()
     for entry in log:
         head, _, object_id = entry["path"].rpartition("/")
-        if head in LIST_PATHS and object_id:
+        table = child_refetch_table(entry["path"])
+        if table is not None:
+            counts[(table, object_id)] += 1
+        elif head in LIST_PATHS and object_id:
             counts[(LIST_PATHS[head], object_id)] += 1
     return counts
 
 
 def request_kinds(log: list[dict[str, Any]]) -> Counter[str]:
     """The run's requests by kind: list pages, /v1/events pages of change capture,
-    re-fetches by id, completions of nested lists, the account."""
+    re-fetches by id, completions of nested lists, lists of children read per parent,
+    the single objects."""
     kinds: Counter[str] = Counter()
     for entry in log:
         path = entry["path"]
         if change_capture_table(entry):
             kinds["events"] += 1
+        elif is_listed_child_path(entry):
+            kinds["children"] += 1
         elif path in LIST_PATHS:
             kinds["list"] += 1
         elif path in SINGLE_PATHS:
-            kinds["account"] += 1
+            kinds["single"] += 1
         elif is_nested_path(path):
             kinds["nested"] += 1
-        elif path.rpartition("/")[0] in LIST_PATHS:
+        elif path.rpartition("/")[0] in LIST_PATHS or child_refetch_table(path):
             kinds["refetch"] += 1
         else:
             kinds[path] += 1
     return kinds
+
+
+LISTED_CHILDREN = tuple(
+    spec for spec in TABLES_BY_NAME.values() if spec.kind is TableKind.PER_PARENT_CHILD
+)
+
+
+def listed_parents(log: list[dict[str, Any]]) -> dict[str, Counter[str]]:
+    """Per child listed per parent, how often the run listed each parent's rows."""
+    found: dict[str, Counter[str]] = {spec.name: Counter() for spec in LISTED_CHILDREN}
+    for entry in log:
+        if not is_listed_child_path(entry):
+            continue
+        query = parse_qs(entry["query"])
+        for spec in LISTED_CHILDREN:
+            parent = spec.parent
+            if parent.location is ParentParam.QUERY:
+                if entry["path"] == spec.path and parent.parameter in query:
+                    found[spec.name][query[parent.parameter][0]] += 1
+                continue
+            pattern = re.escape(spec.path).replace(
+                re.escape(f"{{{parent.parameter}}}"), "(?P<parent>[^/]+)"
+            )
+            matched = re.fullmatch(pattern, entry["path"])
+            if matched:
+                found[spec.name][matched["parent"]] += 1
+    return found
+
+
+def expected_listed_parents(sim: SimHandle, state: Mapping[str, Any]) -> dict[str, set[str]]:
+    """The read rule of children listed per parent, for an incremental run from ``state``:
+    every parent of a table read whole; none for a child with events of its own; else the
+    parents the run lists (created since the bookmark minus the lookback) and those whose
+    events since the cursor minus the lookback changed a field the child follows, of
+    those Stripe has the list for (``only_if``)."""
+    since, cursors = bookmarks(state), events_cursors(state)
+    events = sim.objects("event")
+    expected: dict[str, set[str]] = {}
+    for spec in LISTED_CHILDREN:
+        top = owner(spec)
+        if top.name not in since:
+            expected[spec.name] = {obj["id"] for obj in _parents(sim, spec, sim.objects(top.name))}
+            continue
+        if spec.event_types:
+            expected[spec.name] = set()
+            continue
+        listed = [
+            o for o in truth(sim, top.name) if o[top.created_field] >= since[top.name] - LOOKBACK
+        ]
+        changed: dict[str, dict[str, Any]] = {}
+        deleted_ids: set[str] = set()
+        for event in sorted(events, key=lambda e: e["created"]):
+            obj = event["data"]["object"]
+            if obj.get("object") != top.object or event["created"] < cursors[top.name] - LOOKBACK:
+                continue
+            if not any(fnmatchcase(event["type"], kind) for kind in top.event_types):
+                continue
+            if top.is_delete_event(event["type"]):
+                deleted_ids.add(obj["id"])
+            fields = set(event["data"].get("previous_attributes") or {})
+            refresh_on = set(spec.parent.refresh_on)
+            if not refresh_on or fields & refresh_on:
+                changed[obj["id"]] = obj
+        current = {o["id"]: o for o in truth(sim, top.name)}
+        changed_now = [current.get(i, o) for i, o in changed.items() if i not in deleted_ids]
+        expected[spec.name] = {o["id"] for o in _parents(sim, spec, listed + changed_now)}
+    return expected
+
+
+def _parents(sim: SimHandle, spec: TableSpec, tops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The parents of ``spec`` among ``tops`` (for a child of a child, the rows of that
+    child under ``tops``), those Stripe has its list for."""
+    parent = spec.parent
+    if parent.table != owner(spec).name:
+        middle = TABLES_BY_NAME[parent.table]
+        ids = {top["id"] for top in tops}
+        tops = [row for row in truth(sim, middle.name) if row[middle.parent.column] in ids]
+    return [
+        obj
+        for obj in tops
+        if all(field_value(obj, key) == value for key, value in parent.only_if.items())
+    ]
 
 
 def incremental_run(configs: Configs, sim: SimHandle, tap_output: Path) -> list[dict[str, Any]]:
@@ -224,19 +414,24 @@ def assert_incremental_requests(
     """One page per list and per change-capture query (the changes are few), each
     expected object re-fetched once and nothing else but nested-list completions."""
     kinds = request_kinds(log)
-    lists = Counter(entry["path"] for entry in log if entry["path"] in LIST_PATHS)
+    lists = Counter(
+        entry["path"]
+        for entry in log
+        if entry["path"] in LIST_PATHS and not is_listed_child_path(entry)
+    )
     captures = Counter(change_capture_table(entry) for entry in log if change_capture_table(entry))
     assert set(lists) == set(LIST_PATHS), lists
     # One page per table; the event table's list holds both rounds' events, which can
     # take more than one page.
     assert all(count == 1 for path, count in lists.items() if path != EVENTS_PATH), lists
     assert kinds["list"] >= len(LIST_PATHS), lists
-    assert kinds["events"] == len(EVENT_QUERIES) and set(captures) == set(TRACKED), captures
-    assert kinds["account"] == 1
+    assert kinds["events"] == EVENTS_REQUESTS and set(captures) == set(TRACKED), captures
+    assert kinds["single"] == len(SINGLE_PATHS)
     fetched = refetched(log)
     assert all(count == 1 for count in fetched.values()), fetched
-    assert set(fetched) == {(table, i) for table, ids in refetch.items() for i in ids}
-    assert set(kinds) <= {"list", "events", "account", "refetch", "nested"}, kinds
+    # By id (Stripe's ids name their kind): cards and bank accounts share a path.
+    assert {i for _, i in fetched} == {i for ids in refetch.values() for i in ids}
+    assert set(kinds) <= {"list", "events", "single", "refetch", "nested", "children"}, kinds
     return kinds
 
 
@@ -250,19 +445,29 @@ def test_updates_and_deletes_reach_duckdb_after_every_run(
     assert_equals_truth(configs.database, sim, deleted.ids, hard=hard)
 
     for round_number in (1, 2):
-        cursors = events_cursors(persisted_state(configs))
+        state = persisted_state(configs)
+        cursors = events_cursors(state)
         assert set(cursors) == set(TRACKED)
-        deleted.mutate(sim, **MUTATION)
+        before = live_keys(configs.database)
+        deleted.mutate(sim, **(MUTATION if round_number == 1 else LATER_MUTATION))
         refetch = expected_refetches(sim, cursors)
         log = incremental_run(configs, sim, tmp_path / f"run{round_number}.jsonl")
 
-        assert_equals_truth(configs.database, sim, deleted.ids, hard=hard)
+        assert_equals_truth(configs.database, sim, deleted.ids, hard=hard, live_before=before)
         if not hard:
             assert_tombstones_from_events(configs.database, sim, deleted)
         kinds = assert_incremental_requests(log, refetch)
         # Events at the pinned version are trusted: only objects with two events in
-        # their newest second (created and updated in one mutation) are re-fetched.
+        # their newest second (created and updated in one mutation), and those of
+        # tables that expand what events never do, are re-fetched.
         assert kinds["refetch"] == sum(map(len, refetch.values()))
+        # Children listed per parent: exactly the parents the read rule names, each at
+        # most twice (a new parent that also changed is written from both passes).
+        listed = listed_parents(log)
+        for child, parents in expected_listed_parents(sim, state).items():
+            assert set(listed[child]) == parents, (child, set(listed[child]) ^ parents)
+            assert all(count <= 2 for count in listed[child].values()), (child, listed[child])
+        assert kinds["children"] == sum(sum(c.values()) for c in listed.values())
         print(f"round {round_number}: {len(log)} requests {dict(kinds)}")
     state = persisted_state(configs)
     assert all(cursor > cursors[table] for table, cursor in events_cursors(state).items())
