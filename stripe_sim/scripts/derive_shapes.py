@@ -14,7 +14,10 @@ schemas, and writes ``stripe_sim/shapes.json``:
   their nested lists), the query parameters the spec documents besides paging and
   ``expand``, so the simulator answers 400 to any other, as Stripe does;
 - ``event_types``: the event types of the API version (the enum of a webhook endpoint's
-  ``enabled_events``), so the simulator sends only events Stripe has.
+  ``enabled_events``), so the simulator sends only events Stripe has;
+- ``event_objects``: the ``object`` each of those event types carries in ``data.object``
+  (the reference table list's map), so a test can check every table's event types
+  against the version's.
 
 No descriptions are copied and no fixture value is kept except short categorical words
 (``usd``, ``visa``) a shape needs to stay realistic. A table added to the project's
@@ -343,11 +346,17 @@ def event_types(spec: dict[str, Any]) -> list[str]:
     return sorted(set(enabled["enabled_events"]["items"]["enum"]) - {"*"})
 
 
+def event_objects(spec: dict[str, Any], carried: dict[str, str]) -> dict[str, str]:
+    """Event type -> the object its ``data.object`` is, for the version's event types."""
+    return {name: carried[name] for name in event_types(spec) if name in carried}
+
+
 def derive(
     spec: dict[str, Any],
     fixtures: dict[str, Any],
     latest: dict[str, Any],
     tables: list[dict[str, Any]],
+    carried: dict[str, str],
 ) -> Shape:
     """Build the shapes document for every table's resource and list endpoint."""
     resolver = Spec(spec)
@@ -390,6 +399,7 @@ def derive(
         "resources": resources,
         "list_params": list_params(spec, tables),
         "event_types": event_types(spec),
+        "event_objects": event_objects(spec, carried),
     }
 
 
@@ -404,11 +414,12 @@ def main(argv: list[str] | None = None) -> int:
         spec = json.loads((args.openapi / "spec3.json").read_text())
         fixtures = json.loads((args.openapi / "fixtures3.json").read_text())["resources"]
         latest = json.loads((args.openapi / "fixtures3.latest.json").read_text())["resources"]
-        tables = json.loads((args.openapi / "tables.json").read_text())["tables"]
+        reference = json.loads((args.openapi / "tables.json").read_text())
+        tables, carried = reference["tables"], reference["event_type_to_object"]
     except (OSError, KeyError, ValueError) as exc:
         print(f"derive_shapes: cannot read Stripe reference data: {exc}", file=sys.stderr)
         return 1
-    document = derive(spec, fixtures, latest, tables)
+    document = derive(spec, fixtures, latest, tables, carried)
     args.out.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
