@@ -244,7 +244,9 @@ class Mutation:
             previous = self.change(stream, obj)
             new_row = row_of(stream, obj)
             updated.append(new_row)
-            self.event(str(event_for(stream, "updated")), new_row.body, previous)
+            event_type = event_for(stream, "updated")
+            if event_type is not None:
+                self.event(event_type, new_row.body, previous)
         self.replace(stream, upserts=updated)
         self.touched["update"][stream] = [row.id for row in updated]
 
@@ -256,7 +258,9 @@ class Mutation:
             self.cancel(rows)
             return
         for row in rows:
-            self.event(str(event_for(stream, "deleted")), row.body)
+            event_type = event_for(stream, "deleted")
+            if event_type is not None:
+                self.event(event_type, row.body)
             for list_field in SPECS[stream].nested_lists:
                 removed_with_parent(self.data, stream, list_field, row.id, self.now)
             per_parent.removed_with_parent(self.data, stream, row.id, self.now)

@@ -393,17 +393,37 @@ def event_for(stream: str, action: str) -> str | None:
     return next(others, None)
 
 
-# Tables whose objects change between runs (those with event types), in generation order;
-# child tables change through ``child_mutation.py`` and ``kin_mutation.py``.
+# Tables read whole every run that Stripe lets change, and how: no event the tap reads
+# reports it, its next read does. Shipping rates and payment links are archived, never
+# deleted; a connected account can be; tax codes are Stripe's own catalogue.
+READ_WHOLE_CHANGES: MappingProxyType[str, frozenset[str]] = MappingProxyType(
+    {
+        "shippingrate": frozenset({"create", "update"}),
+        "paymentlink": frozenset({"create", "update"}),
+        "connectedaccount": frozenset({"create", "update", "delete"}),
+    }
+)
+# Tables whose objects change between runs (those with event types, and those above), in
+# generation order; child tables change through ``child_mutation.py`` and
+# ``kin_mutation.py``.
 MUTABLE: tuple[str, ...] = tuple(
-    name for name in SYNTHESIS if SPECS[name].event_types and SPECS[name].parent is None
+    name
+    for name in SYNTHESIS
+    if (SPECS[name].event_types or name in READ_WHOLE_CHANGES) and SPECS[name].parent is None
 )
 # Tables whose objects a mutation can update: Stripe reports the change with an event.
 UPDATABLE: frozenset[str] = frozenset(
-    name for name in MUTABLE if name != "event" and event_for(name, "updated")
+    name
+    for name in MUTABLE
+    if name != "event"
+    and (event_for(name, "updated") or "update" in READ_WHOLE_CHANGES.get(name, ()))
 )
 # Tables a mutation can delete from: Stripe deletes their objects, or (subscriptions)
 # a delete is a cancellation with its ``.deleted`` event.
 DELETABLE: frozenset[str] = frozenset(
-    name for name in MUTABLE if SPECS[name].deletable or event_for(name, "deleted")
+    name
+    for name in MUTABLE
+    if SPECS[name].deletable
+    or event_for(name, "deleted")
+    or "delete" in READ_WHOLE_CHANGES.get(name, ())
 )
