@@ -33,8 +33,10 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Two workers (CI has two cores); a test file stays on one worker, so a module's
+# session fixtures (the reference sync, the Meltano project) are made once.
 test: install install-meltano lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano .pytest_cache .ruff_cache

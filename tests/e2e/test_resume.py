@@ -78,10 +78,10 @@ def test_kill_9_of_the_target_then_resume(
 @pytest.fixture
 def faulty_sim(shared_sim: SimHandle, reference: Reference) -> Iterator[SimHandle]:
     """``shared_sim`` (after its clean reference run) failing 10 % of requests (5xx,
-    dropped and cut-off responses) and answering 429 above 20 requests per second;
+    dropped and cut-off responses) and answering 429 above 60 requests per second;
     restored afterwards."""
     assert reference.configs.database.exists()
-    shared_sim.set_knobs(fault_rate=0.1, rate_limit=20)
+    shared_sim.set_knobs(fault_rate=0.1, rate_limit=60)
     shared_sim.reset_stats()
     try:
         yield shared_sim
@@ -92,8 +92,8 @@ def faulty_sim(shared_sim: SimHandle, reference: Reference) -> Iterator[SimHandl
 def test_faults_and_rate_limits_change_nothing(
     reference_tables: dict, faulty_sim: SimHandle, tmp_path: Path
 ) -> None:
-    # Twice the simulator's limit for the ~70 requests of a run: some 429s are certain.
-    configs = write_configs(tmp_path, faulty_sim, tap={"max_requests_per_second": 40})
+    # Twice the simulator's limit for the ~400 requests of a run: some 429s are certain.
+    configs = write_configs(tmp_path, faulty_sim, tap={"max_requests_per_second": 120})
     run_pipe(configs)
 
     statuses = faulty_sim.stats()["by_status"]

@@ -158,10 +158,11 @@ def _log_handlers() -> dict[str, list]:
 
 
 def _restore_log_handlers(before: dict[str, list]) -> None:
-    """Each in-process run adds log handlers; drop them, or every run logs N times."""
+    """Each in-process run adds log handlers; drop them, or every run logs N times (and
+    a logger made during the run would write to its closed stderr afterwards)."""
     for name, handlers in _log_handlers().items():
-        if name in before and handlers != before[name]:
-            logging.getLogger(name or None).handlers[:] = before[name]
+        if handlers != before.get(name, []):
+            logging.getLogger(name or None).handlers[:] = before.get(name, [])
 
 
 def _persisted(config: dict) -> Any:
