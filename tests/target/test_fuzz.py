@@ -134,6 +134,7 @@ def run_target(data: bytes, config: dict) -> Run:
         settings_ = {"path": str(path), "lock_timeout_seconds": 0, **config}
         config_path = Path(folder) / "target.json"
         config_path.write_bytes(msgspec.json.encode(settings_))
+        _drop_dead_handlers()
         handlers = _log_handlers()
         try:
             result = CliRunner().invoke(TargetDuckDB.cli, ["--config", str(config_path)], data)
@@ -155,6 +156,15 @@ def _log_handlers() -> dict[str, list]:
         for logger in loggers
         if isinstance(logger, logging.Logger)
     }
+
+
+def _drop_dead_handlers() -> None:
+    """Drop log handlers writing to a closed stream: the stderr of an earlier in-process
+    run (of another test file too) that kept its handler."""
+    for name, handlers in _log_handlers().items():
+        alive = [h for h in handlers if not getattr(getattr(h, "stream", None), "closed", False)]
+        if alive != handlers:
+            logging.getLogger(name or None).handlers[:] = alive
 
 
 def _restore_log_handlers(before: dict[str, list]) -> None:
