@@ -17,7 +17,6 @@ import orjson
 
 from tap_stripe import shutdown
 from tap_stripe.changes import (
-    GONE_STATUS,
     ChangedFields,
     ChangeSet,
     RemovedRows,
@@ -26,7 +25,7 @@ from tap_stripe.changes import (
     iso_time,
     tombstone,
 )
-from tap_stripe.children import PAGE_SIZE, NestedLists
+from tap_stripe.children import GONE_STATUS, PAGE_SIZE, NestedLists
 from tap_stripe.client import StripeAPIError, StripeError
 from tap_stripe.family import Family
 from tap_stripe.fetcher import Page, PageFetcher

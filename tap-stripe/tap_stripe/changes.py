@@ -297,10 +297,6 @@ class ChangeSet:
         return self._payloads.get(self._latest[object_id].payload)
 
 
-# A re-fetch by id answered with this status: the object was deleted.
-GONE_STATUS = 404
-
-
 class _DeletedStub(msgspec.Struct):
     deleted: bool = False
 

@@ -24,8 +24,8 @@ from tap_stripe.run import Run
 from tap_stripe.tables import TableSpec
 
 PAGE_SIZE = 100
-# A nested list's own endpoint answers this once its parent is deleted.
-NOT_FOUND = 404
+# A retrieve, or a nested list's own endpoint, answers this once the object is deleted.
+GONE_STATUS = 404
 
 
 def listed_rows(parent: Mapping[str, Any], field: str) -> list[dict[str, Any]]:
@@ -135,7 +135,7 @@ class NestedLists:
         try:
             rows = list_rows(self.run.client, path, base, stream=self.spec.name, after=after)
         except StripeAPIError as exc:
-            if exc.status != NOT_FOUND:
+            if exc.status != GONE_STATUS:
                 raise
             # Deleted since it was listed: its delete event brings its tombstone.
             return

@@ -29,12 +29,11 @@ from tap_stripe import shutdown
 from tap_stripe.availability import unavailable_reason
 from tap_stripe.changes import (
     DELETED_AT,
-    GONE_STATUS,
     ChangedFields,
     RemovedRows,
     iso_time,
 )
-from tap_stripe.children import list_rows, listed_rows
+from tap_stripe.children import GONE_STATUS, list_rows, listed_rows
 from tap_stripe.client import StripeAPIError
 from tap_stripe.emit import Emitter
 from tap_stripe.fetcher import Page
@@ -73,12 +72,16 @@ def embedded_rows(spec: TableSpec, parent: Mapping[str, Any]) -> list[Row]:
     table's object, where the list mixes several: a customer's ``sources``), each with
     the parent's id in the table's parent column."""
     assert spec.parent is not None and spec.parent.embedded_field is not None
-    objects = spec.object.split("|")
     return [
         {**row, spec.parent.column: parent["id"]}
         for row in listed_rows(parent, spec.parent.embedded_field)
-        if row.get("object", spec.object) in objects
+        if of_table(spec, row)
     ]
+
+
+def of_table(spec: TableSpec, row: Mapping[str, Any]) -> bool:
+    """Whether a row of a list holding several kinds of object is one of ``spec``'s."""
+    return row.get("object", spec.object) in spec.object.split("|")
 
 
 def field_value(row: Mapping[str, Any], dotted: str) -> Any:
@@ -289,9 +292,7 @@ class Family:
                 continue
             listed = {row.get("id") for row in listed_rows(parent, child.field)}
             for row_id, (row, gone_at) in before.items():
-                if row_id not in listed and row.get("object", child.spec.object) in (
-                    child.spec.object.split("|")
-                ):
+                if row_id not in listed and of_table(child.spec, row):
                     tombstones.append(
                         {**row, child.column: parent["id"], DELETED_AT: iso_time(gone_at)}
                     )
@@ -314,6 +315,12 @@ class Family:
         """Let the per-parent listers' pools go."""
         for listed in self.listed_children:
             listed.close()
+
+    def emitter_of(self, name: str) -> Emitter:
+        """The emitter of child table ``name`` (its own events are written with it)."""
+        return next(
+            c.emitter for c in (*self.children, *self.listed_children) if c.spec.name == name
+        )
 
     def emitters(self) -> list[Emitter]:
         """The parent's emitter (when selected) and the children's."""

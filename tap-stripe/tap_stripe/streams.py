@@ -77,7 +77,7 @@ class StripeStream(Stream):
         self.parent: StripeStream | None = None
 
     def adopt(self, child: StripeStream) -> None:
-        """Make ``child`` (an embedded-child table) written with this stream's pages.
+        """Make ``child`` (a child table) written with this stream's pages.
 
         The SDK then syncs this stream when only the child is selected, and never syncs
         the child on its own (it has a parent stream type).
@@ -146,11 +146,8 @@ class StripeStream(Stream):
             emitter = child._emitter(version)
             if child.spec.kind is TableKind.EMBEDDED_CHILD:
                 embedded.append(ChildOutput(child.spec, emitter))
-                continue
-            parent = child.parent
-            assert parent is not None
-            parents_of = None if parent is self else partial(embedded_rows, parent.spec)
-            listed.append(ListedChild(child.spec, emitter, self._run(), self.logger, parents_of))
+            else:
+                listed.append(_listed(child, emitter))
         return Family(
             self._emitter(version) if self.selected else None,
             embedded,
@@ -290,7 +287,7 @@ class StripeStream(Stream):
                 if reading.events and reading.capture is not None:
                     counter.increment(reading.capture.write(plan, reading.events, family))
                     for child, child_capture, fetchers in reading.child_events:
-                        own = Family(child._emitter(plan.version), [])
+                        own = Family(family.emitter_of(child.name), [])
                         child_capture.write(plan, fetchers, own)
                         own.flush()
                     family.flush()
@@ -343,19 +340,24 @@ class StripeStream(Stream):
                 yield from page.records()
             return
         top = self.parent.parent or self.parent
+        pages = top._start_reading(with_events=False).pages
         if self.spec.kind is TableKind.EMBEDDED_CHILD:
-            rows_of: Callable[[list[dict]], list[dict]] = partial(_embedded_rows, self.spec)
-        else:
-            via = partial(embedded_rows, self.parent.spec) if self.parent is not top else None
-            listed = ListedChild(self.spec, self._emitter(None), self._run(), self.logger, via)
-            rows_of = listed.rows
+            for page in pages:
+                for parent in page.records():
+                    yield from embedded_rows(self.spec, parent)
+            return
+        listed = _listed(self, self._emitter(None))
         try:
-            for page in top._start_reading(with_events=False).pages:
-                yield from rows_of(page.records())
+            for page in pages:
+                yield from listed.rows(page.records())
         finally:
-            if self.spec.kind is not TableKind.EMBEDDED_CHILD:
-                listed.close()
+            listed.close()
 
 
-def _embedded_rows(spec: TableSpec, parents: list[dict]) -> list[dict]:
-    return [row for parent in parents for row in embedded_rows(spec, parent)]
+def _listed(child: StripeStream, emitter: Emitter) -> ListedChild:
+    """``child``, listed per parent, as its top-level ancestor's pages write it: a child of
+    a child (usage summaries) is listed for the rows of its parent's list."""
+    parent = child.parent
+    assert parent is not None
+    parents_of = partial(embedded_rows, parent.spec) if parent.parent is not None else None
+    return ListedChild(child.spec, emitter, child._run(), child.logger, parents_of)
