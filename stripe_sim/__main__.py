@@ -56,7 +56,51 @@ def parser() -> argparse.ArgumentParser:
         "(repeatable); ANSWER: permission (403, the default), not_set_up (400), missing (404)",
     )
     p.add_argument("--latency-ms", type=float, default=0.0)
-    p.add_argument("--rate-limit", type=float, default=0.0, help="requests/s; 0 = no limit")
+    p.add_argument(
+        "--rate-limit", type=float, default=0.0, help="requests/s for all accounts; 0 = no limit"
+    )
+    p.add_argument(
+        "--limits",
+        action=argparse.BooleanOptionalAction,
+        default=SimConfig.limits,
+        help="Stripe's rate limits per account: global, per endpoint, concurrency",
+    )
+    p.add_argument(
+        "--live-rate",
+        type=float,
+        default=SimConfig.live_rate,
+        help="with --limits: requests/s of a live key (sk_live_, rk_live_)",
+    )
+    p.add_argument(
+        "--test-rate",
+        type=float,
+        default=SimConfig.test_rate,
+        help="with --limits: requests/s of any other key",
+    )
+    p.add_argument(
+        "--endpoint-rate",
+        type=float,
+        default=SimConfig.endpoint_rate,
+        help="with --limits: requests/s per method and path template",
+    )
+    p.add_argument(
+        "--concurrency-limit",
+        type=int,
+        default=SimConfig.concurrency_limit,
+        help="with --limits: requests in flight per account; 0 = no limit",
+    )
+    p.add_argument(
+        "--endpoint-concurrency-limit",
+        type=int,
+        default=SimConfig.endpoint_concurrency_limit,
+        help="with --limits: requests in flight per account and endpoint; 0 = no limit",
+    )
+    p.add_argument(
+        "--strict-params",
+        action=argparse.BooleanOptionalAction,
+        default=SimConfig.strict_params,
+        help="answer 400 to query parameters the API does not know (--no-strict-params: ignore)",
+    )
     p.add_argument("--fault-rate", type=float, default=0.0, help="share of 5xx/dropped requests")
     p.add_argument(
         "--fault-kinds",
@@ -80,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
             now=args.now,
             latency_ms=args.latency_ms,
             rate_limit=args.rate_limit,
+            limits=args.limits,
+            live_rate=args.live_rate,
+            test_rate=args.test_rate,
+            endpoint_rate=args.endpoint_rate,
+            concurrency_limit=args.concurrency_limit,
+            endpoint_concurrency_limit=args.endpoint_concurrency_limit,
+            strict_params=args.strict_params,
             fault_rate=args.fault_rate,
             fault_kinds=tuple(k.strip() for k in args.fault_kinds.split(",") if k.strip()),
             other_api_version_rate=args.other_api_version_rate,

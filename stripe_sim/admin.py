@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -11,13 +12,19 @@ from stripe_sim.api import expanded
 from stripe_sim.children import CHILD_OF, row_count, truth
 from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, unavailable_problem
 from stripe_sim.dataset import EVENT_RETENTION
+from stripe_sim.limits import LIMIT_KNOBS
 from stripe_sim.mutate import MutationError, mutate
 from stripe_sim.tables import SPECS, STREAMS, TableKind
 
 if TYPE_CHECKING:
     from stripe_sim.server import SimServer
 
-KNOBS = ("latency_ms", "rate_limit", "fault_rate", "other_api_version_rate", "unavailable")
+# Knobs of ``state.Knobs``, of the limiters' ``LimitKnobs``, and ``strict_params``, read
+# from the config per request.
+STATE_KNOBS = ("latency_ms", "rate_limit", "fault_rate", "other_api_version_rate", "unavailable")
+KNOBS = (*STATE_KNOBS, *LIMIT_KNOBS, "strict_params")
+FLAGS = frozenset({"limits", "strict_params"})
+COUNTS = frozenset({"concurrency_limit", "endpoint_concurrency_limit"})
 
 
 def reply(status: int, obj: Any) -> tuple[int, bytes]:
@@ -70,7 +77,7 @@ def info(server: SimServer) -> dict[str, Any]:
         "url": server.url,
         "accounts": [MAIN_ACCOUNT, CONNECTED_ACCOUNT],
         "now": state.clock(),
-        "knobs": vars(state.knobs),
+        "knobs": knobs(server),
         "counts": {
             account_id: {
                 **{stream: len(table) for stream, table in data.tables.items()},
@@ -122,6 +129,38 @@ def objects(server: SimServer, stream: str, account: str, ids_only: bool) -> tup
     return 200, head + b',"objects":[' + b",".join(bodies) + b"]}"
 
 
+def knobs(server: SimServer) -> dict[str, Any]:
+    """Every knob's current value."""
+    return {
+        **vars(server.state.knobs),
+        **dataclasses.asdict(server.limits.knobs),
+        "strict_params": server.state.config.strict_params,
+    }
+
+
+def knob_problem(name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the knob ``name``, or None."""
+    if name == "unavailable":
+        return unavailable_problem(value)
+    if name in FLAGS:
+        return None if isinstance(value, bool) else f"{name} must be true or false"
+    kind = int if name in COUNTS else int | float
+    if isinstance(value, bool) or not isinstance(value, kind) or value < 0:
+        return f"{name} must be {'an integer' if name in COUNTS else 'a number'} >= 0"
+    return None
+
+
+def set_knob(server: SimServer, name: str, value: Any) -> None:
+    state = server.state
+    if name == "strict_params":
+        # Not a field of ``state.Knobs``: the API reads it from the config, replaced.
+        state.config = dataclasses.replace(state.config, strict_params=value)
+    elif name in LIMIT_KNOBS:
+        setattr(server.limits.knobs, name, value if name in FLAGS | COUNTS else float(value))
+    else:
+        setattr(state.knobs, name, dict(value) if name == "unavailable" else float(value))
+
+
 def set_knobs(server: SimServer, payload: bytes) -> tuple[int, bytes]:
     try:
         changes = parse_json(payload)
@@ -131,13 +170,9 @@ def set_knobs(server: SimServer, payload: bytes) -> tuple[int, bytes]:
     if unknown:
         return reply(400, {"error": f"unknown knob(s): {', '.join(unknown)}; known: {KNOBS}"})
     for name, value in changes.items():
-        if name == "unavailable":
-            problem = unavailable_problem(value)
-            if problem:
-                return reply(400, {"error": problem})
-            continue
-        if not isinstance(value, int | float) or value < 0:
-            return reply(400, {"error": f"{name} must be a number >= 0"})
+        problem = knob_problem(name, value)
+        if problem:
+            return reply(400, {"error": problem})
     for name, value in changes.items():
-        setattr(server.state.knobs, name, dict(value) if name == "unavailable" else float(value))
-    return reply(200, vars(server.state.knobs))
+        set_knob(server, name, value)
+    return reply(200, knobs(server))

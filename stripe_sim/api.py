@@ -41,19 +41,23 @@ class Response:
 
 @dataclass
 class Params:
-    """Query parameters decoded the way Stripe reads form-style nesting."""
+    """Query parameters decoded the way Stripe reads form-style nesting; not ``strict``,
+    the parameters the API does not know are ignored (``SimConfig.strict_params``)."""
 
     scalars: dict[str, str]
     lists: dict[str, list[str]]
     maps: dict[str, dict[str, str]]
+    strict: bool = True
 
     @classmethod
-    def parse(cls, query: str) -> Params:
-        params = cls({}, {}, {})
+    def parse(cls, query: str, strict: bool = True) -> Params:
+        params = cls({}, {}, {}, strict)
         for key, value in parse_qsl(query, keep_blank_values=True):
             match = KEY_RE.match(key)
             if match is None:
-                raise errors.unknown_parameter(key)
+                if strict:
+                    raise errors.unknown_parameter(key)
+                continue
             base, sub = match.group(1), match.group(2)
             if sub is None:
                 if base in ("expand", "types"):
@@ -71,7 +75,7 @@ class Params:
 
     def check(self, allowed: frozenset[str]) -> None:
         for name in sorted(self.names()):
-            if name not in allowed:
+            if name not in allowed and self.strict:
                 raise errors.unknown_parameter(name)
 
     def integer(self, name: str, value: str) -> int:
@@ -100,7 +104,9 @@ class Params:
             return exact, exact
         for op, raw in self.maps.get("created", {}).items():
             if op not in CREATED_OPS:
-                raise errors.unknown_parameter(f"created[{op}]")
+                if self.strict:
+                    raise errors.unknown_parameter(f"created[{op}]")
+                continue
             value = self.integer(f"created[{op}]", raw)
             if op in ("gt", "gte"):
                 bound = value + 1 if op == "gt" else value
@@ -140,7 +146,8 @@ def handle(state: SimState, method: str, path: str, query: str, headers: Any) ->
             raise errors.account_invalid(str(account_id))
         if method != "GET":
             raise errors.unrecognized_url(method, path)
-        return Response(200, route(state, data, path, Params.parse(query)))
+        params = Params.parse(query, state.config.strict_params)
+        return Response(200, route(state, data, path, params))
     except StripeError as exc:
         return Response(exc.status, exc.body())
 

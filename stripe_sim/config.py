@@ -29,6 +29,14 @@ DEFAULT_COUNTS: dict[str, int] = {
 # A dropped connection closes without answering; a truncated one sends the headers and
 # half the body, then closes (the client sees an incomplete read).
 FAULT_KINDS = ("drop", "truncate", "500", "502", "503")
+# The knobs of Stripe's limits (``limits.py``) that are numbers, each >= 0.
+LIMIT_NUMBERS = (
+    "live_rate",
+    "test_rate",
+    "endpoint_rate",
+    "concurrency_limit",
+    "endpoint_concurrency_limit",
+)
 if set(DEFAULT_COUNTS) != set(COUNTED):
     raise RuntimeError(f"stripe_sim: DEFAULT_COUNTS must name exactly {', '.join(COUNTED)}")
 
@@ -62,6 +70,16 @@ class SimConfig:
     now: int | None = None
     latency_ms: float = 0.0
     rate_limit: float = 0.0
+    # Stripe's limits (``limits.py``): rates in requests/s, concurrency in requests in
+    # flight; 0 turns one off.
+    limits: bool = False
+    live_rate: float = 100.0
+    test_rate: float = 25.0
+    endpoint_rate: float = 25.0
+    concurrency_limit: int = 0
+    endpoint_concurrency_limit: int = 0
+    # False: query parameters the API does not know are ignored, not answered 400.
+    strict_params: bool = True
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     other_api_version_rate: float = 0.0
@@ -94,6 +112,9 @@ class SimConfig:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.days <= 0 or self.latency_ms < 0 or self.rate_limit < 0:
             raise ValueError("days must be > 0; latency_ms and rate_limit must be >= 0")
+        for name in LIMIT_NUMBERS:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
 
     def count(self, table: str) -> int:
         return self.counts.get(table, DEFAULT_COUNTS[table])

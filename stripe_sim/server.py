@@ -1,7 +1,8 @@
 """The HTTP server: keep-alive, one thread per connection, Stripe's API plus ``/_sim`` admin.
 
-Around the API it adds the knobs: latency per request, a token-bucket rate limit answered
-with 429 and Stripe's headers, and injected faults (5xx or a dropped connection).
+Around the API it adds the knobs: Stripe's rate limits (``limits.py``) answered with 429
+and Stripe's headers, latency per request, and injected faults (5xx or a dropped
+connection).
 """
 
 from __future__ import annotations
@@ -15,49 +16,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from stripe_sim import api, errors
+from stripe_sim import api, errors, limits
 from stripe_sim.admin import handle_admin
 from stripe_sim.config import API_VERSION
+from stripe_sim.limits import LimitKnobs, Limits
 from stripe_sim.state import SimState
 
 LOG_LIMIT = 100_000
-
-
-class RateLimiter:
-    """Token bucket: ``rate`` requests a second, bursts up to one second's worth (at least 1)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.tokens = 0.0
-        self.stamp = time.monotonic()
-        self.rate = 0.0
-
-    def allow(self, rate: float) -> bool:
-        if rate <= 0:
-            return True
-        with self.lock:
-            now = time.monotonic()
-            capacity = max(1.0, rate)
-            if rate != self.rate:
-                self.rate, self.tokens = rate, capacity
-            self.tokens = min(capacity, self.tokens + (now - self.stamp) * rate)
-            self.stamp = now
-            if self.tokens >= 1.0:
-                self.tokens -= 1.0
-                return True
-            return False
-
-
-def route_of(path: str) -> str:
-    """``/v1/invoices/in_1/lines`` -> ``/v1/invoices/{id}/lines``: counts per endpoint."""
-    parts = path.split("/")
-    if len(parts) > 3 and parts[1] == "v1":
-        parts[3] = "{id}"
-    return "/".join(parts)
+# A limiter refuses without data work: one body for every 429.
+RATE_LIMITED_BODY = errors.rate_limited().body()
 
 
 class Stats:
-    """Request counts per path and status, plus a bounded request log."""
+    """Request counts per path and status, refusals per limiter, a bounded request log."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -67,20 +38,28 @@ class Stats:
         self.by_path: dict[str, Counter[str]] = {}
         self.by_route: dict[str, Counter[str]] = {}
         self.by_status: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        self.refused_by_endpoint: dict[str, Counter[str]] = {}
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
 
-    def record(self, method: str, path: str, query: str, status: str, account: str | None) -> None:
+    def record(
+        self, request: limits.Request, path: str, query: str, status: str, reason: str | None = None
+    ) -> None:
+        """One answered request; ``reason``: the limiter that refused it."""
         with self.lock:
             self.by_path.setdefault(path, Counter())[status] += 1
-            self.by_route.setdefault(route_of(path), Counter())[status] += 1
+            self.by_route.setdefault(request.route, Counter())[status] += 1
+            if reason is not None:
+                self.refused[reason] += 1
+                self.refused_by_endpoint.setdefault(request.endpoint, Counter())[reason] += 1
             self.by_status[status] += 1
             self.log.append(
                 {
-                    "method": method,
+                    "method": request.method,
                     "path": path,
                     "query": query,
                     "status": status,
-                    "account": account,
+                    "account": request.account,
                 }
             )
 
@@ -91,6 +70,13 @@ class Stats:
                 "by_status": dict(self.by_status),
                 "by_path": {path: dict(counts) for path, counts in self.by_path.items()},
                 "by_route": {route: dict(counts) for route, counts in self.by_route.items()},
+                "rate_limited": {
+                    "by_reason": dict(self.refused),
+                    "by_endpoint": {
+                        endpoint: dict(counts)
+                        for endpoint, counts in self.refused_by_endpoint.items()
+                    },
+                },
             }
             if with_log:
                 result["log"] = list(self.log)
@@ -107,7 +93,7 @@ class SimServer(ThreadingHTTPServer):
     def __init__(self, state: SimState, address: tuple[str, int]) -> None:
         super().__init__(address, SimHandler)
         self.state = state
-        self.limiter = RateLimiter()
+        self.limits = Limits(LimitKnobs.of(state.config))
         self.stats = Stats()
         self.fault_rng = random.Random(state.config.seed)
         self.fault_lock = threading.Lock()
@@ -156,35 +142,51 @@ class SimHandler(BaseHTTPRequestHandler):
         self.serve_api(path, query)
 
     def serve_api(self, path: str, query: str) -> None:
+        """Admit the request (or answer 429 at once), then answer it after the latency."""
+        limiter = self.server.limits
+        request = limits.Request.of(self.command, path, self.headers)
+        admission = limiter.admit(request, self.server.state.knobs.rate_limit)
+        if admission.reason is not None:
+            self.refuse(request, path, query, admission.reason)
+            return
+        try:
+            self.answer(request, path, query)
+        finally:
+            limiter.release(admission)
+
+    def refuse(self, request: limits.Request, path: str, query: str, reason: str) -> None:
+        """Stripe's 429: no ``Stripe-Should-Retry`` (nor ``Retry-After``). With Stripe's
+        limits off, the ``rate_limit`` knob's 429 says ``Stripe-Should-Retry: true``, as
+        it always has."""
+        extra = {"Stripe-Rate-Limited-Reason": reason}
+        if not self.server.limits.knobs.limits:
+            extra["Stripe-Should-Retry"] = "true"
+        self.server.stats.record(request, path, query, "429", reason)
+        self.send(429, RATE_LIMITED_BODY, extra)
+
+    def answer(self, request: limits.Request, path: str, query: str) -> None:
         server = self.server
         knobs = server.state.knobs
-        account = self.headers.get("Stripe-Account")
-        allowed = server.limiter.allow(knobs.rate_limit)
-        fault = server.draw_fault() if allowed else None
+        fault = server.draw_fault()
         if knobs.latency_ms > 0:
             time.sleep(knobs.latency_ms / 1000.0)
-        if not allowed:
-            error = errors.rate_limited()
-            extra = {"Stripe-Rate-Limited-Reason": "global-rate", "Stripe-Should-Retry": "true"}
-            status, body = error.status, error.body()
-        elif fault == "drop":
-            server.stats.record(self.command, path, query, "dropped", account)
+        if fault == "drop":
+            server.stats.record(request, path, query, "dropped")
             self.close_connection = True
             return
-        elif fault == "truncate":
+        if fault == "truncate":
             response = api.handle(server.state, self.command, path, query, self.headers)
-            server.stats.record(self.command, path, query, "truncated", account)
+            server.stats.record(request, path, query, "truncated")
             self.close_connection = True
             self.send(response.status, response.body, {}, cut=len(response.body) // 2)
             return
-        elif fault is not None:
-            error = errors.api_error()
-            status, body = int(fault), error.body()
+        if fault is not None:
+            status, body = int(fault), errors.api_error().body()
             extra = {"Stripe-Should-Retry": "true"}
         else:
             response = api.handle(server.state, self.command, path, query, self.headers)
             status, body, extra = response.status, response.body, {}
-        server.stats.record(self.command, path, query, str(status), account)
+        server.stats.record(request, path, query, str(status))
         self.send(status, body, extra)
 
     def send(self, status: int, body: bytes, extra: dict[str, str], cut: int | None = None) -> None:
