@@ -112,7 +112,7 @@ class SimHandle:
         return self.admin("mutate", body={**(spec or {}), **tables})
 
     def set_knobs(self, **knobs: Any) -> dict[str, Any]:
-        """Change latency_ms, rate_limit, fault_rate or other_api_version_rate live."""
+        """Change knobs live: latency, faults, rate limits (``limits``, its rates), params."""
         return self.admin("knobs", body=knobs)
 
     def info(self) -> dict[str, Any]:
@@ -155,6 +155,13 @@ def cli_args(config: SimConfig) -> list[str]:
         f"--newer-fields-rate={config.newer_fields_rate}",
         f"--connected-scale={config.connected_scale}",
         f"--api-key={config.api_key}",
+        f"--{'' if config.limits else 'no-'}limits",
+        f"--live-rate={config.live_rate}",
+        f"--test-rate={config.test_rate}",
+        f"--endpoint-rate={config.endpoint_rate}",
+        f"--concurrency-limit={config.concurrency_limit}",
+        f"--endpoint-concurrency-limit={config.endpoint_concurrency_limit}",
+        f"--{'' if config.strict_params else 'no-'}strict-params",
     ]
     if config.now is not None:
         args.append(f"--now={config.now}")
