@@ -1,4 +1,4 @@
-"""Request budgets: the run's one global rate, and an endpoint's own after a 429 blamed on it."""
+"""Request budgets: the run's one global rate, and one per endpoint inside it."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 from tap_stripe.tables import TABLES
 
-# Below Stripe's published read limits (100/s live, 25/s test mode).
-DEFAULT_LIVE_RATE = 90.0
-DEFAULT_TEST_RATE = 20.0
-# Stripe's documented limit of one endpoint, when the global budget is unlimited.
-DEFAULT_ENDPOINT_RATE = 25.0
+# A little under Stripe's published limits: 100 requests/s in live mode and 25 in a
+# sandbox per account, and 25/s per endpoint by default.
+DEFAULT_LIVE_RATE = 95.0
+DEFAULT_TEST_RATE = 24.0
+DEFAULT_ENDPOINT_RATE = 24.0
 
 # The literal segments of the registry's paths (``issuing``, ``cards``, ``lines``).
 COLLECTION_SEGMENTS = frozenset(
@@ -97,28 +97,43 @@ def endpoint_of(path: str) -> str:
 
 
 class EndpointBudgets:
-    """Request budgets of single endpoints, on top of the global one.
+    """The budgets of single endpoints, inside the global one.
 
-    Stripe also limits each endpoint (25 requests/s unless documented otherwise). No
-    budget exists until an endpoint is answered 429 for its own limit: then that endpoint
-    alone slows down (and recovers, as the global budget does), while the other streams
-    keep the global budget.
+    Stripe limits each endpoint on its own (25 requests/s unless documented otherwise):
+    every endpoint gets a budget a little under it at its first request, spent before
+    Stripe refuses, so a table whose endpoint is full waits while the others use the
+    global budget. A 429 blamed on an endpoint slows that endpoint alone (and it recovers
+    as the global budget does). ``max_rate`` of ``None`` leaves endpoints unlimited.
     """
 
-    def __init__(self, max_rate: float | None) -> None:
-        self.max_rate = max_rate or DEFAULT_ENDPOINT_RATE
+    def __init__(
+        self,
+        max_rate: float | None,
+        *,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.max_rate = max_rate if max_rate and max_rate > 0 else None
+        self._clock = clock
+        self._sleep = sleep
         self._limiters: dict[str, RateLimiter] = {}
         self._lock = threading.Lock()
 
-    def get(self, endpoint: str) -> RateLimiter | None:
-        """The endpoint's budget, if it has one."""
-        return self._limiters.get(endpoint)
+    def get(self, endpoint: str) -> RateLimiter:
+        """The endpoint's budget, made at its first use."""
+        limiter = self._limiters.get(endpoint)
+        if limiter is None:
+            with self._lock:
+                limiter = self._limiters.get(endpoint)
+                if limiter is None:
+                    limiter = RateLimiter(self.max_rate, clock=self._clock, sleep=self._sleep)
+                    self._limiters[endpoint] = limiter
+        return limiter
 
     def throttled(self, endpoint: str, pause: float) -> None:
         """The endpoint hit its own limit: slow it down and pause it for ``pause`` s."""
-        with self._lock:
-            limiter = self._limiters.get(endpoint)
-            if limiter is None:
-                limiter = RateLimiter(self.max_rate)
-                self._limiters[endpoint] = limiter
+        limiter = self.get(endpoint)
+        if limiter.max_rate is None:
+            # Unlimited until Stripe said otherwise: from now on, Stripe's default.
+            limiter.max_rate = limiter.rate = DEFAULT_ENDPOINT_RATE
         limiter.throttled(pause)

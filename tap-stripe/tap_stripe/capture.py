@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 
 import orjson
 
@@ -20,7 +19,6 @@ from tap_stripe.changes import (
     ChangedFields,
     ChangeSet,
     RemovedRows,
-    event_queries,
     is_deleted_stub,
     iso_time,
     tombstone,
@@ -28,14 +26,12 @@ from tap_stripe.changes import (
 from tap_stripe.children import GONE_STATUS, PAGE_SIZE, NestedLists
 from tap_stripe.client import StripeAPIError, StripeError
 from tap_stripe.family import Family
-from tap_stripe.fetcher import Page, PageFetcher
-from tap_stripe.listing import fetch_list, window_fetcher
+from tap_stripe.fetcher import Page
 from tap_stripe.progress import ReadPlan
 from tap_stripe.records import RawRecord
 from tap_stripe.run import Run
 from tap_stripe.tables import TableSpec
 
-EVENTS_PATH = "/v1/events"
 # Objects re-fetched by id per round: enough to keep every request slot busy.
 REFETCH_CHUNK = 500
 
@@ -62,22 +58,7 @@ class Capture:
         self.nested = nested
         self.logger = logger
 
-    def fetchers(self, plan: ReadPlan) -> list[PageFetcher]:
-        """Fetchers of the table's events since ``plan.events_since``, one per query."""
-        if plan.events_since is None or plan.events_since >= plan.end:
-            return []
-        return [
-            window_fetcher(
-                self.run,
-                f"tap-stripe-{self.spec.name}-events",
-                partial(fetch_list, self.run, self.spec.name, EVENTS_PATH, query),
-                plan.events_since,
-                plan.end,
-            )
-            for query in event_queries(self.spec.event_types)
-        ]
-
-    def write(self, plan: ReadPlan, events: list[PageFetcher], family: Family) -> int:
+    def write(self, plan: ReadPlan, events: Iterable[Page], family: Family) -> int:
         """Write what changed since the events cursor; return how many objects.
 
         Runs before the ``created`` pages are written: those were listed after the run
@@ -97,9 +78,8 @@ class Capture:
             watch_fields=bool(family.listed_children),
         ) as changes:
             try:
-                for fetcher in events:
-                    for page in fetcher:
-                        changes.add(page.raws)
+                for page in events:
+                    changes.add(page.raws)
             except StripeAPIError as exc:
                 if exc.status != 403:
                     raise
@@ -156,7 +136,8 @@ class Capture:
             thread_name_prefix=f"tap-stripe-{self.spec.name}-refetch",
         )
         try:
-            return list(pool.map(self._refetch_one, paths))
+            with self.run.client.baton.released():
+                return list(pool.map(self._refetch_one, paths))
         finally:
             # On a failure, the ids not started yet are dropped rather than fetched; on a
             # stop (shutdown.py), the requests under way are not waited for either.

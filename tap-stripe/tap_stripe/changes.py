@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -37,8 +37,6 @@ EVENT_RETENTION_SECONDS = 30 * DAY
 # A cursor is trusted only while it is a day younger than that: the events are read at
 # the stream's turn, which in a long run comes hours after the run started.
 RETENTION_MARGIN_SECONDS = DAY
-# Stripe accepts at most 20 exact names in ``types[]``; a wildcard only as ``type``.
-MAX_TYPES_PER_REQUEST = 20
 
 DELETED_AT = "_sdc_deleted_at"
 DELETED_AT_SCHEMA: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
@@ -48,22 +46,6 @@ def with_deleted_at(schema: dict) -> dict:
     """``schema`` with the tombstone column a table with change capture needs."""
     properties = {**schema.get("properties", {}), DELETED_AT: DELETED_AT_SCHEMA}
     return {**schema, "properties": properties}
-
-
-def event_queries(event_types: Sequence[str]) -> list[dict[str, Any]]:
-    """The ``/v1/events`` filters that together cover ``event_types``.
-
-    Stripe answers 400 to a wildcard (``customer.subscription.*``) inside ``types[]``, so
-    each wildcard is its own query with ``type``; exact names go 20 to a query.
-    """
-    wildcards = [name for name in event_types if name.endswith("*")]
-    exact = [name for name in event_types if not name.endswith("*")]
-    queries: list[dict[str, Any]] = [{"type": name} for name in wildcards]
-    queries += [
-        {"types[]": exact[i : i + MAX_TYPES_PER_REQUEST]}
-        for i in range(0, len(exact), MAX_TYPES_PER_REQUEST)
-    ]
-    return queries
 
 
 def cursor_usable(cursor: int, lookback: int, now: float) -> bool:

@@ -107,13 +107,15 @@ class NestedLists:
                     max_workers=self.run.concurrency,
                     thread_name_prefix=f"tap-stripe-{self.spec.name}-nested",
                 )
-        completed = self._pool.map(self._completed_record, [raws[i] for i in cut])
+        pool = self._pool
+        with self.run.baton.released():
+            completed = list(pool.map(self._completed_record, [raws[i] for i in cut]))
         for index, raw in zip(cut, completed, strict=True):
             raws[index] = raw
 
     def close(self) -> None:
         """Wait for the completions under way and let the pool go."""
-        with self._lock:
+        with self.run.baton.released(), self._lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
                 self._pool = None

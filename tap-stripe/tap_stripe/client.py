@@ -24,13 +24,16 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from tap_stripe import shutdown
+from tap_stripe.baton import Baton
 from tap_stripe.budgets import (
+    DEFAULT_ENDPOINT_RATE,
     EndpointBudgets,
     RateLimiter,
     Sleep,
     default_rate_for_key,
     endpoint_of,
 )
+from tap_stripe.log_once import OncePerMinute
 from tap_stripe.secrets import register_secret, scrub
 
 LOGGER = logging.getLogger("tap-stripe")
@@ -47,6 +50,12 @@ BODY_HEAD_CHARS = 80
 
 class StripeError(Exception):
     """A failure talking to Stripe; ``str()`` is one line and never holds the key."""
+
+
+class Cancelled(BaseException):
+    """A request refused because the sync is ending (another table failed, or the sync
+    is done and prefetching stops). Not an ``Exception``: the table it stops is not the
+    one that failed, so the SDK must not report it as failing."""
 
 
 class StripeAPIError(StripeError):
@@ -90,6 +99,8 @@ class StripeClient:
         account_id: str | None = None,
         timeout: float = 60.0,
         rate_limiter: RateLimiter | None = None,
+        endpoint_rate: float | None = DEFAULT_ENDPOINT_RATE,
+        baton: Baton | None = None,
         max_attempts: int = 8,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
@@ -101,7 +112,11 @@ class StripeClient:
         self.api_version = api_version
         self.timeout = timeout
         self.rate_limiter = rate_limiter or RateLimiter(default_rate_for_key(api_key))
-        self.endpoint_budgets = EndpointBudgets(self.rate_limiter.max_rate)
+        self.endpoint_budgets = EndpointBudgets(endpoint_rate)
+        self.baton = baton or Baton()
+        # Requests in flight at once, whoever makes them (fetchers, pools, writers).
+        self._in_flight = threading.BoundedSemaphore(max(pool_size, 1))
+        self._retry_warnings = OncePerMinute()
         self.stripe_time_at_start: float | None = None
         self.max_attempts = max(1, max_attempts)
         self.backoff_base = backoff_base
@@ -158,21 +173,29 @@ class StripeClient:
         self, path: str, params: Mapping[str, Any] | None = None, *, stream: str
     ) -> bytes:
         """GET ``path`` and return the JSON body on one line (Stripe pretty-prints it)."""
+        with self.baton.released():
+            return self._get_bytes(path, params, stream)
+
+    def _get_bytes(self, path: str, params: Mapping[str, Any] | None, stream: str) -> bytes:
+        """``get_bytes`` without the baton: the endpoint's budget, the global one, a slot
+        for the request in flight, then the request and its retries."""
         url = f"{self.api_url}{path}"
         endpoint = endpoint_of(path)
+        endpoint_budget = self.endpoint_budgets.get(endpoint)
         attempt = 0
         while True:
             attempt += 1
-            endpoint_budget = self.endpoint_budgets.get(endpoint)
-            if endpoint_budget is not None:
-                endpoint_budget.acquire()
+            endpoint_budget.acquire()
             self.rate_limiter.acquire()
-            if self.cancelled:
+            if shutdown.stopping():
                 raise StripeError(f"stream '{stream}': request cancelled, the sync is ending")
+            if self._cancelled.is_set():
+                raise Cancelled(f"stream '{stream}': request cancelled, the sync is ending")
             with self._count_lock:
                 self.requests_by_stream[stream] += 1
             try:
-                response = self.session.get(url, params=params, timeout=self.timeout)
+                with self._in_flight:
+                    response = self.session.get(url, params=params, timeout=self.timeout)
             except (
                 requests.Timeout,
                 requests.ConnectionError,
@@ -181,7 +204,7 @@ class StripeClient:
                 requests.exceptions.ContentDecodingError,
             ) as exc:
                 reason = f"{type(exc).__name__}: {_short_reason(scrub(str(exc)))}"
-                self._retry_or_raise(stream, attempt, reason, None)
+                self._retry_or_raise(stream, endpoint, attempt, reason, None)
                 continue
             status = response.status_code
             if status < 300:
@@ -189,13 +212,12 @@ class StripeClient:
                 if body is None:
                     # Every Stripe answer is an object; anything else (a proxy's page, a
                     # body cut short) is a transient fault.
-                    self._retry_or_raise(stream, attempt, describe_body(response), None)
+                    self._retry_or_raise(stream, endpoint, attempt, describe_body(response), None)
                     continue
                 if self.stripe_time_at_start is None:
                     self._note_stripe_time(response)
                 self.rate_limiter.succeeded()
-                if endpoint_budget is not None:
-                    endpoint_budget.succeeded()
+                endpoint_budget.succeeded()
                 return body
             self._handle_error_response(stream, attempt, response, endpoint)
 
@@ -250,19 +272,22 @@ class StripeClient:
                 self.endpoint_budgets.throttled(endpoint, pause)
             else:
                 self.rate_limiter.throttled(pause)
-            self._retry_or_raise(stream, attempt, f"HTTP 429 ({reason})", response, pause=0.0)
+            self._retry_or_raise(
+                stream, endpoint, attempt, f"HTTP 429 ({reason})", response, pause=0.0
+            )
             return
         if status in (409,) or status >= 500 or should_retry == "true":
             if _stripe_error(response.content) is None:
-                self._retry_or_raise(stream, attempt, describe_body(response), None)
+                self._retry_or_raise(stream, endpoint, attempt, describe_body(response), None)
             else:
-                self._retry_or_raise(stream, attempt, f"HTTP {status}", response)
+                self._retry_or_raise(stream, endpoint, attempt, f"HTTP {status}", response)
             return
         raise self._api_error(stream, response)
 
     def _retry_or_raise(
         self,
         stream: str,
+        endpoint: str,
         attempt: int,
         reason: str,
         response: requests.Response | None,
@@ -275,14 +300,19 @@ class StripeClient:
                 f"stream '{stream}': giving up after {attempt} attempts, last error {reason}"
             )
         delay = self._backoff(attempt) if pause is None else pause
-        LOGGER.warning(
-            "stream '%s': %s, retry %d of %d in %.1fs",
-            stream,
-            reason,
-            attempt,
-            self.max_attempts - 1,
-            delay,
-        )
+        kind = reason.split(" (")[0].split(":")[0]
+        unsaid = self._retry_warnings.due((endpoint, kind))
+        if unsaid is not None:
+            LOGGER.warning(
+                "stream '%s': GET %s: %s, retry %d of %d in %.1fs%s",
+                stream,
+                endpoint,
+                reason,
+                attempt,
+                self.max_attempts - 1,
+                delay,
+                f" ({unsaid} more like it in the last minute)" if unsaid else "",
+            )
         self._pause(delay)
 
     def _pause(self, seconds: float) -> None:

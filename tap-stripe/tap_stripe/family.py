@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,6 +137,10 @@ class ListedChild:
     def rows(self, parents: Sequence[Mapping[str, Any]]) -> list[Row]:
         """Every row of the lists of these parents of the family (or of their rows this
         child belongs to), each with its parent's id."""
+        return self.collect(self.start(parents))
+
+    def start(self, parents: Sequence[Mapping[str, Any]]) -> list[Future[list[Row]]]:
+        """Start listing the rows of these parents (see :meth:`rows`)."""
         if self.parents_of is not None:
             parents = [row for parent in parents for row in self.parents_of(parent)]
         wanted = [parent for parent in parents if self.has_list(parent)]
@@ -148,8 +152,13 @@ class ListedChild:
                     max_workers=self.run.concurrency,
                     thread_name_prefix=f"tap-stripe-{self.spec.name}",
                 )
-        lists = self._pool.map(self._rows_of, [str(parent["id"]) for parent in wanted])
-        return [row for rows in lists for row in rows]
+            pool = self._pool
+        return [pool.submit(self._rows_of, str(parent["id"])) for parent in wanted]
+
+    def collect(self, lists: list[Future[list[Row]]]) -> list[Row]:
+        """The rows of lists :meth:`start` started, waited for without the baton."""
+        with self.run.baton.released():
+            return [row for rows in lists for row in rows.result()]
 
     def _rows_of(self, parent_id: str) -> list[Row]:
         parent = self.spec.parent
@@ -248,12 +257,17 @@ class Family:
             if removed:
                 rows += self._gone(child, parents, removed)
             self._write(child.emitter, rows, page)
+        started = []
         for listed in self.listed_children:
             if changed is None:
                 chosen = parents if self.list_owned or not listed.spec.event_types else []
             else:
                 chosen = [p for p in parents if listed.refreshed_by(changed.get(p["id"], set()))]
-            self._write(listed.emitter, listed.rows(chosen), page)
+            started.append((listed, listed.start(chosen)))
+        # Every child's lists are under way before any is waited for: each child has an
+        # endpoint (and budget) of its own.
+        for listed, lists in started:
+            self._write(listed.emitter, listed.collect(lists), page)
         return len(parents)
 
     def _emit_parents(self, parents: list[Row], page: Page) -> None:

@@ -1,10 +1,10 @@
-"""Fetching a stream's windows with worker threads, handing pages to the main thread.
+"""Fetching a stream's windows with worker threads, handing pages to its writer.
 
-Every selected stream starts fetching when the sync starts; the main thread then
-consumes the streams one after the other. Fetched pages wait in a bounded queue per
-stream, and the streams still waiting for their turn share a budget of pages, so they
-stop fetching once it is used up and the tap's fetch slots (one per request in flight)
-go to the streams that can still use them.
+Every selected stream starts fetching when the sync starts, and every stream is written
+at once (``baton.py``), a page at a time. Fetched pages wait in a bounded queue per
+stream; the fetchers whose pages nobody reads yet (a table's list while its events are
+written) share a budget of pages, so they stop once it is used up. Requests in flight
+are bounded by the client, whoever makes them.
 """
 
 from __future__ import annotations
@@ -13,66 +13,18 @@ import datetime
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import orjson
 
 from tap_stripe import shutdown
+from tap_stripe.baton import Baton
 from tap_stripe.records import CursorOf, RawRecord, cursor_of
 from tap_stripe.windows import Scheduler, Window
 
-# Pages waiting for the main thread, per stream; bounds memory (raw bytes, ~250 KB each).
-MAX_QUEUED_PAGES = 256
-# Pages all the streams still waiting for their turn may hold together.
+# Pages waiting for their writer, per stream; bounds memory (raw bytes, ~250 KB each).
+MAX_QUEUED_PAGES = 64
+# Pages all the fetchers not read yet may hold together.
 WAITING_PAGES_BUDGET = 256
-
-
-class FetchSlots:
-    """Requests in flight at once, shared by every stream's fetchers.
-
-    The stream being written comes first: the streams waiting for their turn get a slot
-    only while it has no window waiting to be fetched (its last pages, or a small
-    stream), so prefetching fills the gaps instead of slowing the stream being written.
-    """
-
-    # Waiting streams re-check this often whether the current stream still wants slots.
-    POLL_SECONDS = 0.02
-
-    def __init__(self, size: int) -> None:
-        self._free = max(1, size)
-        self._cond = threading.Condition()
-        self.current: PageFetcher | None = None
-
-    def yields_to_current(self, fetcher: PageFetcher) -> bool:
-        """Whether ``fetcher`` must leave free slots to the stream being written.
-
-        A waiting stream's first page is never held back: it splits the stream's range
-        into windows, ready to use every slot the moment the current stream winds down.
-        """
-        current = self.current
-        return (
-            current is not None
-            and current is not fetcher
-            and fetcher.pages_fetched > 0
-            and not current.closed
-            and current.has_waiting_windows()
-        )
-
-    @contextmanager
-    def slot(self, fetcher: PageFetcher) -> Iterator[None]:
-        """Hold one request slot for ``fetcher``."""
-        with self._cond:
-            while self._free == 0 or self.yields_to_current(fetcher):
-                if fetcher.closed:
-                    break
-                self._cond.wait(self.POLL_SECONDS)
-            self._free -= 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._free += 1
-                self._cond.notify_all()
 
 
 class PageBudget:
@@ -132,12 +84,14 @@ class _WorkerFailed:
 _WORKER_EXIT = object()
 
 FetchPage = Callable[[Window], tuple[list[RawRecord], bool]]
+# Told how many seconds of the ``created`` range a page finished reading.
+OnCover = Callable[[float], None]
 
 
 class PageFetcher:
     """Fetches ``windows`` with ``workers`` threads as soon as it is created.
 
-    Iterate it (once, from the main thread) to receive the pages in arrival order; an
+    Iterate it (once, from the stream's writer) to receive the pages in arrival order; an
     error in a worker stops the others and is raised there after the pages fetched
     before it.
     """
@@ -149,18 +103,22 @@ class PageFetcher:
         windows: list[Window],
         *,
         workers: int,
-        slots: FetchSlots | None = None,
+        baton: Baton | None = None,
         budget: PageBudget | None = None,
         on_close: Callable[[], None] | None = None,
         cursor: CursorOf = cursor_of,
+        on_cover: OnCover | None = None,
     ) -> None:
         self._fetch = fetch
+        self._on_cover = on_cover
+        # The newest ``created`` not read yet of each window continuing after a cursor.
+        self._unread_tops: dict[Window, int] = {}
+        self._tops_lock = threading.Lock()
         self._cursor = cursor
-        self._slots = slots
+        self._baton = baton or Baton()
         self._budget = budget or PageBudget()
         self._on_close = on_close
         self.active = False
-        self.pages_fetched = 0
         self._scheduler = Scheduler(windows, workers)
         self._pages: queue.Queue = queue.Queue(maxsize=MAX_QUEUED_PAGES)
         self._running = workers
@@ -168,48 +126,54 @@ class PageFetcher:
         for i in range(workers):
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True).start()
 
-    def _slot(self) -> AbstractContextManager:
-        return self._slots.slot(self) if self._slots is not None else nullcontext()
-
-    def has_waiting_windows(self) -> bool:
-        """Whether windows of this stream wait for a worker (a hint, not locked)."""
-        return self._scheduler.waiting() > 0
-
     def _work(self) -> None:
         scheduler, pages = self._scheduler, self._pages
         try:
             while (window := scheduler.take()) is not None:
-                with self._slot():
-                    raws, has_more = self._fetch(window)
+                raws, has_more = self._fetch(window)
                 if has_more:
                     last_id, last_created = self._cursor(raws[-1])
                     first_created = self._cursor(raws[0])[1]
                     self._put(Page(raws, None))
-                    scheduler.continue_after(window, first_created, last_created, last_id)
+                    cont = scheduler.continue_after(window, first_created, last_created, last_id)
+                    self._covered(window, last_created, cont)
                 else:
                     self._put(Page(raws, window))
                     scheduler.done(window)
+                    self._covered(window, window.lo, None)
         except BaseException as exc:  # handed to the main thread, which raises it
             scheduler.stop()
             pages.put(_WorkerFailed(exc))
         finally:
             pages.put(_WORKER_EXIT)
 
+    def _covered(self, window: Window, reached: int, cont: Window | None) -> None:
+        """Tell how much of the range ``window``'s page read, down to ``reached``."""
+        if self._on_cover is None:
+            return
+        with self._tops_lock:
+            top = self._unread_tops.pop(window, window.hi)
+            if cont is not None:
+                self._unread_tops[cont] = reached
+        self._on_cover(max(0, top - reached))
+
     def _put(self, page: Page) -> None:
         self._budget.acquire(self)
         self._pages.put(page)
-        self.pages_fetched += 1
 
     def _get(self) -> object:
-        item = self._pages.get()
+        """The next item, letting the baton go while none is there."""
+        try:
+            item = self._pages.get_nowait()
+        except queue.Empty:
+            with self._baton.released():
+                item = self._pages.get()
         if isinstance(item, Page):
             self._budget.release()
         return item
 
     def __iter__(self) -> Iterator[Page]:
         self.active = True
-        if self._slots is not None:
-            self._slots.current = self
         self._budget.wake()
         error: BaseException | None = None
         try:

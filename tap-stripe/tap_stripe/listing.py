@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from tap_stripe.children import PAGE_SIZE, NestedLists, list_page
-from tap_stripe.fetcher import FetchPage, Page, PageFetcher
+from tap_stripe.fetcher import FetchPage, OnCover, Page, PageFetcher
 from tap_stripe.records import CursorOf, RawRecord, cursor_of, cursor_reader
 from tap_stripe.run import Run
 from tap_stripe.tables import TableSpec
@@ -57,18 +57,21 @@ def window_fetcher(
     end: int,
     on_close: Callable[[], None] | None = None,
     cursor: CursorOf = cursor_of,
+    on_cover: OnCover | None = None,
 ) -> PageFetcher:
     """Threads fetching the pages of ``created`` in ``[start, end)`` with ``fetch``;
-    ``cursor`` reads a record's id and creation time."""
+    ``cursor`` reads a record's id and creation time; ``on_cover`` is told the seconds of
+    the range each page finished."""
     return PageFetcher(
         name,
         fetch,
         [Window(start, end)],
         workers=run.concurrency,
-        slots=run.slots,
+        baton=run.baton,
         budget=run.page_budget,
         on_close=on_close,
         cursor=cursor,
+        on_cover=on_cover,
     )
 
 
@@ -113,6 +116,8 @@ class Listing:
             return iter(())
         self.logger.info("Reading created in [%d, %d)", start, end)
         on_close = self.nested.close if self.nested is not None else None
+        meter = self.run.report.meter(self.spec.name)
+        meter.set_range(start, end)
         return window_fetcher(
             self.run,
             f"tap-stripe-{self.spec.name}",
@@ -121,6 +126,7 @@ class Listing:
             end,
             on_close=on_close,
             cursor=self._cursor,
+            on_cover=meter.cover,
         )
 
     def _stamped(self, body: bytes) -> bytes:
@@ -159,9 +165,15 @@ class Listing:
         were written by an earlier run.
         """
         self.logger.info("Reading newest first, down to created %d", start)
+        meter = self.run.report.meter(self.spec.name)
+        meter.set_range(start, end)
+        reached = end
         with closing(self._list_pages(complete=False)) as pages:
             for raws, has_more in pages:
                 kept = [raw for raw in raws if self._cursor(raw)[1] >= start]
+                oldest = max(start, self._cursor(raws[-1])[1]) if raws else start
+                meter.cover(max(0, reached - oldest))
+                reached = min(reached, oldest)
                 self._complete(kept)
                 if not has_more or len(kept) < len(raws):
                     yield Page(kept, Window(start, end))

@@ -11,9 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tap_stripe.baton import Baton
 from tap_stripe.budgets import EndpointBudgets, RateLimiter
 from tap_stripe.client import StripeClient
-from tap_stripe.fetcher import FetchSlots, PageBudget
+from tap_stripe.events_pass import EventsPass
+from tap_stripe.fetcher import PageBudget
+from tap_stripe.report import Report
 
 DEFAULT_LOOKBACK_SECONDS = 300
 
@@ -25,8 +28,9 @@ class Run:
     Attributes:
         client: The one HTTP client (rate budget, retries, errors, Stripe's clock).
         concurrency: Worker threads per fetcher, and per pool completing or re-fetching.
-        slots: One slot per request in flight, shared by every stream's fetchers.
-        page_budget: Pages the streams waiting for their turn may hold together.
+        page_budget: Pages the fetchers nobody reads yet may hold together.
+        events: The run's one pass over ``/v1/events``, for every table.
+        report: The progress report on stderr, a meter per table.
         started_at: When the sync started (this machine's clock): the end of every range.
         lookback: Seconds re-read below a bookmark or events cursor.
         floor: ``start_date`` as unix seconds (0 without one).
@@ -34,8 +38,9 @@ class Run:
 
     client: StripeClient
     concurrency: int
-    slots: FetchSlots
     page_budget: PageBudget
+    events: EventsPass
+    report: Report
     started_at: float
     lookback: int
     floor: int
@@ -47,8 +52,13 @@ class Run:
 
     @property
     def endpoint_budgets(self) -> EndpointBudgets:
-        """The budgets of endpoints Stripe limited on their own."""
+        """The budget of each endpoint, inside the global one."""
         return self.client.endpoint_budgets
+
+    @property
+    def baton(self) -> Baton:
+        """Held by the table writing; let go around every wait (``baton.py``)."""
+        return self.client.baton
 
     @property
     def stripe_time(self) -> float | None:

@@ -6,10 +6,11 @@ hold (a deadlock), and a handler that raises while the main thread writes to std
 the line under way in half, so the target fails on it. A stop here goes like this:
 
 * The handler writes nothing. It records the signal and raises :class:`Stopped` at once,
-  unless the main thread is writing a block of whole lines to stdout (the writer marks
-  that with :func:`begin_write` / :func:`end_write`): then the block is finished and
-  :func:`end_write` raises. Nothing is written after a stop, so the last STATE on stdout
-  covers only records written, complete, before it.
+  unless a block of whole lines is being written to stdout (the writer marks that with
+  :func:`begin_write` / :func:`end_write`, from whichever table's thread writes): then the
+  block is finished and :func:`end_write` raises. Nothing is written after a stop, so the
+  last STATE on stdout covers only records written, complete, before it. The process
+  never ends in the middle of a block: the way out waits for the block's lock.
 * :class:`Stopped` is a ``BaseException``: the ``except Exception`` of the SDK and of the
   streams let it through. On the way out the fetchers do not wait for threads still in a
   request, and the client refuses new requests and cuts its retry pauses short
@@ -46,11 +47,12 @@ class Stopped(BaseException):
 
 
 class _Shutdown:
-    """The process's one stop (signals are process-wide), touched only without locks: the
-    signal handler runs between any two bytecodes of the main thread."""
+    """The process's one stop (signals are process-wide). The signal handler runs between
+    any two bytecodes of the main thread, so it never waits for a lock; a block of lines
+    is written holding ``write_lock``, which the process takes before it ends."""
 
     stop: Stopped | None = None
-    writing = False
+    write_lock = threading.Lock()
     exit_after_write = False
     previous_hook: Callable[[type[BaseException], BaseException, TracebackType | None], object]
 
@@ -77,7 +79,7 @@ def on_signal(signum: int) -> None:
             128 + signum,
         )
     )
-    if not _state.writing:
+    if not _state.write_lock.locked():
         _raise_stop()
 
 
@@ -94,15 +96,16 @@ def output_closed() -> Stopped:
 
 
 def begin_write() -> None:
-    """The main thread starts writing a block of lines to stdout; refused after a stop."""
+    """A block of lines starts going to stdout; refused after a stop."""
+    _state.write_lock.acquire()
     if _state.stop is not None:
+        _state.write_lock.release()
         _raise_stop()
-    _state.writing = True
 
 
 def end_write() -> None:
     """The block is written: raise the stop that came meanwhile, if one did."""
-    _state.writing = False
+    _state.write_lock.release()
     if _state.exit_after_write:
         _exit()
     if _state.stop is not None:
@@ -139,7 +142,7 @@ def _excepthook(
 
 
 def _on_deadline(signum: int, frame: FrameType | None) -> None:
-    if _state.writing:
+    if _state.write_lock.locked():
         _state.exit_after_write = True
     else:
         _exit()
@@ -150,6 +153,8 @@ def _exit() -> NoReturn:
     being written) and no thread is waited for."""
     stop = _state.stop
     assert stop is not None
+    # A block another thread is writing is finished first (begin_write refuses new ones).
+    _state.write_lock.acquire(timeout=DEADLINE_SECONDS)
     # Threads still in a request log nothing more: the stop's line is stderr's last.
     logging.disable(logging.CRITICAL)
     os.write(2, f"tap-stripe: {stop}\n".encode())

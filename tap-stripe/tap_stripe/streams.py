@@ -12,7 +12,7 @@ bookmark would be wrong for newest-first pages and out-of-order windows.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -26,13 +26,14 @@ from tap_stripe.changes import DELETED_AT
 from tap_stripe.children import NestedLists
 from tap_stripe.client import StripeAPIError
 from tap_stripe.emit import Emitter
+from tap_stripe.events_pass import ALL_EVENTS, EVENTS_PATH, EventsOf
 from tap_stripe.family import ChildOutput, Family, ListedChild, embedded_rows
 from tap_stripe.fetcher import Page, PageFetcher
 from tap_stripe.listing import Listing
 from tap_stripe.progress import Progress, ReadPlan
 from tap_stripe.run import Run
 from tap_stripe.tables import ReadMode, TableKind, TableSpec, tracks_deletes
-from tap_stripe.windows import Frontier
+from tap_stripe.windows import Frontier, Window
 
 if TYPE_CHECKING:
     from singer_sdk.helpers import types
@@ -40,22 +41,19 @@ if TYPE_CHECKING:
 
 @dataclass
 class _Reading:
-    """One run's reading of a table: its plan, its listed pages, its events' pages."""
+    """One run's reading of a table: its plan, its listed pages, its events (and its
+    children's own) from the run's events pass."""
 
     plan: ReadPlan
     pages: Iterable[Page]
-    events: list[PageFetcher]
+    events: EventsOf | None = None
     capture: Capture | None = None
-    child_events: list[tuple[StripeStream, Capture, list[PageFetcher]]] = field(
-        default_factory=list
-    )
+    child_events: list[tuple[StripeStream, Capture, EventsOf]] = field(default_factory=list)
 
     def close(self) -> None:
         """Stop whatever is still being fetched."""
-        child_fetchers = [f for _, _, fetchers in self.child_events for f in fetchers]
-        for fetcher in (self.pages, *self.events, *child_fetchers):
-            if isinstance(fetcher, PageFetcher):
-                fetcher.close()
+        if isinstance(self.pages, PageFetcher):
+            self.pages.close()
 
 
 class StripeStream(Stream):
@@ -198,14 +196,20 @@ class StripeStream(Stream):
             return _Reading(self._progress().whole_plan(), listing.whole(), [])
         plan = self._progress().plan()
         capture = Capture(run, self.spec, nested, self.logger)
-        events = capture.fetchers(plan) if with_events else []
-        child_events = []
-        for child in self._selected_children() if with_events else []:
-            if child.spec.event_types:
-                child_capture = Capture(run, child.spec, None, self.logger)
-                child_events.append((child, child_capture, child_capture.fetchers(plan)))
+        since = plan.events_since
+        events, child_events = None, []
+        if with_events and since is not None and since < plan.end:
+            events = run.events.want(self.name, self.spec.event_types, since)
+            for child in self._selected_children():
+                if child.spec.event_types:
+                    child_capture = Capture(run, child.spec, None, self.logger)
+                    wanted = run.events.want(child.name, child.spec.event_types, since)
+                    child_events.append((child, child_capture, wanted))
         if self.spec.read is ReadMode.NEWEST_FIRST:
-            pages = listing.newest_first(plan.start, plan.end)
+            pages: Iterable[Page] = listing.newest_first(plan.start, plan.end)
+        elif with_events and _reads_events_pass(self.spec, plan):
+            pages = run.events.want(self.name, ALL_EVENTS, plan.start)
+            pages.finished = Window(plan.start, plan.end)
         else:
             pages = listing.created_range(plan.start, plan.end)
         return _Reading(plan, pages, events, capture, child_events)
@@ -281,19 +285,24 @@ class StripeStream(Stream):
         family = self._family(plan)
         frontier = Frontier(plan.start)
         events_cursor = plan.end if self.spec.event_types else None
-        client = self._run().client
+        run = self._run()
+        meter = run.report.meter(self.name)
         with self.get_record_counter() as counter, self.get_sync_timer():
             try:
-                if reading.events and reading.capture is not None:
-                    counter.increment(reading.capture.write(plan, reading.events, family))
-                    for child, child_capture, fetchers in reading.child_events:
+                if reading.events is not None and reading.capture is not None:
+                    written = reading.capture.write(plan, reading.events, family)
+                    counter.increment(written)
+                    meter.add_records(written)
+                    for child, child_capture, child_events in reading.child_events:
                         own = Family(family.emitter_of(child.name), [])
-                        child_capture.write(plan, fetchers, own)
+                        child_capture.write(plan, child_events, own)
                         own.flush()
                     family.flush()
                     progress.save(events_cursor=plan.end, unfinished_version=plan.version)
                 for page in reading.pages:
-                    counter.increment(family.emit(page))
+                    written = family.emit(page)
+                    counter.increment(written)
+                    meter.add_records(written)
                     if page.finished is None:
                         continue
                     if (
@@ -311,10 +320,11 @@ class StripeStream(Stream):
                 reading.close()
                 family.close()
                 family.flush()
+                meter.finish()
                 self.logger.info(
                     "%d requests, %d answered 429",
-                    client.requests_by_stream[self.name],
-                    client.throttled_by_stream[self.name],
+                    run.client.requests_by_stream[self.name],
+                    run.client.throttled_by_stream[self.name],
                 )
         if plan.version is not None and plan.whole:
             self._activate_version(plan.version)
@@ -340,18 +350,33 @@ class StripeStream(Stream):
                 yield from page.records()
             return
         top = self.parent.parent or self.parent
-        pages = top._start_reading(with_events=False).pages
-        if self.spec.kind is TableKind.EMBEDDED_CHILD:
-            for page in pages:
-                for parent in page.records():
-                    yield from embedded_rows(self.spec, parent)
-            return
-        listed = _listed(self, self._emitter(None))
-        try:
-            for page in pages:
-                yield from listed.rows(page.records())
-        finally:
-            listed.close()
+        yield from _child_records(self, top._start_reading(with_events=False).pages)
+
+
+def _reads_events_pass(spec: TableSpec, plan: ReadPlan) -> bool:
+    """Whether this is the ``event`` table read since its bookmark: the run's events pass
+    lists its events already."""
+    return (
+        spec.path == EVENTS_PATH
+        and plan.bookmark is not None
+        and plan.version is None
+        and plan.start < plan.end
+    )
+
+
+def _child_records(child: StripeStream, pages: Iterable[Page]) -> Iterator[dict]:
+    """``child``'s rows from its top-level ancestor's ``pages``."""
+    if child.spec.kind is TableKind.EMBEDDED_CHILD:
+        for page in pages:
+            for parent in page.records():
+                yield from embedded_rows(child.spec, parent)
+        return
+    listed = _listed(child, child._emitter(None))
+    try:
+        for page in pages:
+            yield from listed.rows(page.records())
+    finally:
+        listed.close()
 
 
 def _listed(child: StripeStream, emitter: Emitter) -> ListedChild:

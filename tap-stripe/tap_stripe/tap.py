@@ -7,7 +7,7 @@ import json
 import math
 import sys
 import time
-from functools import cached_property
+from functools import cached_property, partial
 from importlib import resources
 from types import FrameType
 from typing import IO, Any
@@ -20,11 +20,21 @@ from singer_sdk.helpers.capabilities import BATCH_CONFIG
 from singer_sdk.singerlib import Catalog, Schema
 
 from tap_stripe import shutdown
-from tap_stripe.budgets import RateLimiter, default_rate_for_key
+from tap_stripe.at_once import sync_at_once
+from tap_stripe.baton import Baton
+from tap_stripe.budgets import DEFAULT_ENDPOINT_RATE, RateLimiter, default_rate_for_key
 from tap_stripe.changes import DELETED_AT, DELETED_AT_SCHEMA, with_deleted_at
-from tap_stripe.client import DEFAULT_API_URL, DEFAULT_API_VERSION, StripeClient, StripeError
-from tap_stripe.fetcher import FetchSlots, PageBudget
+from tap_stripe.client import (
+    DEFAULT_API_URL,
+    DEFAULT_API_VERSION,
+    StripeClient,
+    StripeError,
+)
+from tap_stripe.events_pass import EVENTS_PATH, EventsPass
+from tap_stripe.fetcher import PageBudget, PageFetcher
+from tap_stripe.listing import fetch_list, window_fetcher
 from tap_stripe.output import FastSingerWriter
+from tap_stripe.report import Report
 from tap_stripe.run import Run, floor_of, lookback_of
 from tap_stripe.secrets import scrub
 from tap_stripe.settings import (
@@ -44,6 +54,8 @@ from tap_stripe.tables import TABLES, TableSpec, tracks_deletes
 SECONDS_IN_FLIGHT_PER_REQUEST = 0.4
 MAX_CONCURRENCY = 48
 UNLIMITED_CONCURRENCY = 16
+# The requests of the run's one events pass are counted under this name.
+EVENTS_PASS = "(events pass)"
 
 
 def load_schema(name: str) -> dict:
@@ -94,8 +106,16 @@ class TapStripe(Tap):
         th.Property(
             "max_requests_per_second",
             th.IntegerType,
-            description="Client-side request budget shared by all streams; default 90 for "
-            "live keys and 20 for test keys (Stripe allows 100 and 25).",
+            description="Client-side request budget shared by all streams; default 95 for "
+            "live keys and 24 for test keys (Stripe allows 100 and 25); lower it to leave "
+            "room for the account's other API traffic; 0: unlimited.",
+        ),
+        th.Property(
+            "max_requests_per_second_per_endpoint",
+            th.NumberType,
+            description="Client-side budget of each endpoint (method and path template, "
+            "GET /v1/charges/{id} being one for every id), inside the global one; default "
+            "24 (Stripe allows 25 unless documented otherwise); 0: unlimited.",
         ),
         th.Property(
             "max_concurrency",
@@ -182,6 +202,14 @@ class TapStripe(Tap):
         return float(configured) if configured > 0 else None
 
     @cached_property
+    def endpoint_rate_limit(self) -> float | None:
+        """Requests per second allowed per endpoint, ``None`` when unlimited (``0``)."""
+        configured = self.config.get("max_requests_per_second_per_endpoint")
+        if configured is None:
+            return DEFAULT_ENDPOINT_RATE
+        return float(configured) if configured > 0 else None
+
+    @cached_property
     def concurrency(self) -> int:
         """Worker threads per stream."""
         configured = self.config.get("max_concurrency")
@@ -204,6 +232,8 @@ class TapStripe(Tap):
             account_id=config.get("account_id"),
             timeout=float(config.get("request_timeout") or 60),
             rate_limiter=RateLimiter(self.rate_limit),
+            endpoint_rate=self.endpoint_rate_limit,
+            baton=Baton(),
             backoff_base=float(config.get("retry_backoff_seconds", 1.0)),
             pool_size=self.concurrency,
         )
@@ -211,45 +241,71 @@ class TapStripe(Tap):
     @cached_property
     def run(self) -> Run:
         """This sync's run context, handed to every part (built once, when first needed)."""
-        return Run(
-            client=self.client,
+        client = self.client
+        report = Report(client.requests_by_stream, client.throttled_by_stream, log=self.logger.info)
+        run = Run(
+            client=client,
             concurrency=self.concurrency,
-            slots=FetchSlots(self.concurrency),
             page_budget=PageBudget(),
+            events=EventsPass(
+                self._list_events, int(self.sync_started_at), client.baton, self.logger
+            ),
+            report=report,
             started_at=self.sync_started_at,
             lookback=lookback_of(self.config),
             floor=floor_of(self.config),
         )
+        return run
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """Replaces the SDK's handler, which writes a STATE mid-flush (see shutdown.py)."""
         shutdown.on_signal(signum)
 
-    def sync_all(self) -> None:
-        """Sync the selected streams in order, every one of them fetching from the start.
+    def _list_events(self, since: int, end: int) -> PageFetcher:
+        """The pages of every event created in ``[since, end)``: the run's events pass."""
+        fetch = partial(fetch_list, self.run, EVENTS_PASS, EVENTS_PATH, {})
+        return window_fetcher(self.run, "tap-stripe-events", fetch, since, end)
 
-        Streams are written one after the other as usual; fetching them all at once keeps
-        the request budget busy through the small streams' round trips and each stream's
-        last pages. Whatever is still fetching when the sync ends or fails is stopped.
+    def sync_all(self) -> None:
+        """Sync the selected tables, all at once (``baton.py``), after one events pass.
+
+        Every table plans its run and starts fetching; then the events every table's
+        change capture needs are listed once, and each table is written in its own
+        thread, a page at a time, so the tables whose endpoints wait for their budget
+        leave the global one to the others. The first table to fail stops the others;
+        whatever is still fetching when the sync ends or fails is stopped.
         """
         streams = [
             stream
             for stream in self.streams.values()
             if isinstance(stream, StripeStream)
+            and stream.parent is None
             and (stream.selected or stream.has_selected_descendents)
         ]
         if not streams and self.input_catalog is not None:
             self.logger.warning("The catalog selects no stream: nothing to sync")
         self._clamp_state(streams)
+        self._reset_state_progress_markers()
+        self._set_compatible_replication_methods()
+        if self.state:
+            self._state_writer.write_state(self.state)
+        run = self.run
+        run.report.start()
         try:
             for stream in streams:
                 stream.prefetch()
-            super().sync_all()
+            run.events.start()
+            sync_at_once(streams, run.baton, self.client.cancel)
         finally:
+            run.report.stop()
             self.client.cancel()
             for stream in streams:
                 stream.cancel_prefetch()
             self.client.cancel(cancelled=False)
+        for line in run.report.summary():
+            self.logger.info(line)
+        for stream in self.streams.values():
+            stream.log_sync_costs()
 
     def _clamp_state(self, streams: list[StripeStream]) -> None:
         """Clamp bookmarks and events cursors later than Stripe's clock, before any plan.

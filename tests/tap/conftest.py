@@ -52,6 +52,7 @@ def base_config(**overrides: Any) -> dict:
         "api_key": API_KEY,
         "api_url": API_URL,
         "max_requests_per_second": 0,
+        "max_requests_per_second_per_endpoint": 0,
         "retry_backoff_seconds": 0.001,
         "max_concurrency": 1,
     }

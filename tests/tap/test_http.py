@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 
 import pytest
 import requests
 import requests_mock
-from tap_stripe.budgets import RateLimiter, default_rate_for_key, endpoint_of
+from tap_stripe.budgets import (
+    DEFAULT_ENDPOINT_RATE,
+    EndpointBudgets,
+    RateLimiter,
+    default_rate_for_key,
+    endpoint_of,
+)
 from tap_stripe.client import PAUSE_STEP_SECONDS, StripeAPIError, StripeClient, StripeError
+from tap_stripe.log_once import OncePerMinute
 from tap_stripe.tap import TapStripe
 
 from tests.tap.conftest import base_config, run_tap
@@ -175,9 +183,10 @@ def test_a_body_that_is_not_a_stripe_object_is_retried_then_fails_saying_what_it
     assert "Request-Id: req_proxy" in message
     assert "\n" not in message and "error: OK" not in message
     assert route.call_count == 8
-    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
-    assert len(retries) == 7
-    assert all(f"HTTP {status} with {kind}" in line for line in retries)
+    # One warning for the endpoint's fault, not one per retry (the next would come after
+    # a minute, with how many went unsaid).
+    [retry] = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert f"GET /v1/balance_transactions: HTTP {status} with {kind}" in retry
     # No record, and no state but the one the run started from.
     assert "balancetransaction" not in result.records
     assert {result_bookmark(state) for state in result.states} == {BOOKMARK}
@@ -219,8 +228,8 @@ def test_a_proxy_page_once_is_retried(
     assert result.records["balancetransaction"] == [txn]
     [retry] = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
     assert retry.startswith(
-        "stream 'balancetransaction': HTTP 200 with a body that is not JSON "
-        "(Content-Type: text/html, "
+        "stream 'balancetransaction': GET /v1/balance_transactions: HTTP 200 with a body "
+        "that is not JSON (Content-Type: text/html, "
     )
     assert retry.endswith("Request-Id: req_proxy), retry 1 of 7 in 0.0s")
     assert_no_key(retry)
@@ -327,12 +336,45 @@ def test_an_error_in_one_window_stops_the_concurrent_stream(
 
 
 def test_default_rate_follows_the_key_mode() -> None:
-    assert default_rate_for_key("sk_test_abc") == 20
-    assert default_rate_for_key("rk_test_abc") == 20
-    assert default_rate_for_key("sk_live_abc") == 90
-    assert default_rate_for_key("rk_live_abc") == 90
+    assert default_rate_for_key("sk_test_abc") == 24
+    assert default_rate_for_key("rk_test_abc") == 24
+    assert default_rate_for_key("sk_live_abc") == 95
+    assert default_rate_for_key("rk_live_abc") == 95
     tap = TapStripe(config={"api_key": "sk_live_abc"}, parse_env_config=False)
-    assert tap.client.rate_limiter.rate == 90
+    assert tap.client.rate_limiter.rate == 95
+    # Every endpoint has its own budget from its first request, a little under Stripe's 25.
+    assert tap.client.endpoint_budgets.get("/v1/charges").rate == 24
+
+
+def test_each_endpoint_is_paced_under_its_own_budget_inside_the_global_one() -> None:
+    """Two endpoints at 24/s each inside a global 90/s: each endpoint's requests are spaced
+    1/24 s apart, and the two together do not wait for each other beyond the global pace."""
+    clock = FakeClock()
+    budgets = EndpointBudgets(24, clock=clock, sleep=clock.sleep)
+    global_budget = RateLimiter(90, clock=clock, sleep=clock.sleep)
+    charges = budgets.get("/v1/charges")
+    customers = budgets.get("/v1/customers")
+    sent: dict[str, list[float]] = {"charges": [], "customers": []}
+    for _ in range(24):
+        for name, limiter in (("charges", charges), ("customers", customers)):
+            limiter.acquire()
+            global_budget.acquire()
+            sent[name].append(clock.now)
+
+    for times in sent.values():
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert min(gaps) >= 1 / 24 - 1e-9
+    # 48 requests over both endpoints took about one second, not two.
+    assert clock.now - 100.0 == pytest.approx(23 / 24, abs=0.05)
+    assert budgets.get("/v1/charges") is charges
+
+
+def test_a_429_on_an_unlimited_endpoint_gives_it_stripes_default_budget() -> None:
+    budgets = EndpointBudgets(None)
+    assert budgets.get("/v1/charges").rate is None
+    budgets.throttled("/v1/charges", 0.0)
+    assert budgets.get("/v1/charges").max_rate == DEFAULT_ENDPOINT_RATE
+    assert budgets.get("/v1/customers").rate is None
 
 
 class FakeClock:
@@ -418,7 +460,7 @@ def rate_limited(reason: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("reason", "global_rate", "endpoint_budget"),
+    ("reason", "global_rate", "endpoint_slowed"),
     [
         # Stripe's limit of one endpoint: that endpoint alone slows down.
         ("endpoint-rate", 90, True),
@@ -427,21 +469,37 @@ def rate_limited(reason: str) -> dict:
     ],
 )
 def test_a_429_slows_down_what_it_blames(
-    reason: str, global_rate: float, endpoint_budget: bool
+    reason: str, global_rate: float, endpoint_slowed: bool
 ) -> None:
     customer = {"id": "cus_1", "object": "customer"}
     with requests_mock.Mocker() as mocker:
         mocker.get(f"{API_URL}/v1/customers/cus_1", [rate_limited(reason), {"json": customer}])
         mocker.get(f"{API_URL}/v1/customers/cus_2", json={**customer, "id": "cus_2"})
-        client = StripeClient(api_key=API_KEY, api_url=API_URL, rate_limiter=RateLimiter(90))
+        client = StripeClient(
+            api_key=API_KEY, api_url=API_URL, rate_limiter=RateLimiter(90), endpoint_rate=90
+        )
 
         client.get("/v1/customers/cus_1", stream="customer")
         assert client.rate_limiter.rate == pytest.approx(global_rate, abs=2)
         budget = client.endpoint_budgets.get("/v1/customers/{id}")
-        assert (budget is not None) == endpoint_budget
-        assert client.endpoint_budgets.get("/v1/charges") is None
-        if budget is not None:
+        assert client.endpoint_budgets.get("/v1/charges").rate == 90
+        if endpoint_slowed:
             # Halved from 90, then one success won a little back; other ids share it.
             assert budget.rate == pytest.approx(45 + 90 / 50)
             client.get("/v1/customers/cus_2", stream="customer")
             assert budget.rate == pytest.approx(45 + 2 * 90 / 50)
+        else:
+            assert budget.rate == 90
+
+
+def test_retry_warnings_come_once_a_minute_per_endpoint_and_kind_with_the_unsaid_count() -> None:
+    clock = FakeClock()
+    once = OncePerMinute(clock=clock)
+    charges, customers = ("/v1/charges", "HTTP 429"), ("/v1/customers", "HTTP 429")
+
+    assert once.due(charges) == 0
+    assert [once.due(charges) for _ in range(5)] == [None] * 5
+    assert once.due(customers) == 0  # another endpoint has its own minute
+    clock.now += 60
+    assert once.due(charges) == 5
+    assert once.due(charges) is None
