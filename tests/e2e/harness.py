@@ -14,14 +14,13 @@ import shlex
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
 import duckdb
-from tap_stripe.changes import event_queries
 from tap_stripe.tables import TABLES, TABLES_BY_NAME, ReadMode, TableKind, TableSpec
 
 from stripe_sim.runner import SimHandle
@@ -69,14 +68,9 @@ WRITTEN_WHOLE = frozenset(t.name for t in TABLES if owner(t).name in WHOLE)
 _VERSIONED_TOP = frozenset(TRACKED) | {t.name for t in TOP_LEVEL if t.read is ReadMode.FULL}
 VERSIONED = _VERSIONED_TOP | {t.name for t in TABLES if owner(t).name in _VERSIONED_TOP}
 EVENTS_PATH = "/v1/events"
-EVENT_QUERIES = {
-    (key, tuple(value) if isinstance(value, list) else (value,)): owner(table).name
-    for table in TABLES
-    for query in event_queries(table.event_types)
-    for key, value in query.items()
-}
-# /v1/events requests of a run with change capture: each evented table's own queries.
-EVENTS_REQUESTS = sum(len(event_queries(table.event_types)) for table in TABLES)
+# /v1/events requests of a quiet run: the one events pass, for every table's change
+# capture and for the event table itself (whose own list it replaces).
+EVENTS_REQUESTS = 1
 # Columns the target adds to tracked tables: when a row was deleted from Stripe, and the
 # table version (sync start) of the full read that last wrote it.
 DELETED_AT = "_sdc_deleted_at"
@@ -424,7 +418,7 @@ def quiet_run_requests(sim: SimHandle) -> int:
     per single object, the /v1/events queries, and what the tables read whole each run
     cost besides their first page: their further pages, their children's lists past
     Stripe's first 10, and one list per parent of a child listed per parent."""
-    total = len(TOP_LEVEL) + EVENTS_REQUESTS
+    total = len(TOP_LEVEL) - 1 + EVENTS_REQUESTS  # the event table's list is the pass
     for table in TOP_LEVEL:
         if table.read is not ReadMode.FULL:
             continue
@@ -457,16 +451,10 @@ def _complete_list(
     return rows
 
 
-def change_capture_table(entry: Mapping[str, Any]) -> str | None:
-    """The tracked table a logged ``/v1/events`` request reads the changes of (it filters
-    by ``type`` or ``types[]``), None for any other request."""
-    if entry["path"] != EVENTS_PATH:
-        return None
-    query = parse_qs(entry["query"])
-    for key in ("type", "types[]"):
-        if key in query:
-            return EVENT_QUERIES[(key, tuple(query[key]))]
-    return None
+def is_events_pass(entry: Mapping[str, Any]) -> bool:
+    """Whether a logged request of an incremental run is the run's events pass (every
+    /v1/events request of such a run: the event table reads the pass too)."""
+    return entry["path"] == EVENTS_PATH
 
 
 def assert_reads_only_since(
@@ -482,14 +470,14 @@ def assert_reads_only_since(
     list_requests = [
         entry for entry in log if entry["path"] in LIST_PATHS and not is_listed_child_path(entry)
     ]
-    captures = [entry for entry in list_requests if change_capture_table(entry)]
-    listed = [entry for entry in list_requests if not change_capture_table(entry)]
+    captures = [entry for entry in list_requests if is_events_pass(entry)]
+    listed = [entry for entry in list_requests if not is_events_pass(entry)]
     creations = [entry for entry in listed if LIST_PATHS[entry["path"]] not in WHOLE]
-    assert {LIST_PATHS[entry["path"]] for entry in creations} == set(since)
+    assert {LIST_PATHS[entry["path"]] for entry in creations} == set(since) - {"event"}
     # Tables read whole are listed whole, without a created filter.
     wholes = [parse_qs(entry["query"]) for entry in listed if LIST_PATHS[entry["path"]] in WHOLE]
     assert not any("created[gte]" in query for query in wholes)
-    assert {change_capture_table(entry) for entry in captures} == set(TRACKED)
+    assert captures, "no events pass"
     for entry in creations:
         query = parse_qs(entry["query"])
         stream = LIST_PATHS[entry["path"]]
@@ -497,10 +485,13 @@ def assert_reads_only_since(
             assert "created[gte]" not in query, entry
             continue
         assert int(query["created[gte]"][0]) >= since[stream] - LOOKBACK, entry
+    # The pass reads from the oldest cursor (the event table's bookmark among them), no
+    # older, and filters no type.
+    oldest = min([*cursors.values(), since["event"]]) - LOOKBACK
     for entry in captures:
         query = parse_qs(entry["query"])
-        table = change_capture_table(entry)
-        assert int(query["created[gte]"][0]) >= cursors[table] - LOOKBACK, entry
+        assert int(query["created[gte]"][0]) >= oldest, entry
+        assert not {"type", "types[]"} & set(query), entry
     assert len(log) < quiet_requests + 40, f"{len(log)} requests for a handful of new objects"
 
 
@@ -559,16 +550,27 @@ class Pipeline:
     def forward_until_record_of(self, stream: str) -> None:
         """Pass tap lines to the target until the first RECORD of ``stream``, which is
         read but not passed."""
+        self.forward_until(
+            lambda m: m["type"] == "RECORD" and m["stream"] == stream, f"a record of {stream}"
+        )
+
+    def forward_until(
+        self, stop: Callable[[dict], bool], what: str, *, passing_it: bool = False
+    ) -> None:
+        """Pass tap lines to the target until the first message ``stop`` holds for, which
+        is read and passed only when ``passing_it``."""
         assert self.tap.stdout is not None and self.target.stdin is not None
         while True:
             line = self.tap.stdout.readline()
-            assert line, f"the tap finished without a record of {stream}"
-            message = json.loads(line)
-            if message["type"] == "RECORD" and message["stream"] == stream:
+            assert line, f"the tap finished without {what}"
+            found = stop(json.loads(line))
+            if found and not passing_it:
                 return
             self.target.stdin.write(line)
             self.target.stdin.flush()
             self.forwarded += 1
+            if found:
+                return
 
     def end_input(self) -> int:
         """Close the target's input (the tap is gone) and wait for the target to finish."""
