@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,23 +29,27 @@ class StepError(RuntimeError):
 
 @dataclass(frozen=True)
 class Stage:
-    """One process of a pipeline: a short name, its argv and where its stderr goes."""
+    """One process of a pipeline: a short name, its argv, where its stderr goes and its
+    environment (None: the benchmark's)."""
 
     name: str
     argv: Sequence[str]
     stderr: Path
+    env: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
 class Finished:
     """Wall time of the whole pipeline, each stage's peak RSS in MB and RSS samples.
 
-    ``rss_samples`` holds ``(seconds, MB)`` pairs per stage, a quarter second apart.
+    ``rss_samples`` holds ``(seconds, MB)`` pairs per stage, a quarter second apart;
+    ``capped``: the pipeline was stopped when its time was up (see :func:`run_pipeline`).
     """
 
     seconds: float
     max_rss_mb: dict[str, float]
     rss_samples: dict[str, list[tuple[float, float]]]
+    capped: bool = False
 
 
 def shell(argv: Sequence[str]) -> str:
@@ -60,8 +64,13 @@ def run_pipeline(
     stdin: Path | None = None,
     stdout: Path | None = None,
     timeout: float,
+    cap: float | None = None,
 ) -> Finished:
-    """Run ``stages`` piped into each other; raise :class:`StepError` if any fails."""
+    """Run ``stages`` piped into each other; raise :class:`StepError` if any fails.
+
+    ``cap``: stop the stages (SIGTERM) after that many seconds and return what they did,
+    ``capped``, instead of failing: for a peer that is measured over a fixed time.
+    """
     procs: list[subprocess.Popen[bytes]] = []
     opened = []
     try:
@@ -72,6 +81,7 @@ def run_pipeline(
         upstream = source
         for index, stage in enumerate(stages):
             last = index == len(stages) - 1
+            _rusage_file(stage).unlink(missing_ok=True)  # no earlier run's figures
             with open(stage.stderr, "wb") as err:
                 proc = subprocess.Popen(
                     [
@@ -84,6 +94,7 @@ def run_pipeline(
                     ],
                     cwd=cwd,
                     start_new_session=True,
+                    env=None if stage.env is None else dict(stage.env),
                     stdin=upstream,
                     stdout=sink if last else subprocess.PIPE,
                     stderr=err,
@@ -92,7 +103,7 @@ def run_pipeline(
                 procs[-1].stdout.close()  # only the next stage holds the pipe's read end
             procs.append(proc)
             upstream = proc.stdout if proc.stdout is not None else subprocess.DEVNULL
-        return _wait_all(stages, procs, started, timeout)
+        return _wait_all(stages, procs, started, timeout, cap)
     finally:
         for proc in procs:
             if proc.poll() is None and proc.returncode is None:
@@ -106,16 +117,26 @@ def _wait_all(
     procs: Sequence[subprocess.Popen[bytes]],
     started: float,
     timeout: float,
+    cap: float | None,
 ) -> Finished:
     timed_out = threading.Event()
+    capped = threading.Event()
 
     def expire() -> None:
         timed_out.set()
         for proc in procs:
             _kill(proc)
 
+    def stop() -> None:
+        capped.set()
+        for proc in procs:
+            _kill(proc, signal.SIGTERM)
+
     timer = threading.Timer(timeout, expire)
     timer.start()
+    stopper = threading.Timer(cap, stop) if cap is not None else None
+    if stopper is not None:
+        stopper.start()
     rss: dict[str, float] = {}
     samples: dict[str, list[tuple[float, float]]] = {}
     codes: dict[str, int] = {}
@@ -124,14 +145,18 @@ def _wait_all(
             codes[stage.name] = proc.wait()
     finally:
         timer.cancel()
+        if stopper is not None:
+            stopper.cancel()
     seconds = time.perf_counter() - started
     for stage in stages:
-        if codes[stage.name] == 0:
+        if codes[stage.name] == 0 or (capped.is_set() and _rusage_file(stage).exists()):
             usage = json.loads(_rusage_file(stage).read_text())
             rss[stage.name] = usage["max_rss_kb"] / 1024
             samples[stage.name] = [(t, kb / 1024) for t, kb in usage["rss_kb"]]
     if timed_out.is_set():
         raise StepError(f"{' | '.join(s.name for s in stages)} timed out after {timeout:.0f}s")
+    if capped.is_set():
+        return Finished(seconds, rss, samples, capped=True)
     for stage in stages:
         if codes[stage.name] != 0:
             raise StepError(
@@ -145,10 +170,10 @@ def _rusage_file(stage: Stage) -> Path:
     return stage.stderr.with_suffix(".rusage.json")
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the stage's launcher and the process it runs (one session each)."""
+def _kill(proc: subprocess.Popen[bytes], signum: int = signal.SIGKILL) -> None:
+    """Signal the stage's launcher and the process it runs (one session each)."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signum)
 
 
 def _tail(path: Path, lines: int = 3) -> str:
