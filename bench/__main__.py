@@ -12,15 +12,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+from bench.plan import FULL, QUICK
 from bench.procs import exclusive
 from bench.report import at_most, render
-from bench.run import REPO, Bench, Plan
+from bench.run import REPO, Bench
 
-FULL = Plan(charges=200_000, small_days=110)
-# A development run of about half a minute: the same phases on a few thousand records.
-QUICK = Plan(charges=3_000, small_days=110, timeout=120.0, work=Path("bench-results/work-quick"))
 BUDGET_SECONDS = 600
 
 
@@ -37,14 +34,14 @@ def main(argv: list[str] | None = None) -> int:
         "--max-rps",
         type=int,
         default=None,
-        help=f"the tap's max_requests_per_second in the syncs (default "
-        f"{FULL.max_requests_per_second}, its default for a live key)",
+        help="the tap's max_requests_per_second in the syncs (default: unset, the tap's own "
+        "default for a live key)",
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.target_records:
         plan = dataclasses.replace(plan, target_records=args.target_records)
-    if args.max_rps:
+    if args.max_rps is not None:
         plan = dataclasses.replace(plan, max_requests_per_second=args.max_rps)
 
     with exclusive(REPO / "bench-results" / ".lock"):
@@ -53,9 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         bench.run()
         elapsed = time.perf_counter() - started
     if not args.quick:
-        bench.rows.append(
-            at_most("Whole benchmark: wall time", elapsed, BUDGET_SECONDS, "s", "make bench")
-        )
+        measured = elapsed - bench.install_seconds
+        figure = "Whole benchmark: wall time"
+        if bench.install_seconds >= 1:
+            figure += f" (less {bench.install_seconds:.0f}s of first installs)"
+        bench.rows.append(at_most(figure, measured, BUDGET_SECONDS, "s", "make bench"))
 
     text = _document(bench, elapsed, quick=args.quick)
     out = REPO / "bench-results" / ("quick.md" if args.quick else "latest.md")

@@ -1,33 +1,37 @@
 """The benchmark's phases, in order, each adding rows to the results table.
 
-One simulator serves every phase that needs Stripe; its knobs change live between them
-(300 ms and 100 requests/s for the syncs, 0 and no limit for the tap alone). The tap and
-the target always run as real child processes from the repository root, with relative
+One simulator serves every phase that needs Stripe, with Stripe's live limits on (a live
+key: 100 requests/s for the account, 25/s per endpoint) and 300 ms per request; its knobs
+change live between phases (no limits and no latency for the tap alone). The tap and the
+target always run as real child processes from the repository root, with relative
 paths, so every command in the table can be pasted into a shell there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
-import re
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
-from tap_stripe.capture import EVENTS_PATH
-from tap_stripe.tables import TABLES
-
-from bench import baseline, truth
+from bench import baseline
+from bench.endpoints import Requests
+from bench.peer_phase import PeerPhase
+from bench.peers import PEERS, count_records
+from bench.plan import Plan
 from bench.procs import Finished, Stage, StepError, run_pipeline, shell
 from bench.report import Row, at_least, at_most, failed, reference
 from bench.singer_file import extract_records, truncate_records
+from bench.truth import TableVerdict
+from bench.warehouse import table_counts
 from stripe_sim.config import SimConfig
 from stripe_sim.runner import SimHandle, cli_args, run_simulator
 
@@ -38,47 +42,12 @@ TARGET = ".venv/bin/target-duckdb"
 SCHEMA = "stripe"
 MEMORY_LIMIT_MB = 400
 # Peak memory may rise by this factor from the small run to the full one and still count
-# as "not growing with the number of records" (the small run has ~10x fewer).
+# as "not growing with the size of the account" (the small run has ~10x fewer records).
 MEMORY_GROWTH_LIMIT = 1.25
-
-
-def _stream_of_request(entry: dict[str, Any]) -> str:
-    """The stream a request of the simulator's log was made for (from the tap's registry).
-
-    ``/v1/events`` serves both the ``event`` table and the change capture of the tables
-    with events, whose requests name their event types in ``type``/``types[]``.
-    """
-    path = entry["path"]
-    query = parse_qs(entry["query"])
-    types = set(query.get("type", []) + query.get("types[]", []))
-    for table in TABLES:
-        nested = {template.split("?")[0].split("/{")[0] for template in table.nested_lists.values()}
-        if path == EVENTS_PATH and types and types <= set(table.event_types):
-            return table.name
-        if path == table.path and not (path == EVENTS_PATH and types):
-            return table.name
-        if path.startswith(table.path + "/") or path in nested:
-            return table.name
-    return path
-
-
-_METRIC = re.compile(rb"METRIC: (\{.*\})")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Sizes, knobs and time limits of one benchmark run."""
-
-    charges: int
-    small_days: int
-    days: int = 1095
-    latency_ms: int = 300
-    rate_limit: int = 100
-    max_requests_per_second: int = 90
-    target_records: int | None = None
-    timeout: float = 300.0
-    repeats: int = 2
-    work: Path = Path("bench-results/work")
+# The full sync's records/s against the ceiling Stripe's limits allow.
+CEILING_GOAL = 0.9
+# A quiet run (nothing new) may make a request per table and two more.
+QUIET_EXTRA_REQUESTS = 2
 
 
 @dataclass
@@ -94,6 +63,8 @@ class Bench:
     timelines: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)
     # run -> the shell command that produced it
     commands: dict[str, str] = field(default_factory=dict)
+    # seconds this run spent installing the reference virtualenvs (not benchmarked)
+    install_seconds: float = 0.0
 
     @property
     def work(self) -> Path:
@@ -102,13 +73,15 @@ class Bench:
 
     def run(self) -> None:
         (REPO / self.work).mkdir(parents=True, exist_ok=True)
+        self._install()
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         self.notes.append(f"Load average before the run (1, 5, 15 min): {load}.")
         config = SimConfig(
-            counts={"charge": self.plan.charges},
+            counts=dict(self.plan.counts),
             days=self.plan.days,
             latency_ms=self.plan.latency_ms,
-            rate_limit=self.plan.rate_limit,
+            limits=True,
+            api_key=self.plan.api_key,
             port=_free_port(),
         )
         sim_command = shell([PYTHON, "-m", "stripe_sim", *cli_args(config)])
@@ -116,16 +89,36 @@ class Bench:
         started = time.perf_counter()
         with run_simulator(subprocess=True, **_sim_kwargs(config)) as sim:
             self._note_dataset(sim, time.perf_counter() - started)
-            full = self._phase("Full sync", self._full_sync, sim)
-            if full:
-                self._phase("Second run", self._second_run, sim)
-            self._phase("Small full sync", self._small_sync, sim)
-            sim.set_knobs(latency_ms=0, rate_limit=0)
-            self._phase("Tap alone", self._tap_alone, sim)
-            captured = self._phase("Capture", self._capture, sim)
+            if self._phase("Full sync", self._full_sync, sim):
+                self._phase("Quiet run", self._quiet_run, sim)
+                checking = self._start_truth(sim)
+                self._phase("Small full sync", self._small_sync, sim)
+                self._phase("Truth", self._truth, checking)
+            else:
+                self._phase("Small full sync", self._small_sync, sim)
+            self._phase("Peers", self._peers, sim)
+            sim.set_knobs(latency_ms=0, limits=False)
+            captured = self._phase("Tap alone", self._tap_alone, sim)
         if captured:
             self._phase("Target alone", self._target_alone)
         self._memory_rows()
+
+    def _install(self) -> None:
+        """The reference virtualenvs, before anything is timed; a first install's time is
+        reported, and left out of the benchmark's own."""
+        started = time.perf_counter()
+        venvs = [baseline.VENV, *(peer.venv for peer in PEERS)]
+        first = {venv.name: venv.ensure() for venv in venvs}
+        self.install_seconds = time.perf_counter() - started
+        self.notes.append(
+            "First install of each reference virtualenv (created on first use, then "
+            "cached): "
+            + ", ".join(
+                f"bench/.venv-{name} {'not recorded' if s is None else f'{s:.0f}s'}"
+                for name, s in first.items()
+            )
+            + f"; {self.install_seconds:.0f}s spent installing in this run."
+        )
 
     def _phase(self, name: str, phase: Callable[..., bool], *args: Any) -> bool:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
@@ -143,100 +136,133 @@ class Bench:
         self.notes.append(
             "Dataset (main account): "
             + ", ".join(f"{table} {n:,}" for table, n in sorted(counts.items()))
-            + f"; {self.plan.days} days; generated and served after {seconds:.0f}s."
+            + f"; {self.plan.days} days, events of the last 30; generated and served after "
+            f"{seconds:.0f}s."
         )
 
     # -- phases ----------------------------------------------------------------------
 
     def _full_sync(self, sim: SimHandle) -> bool:
-        rps = self.plan.max_requests_per_second
-        tap_config = self._write("tap-full.json", _tap_config(sim, rps))
+        tap_config = self._write("tap-full.json", self._tap_config(sim))
         db = self.work / "full.duckdb"
         target_config = self._write("target-full.json", _target_config(db))
         _remove_db(db)
         sim.reset_stats()
         finished, command = self._sync(tap_config, target_config, "full", state=None)
-        stats = sim.stats()
-        counts = truth.table_counts(REPO / db, SCHEMA)
+        requests = Requests.of(sim.stats(log=True))
+        counts = table_counts(REPO / db, SCHEMA)
         records = sum(counts.values())
         self._remember("full sync", finished, records)
+        knobs = sim.info()["knobs"]
+        global_rate, endpoint_rate = knobs["live_rate"], knobs["endpoint_rate"]
+        ceiling = requests.ceiling_seconds(global_rate, endpoint_rate)
+        busiest, busiest_count = requests.busiest()
+        answered = sum(requests.answered.values())
+        rate = records / finished.seconds
+        self.rows.append(
+            reference(
+                f"Full sync, {len(counts)} tables (300 ms, Stripe's live limits, the tap's "
+                f"defaults): records/s ({records:,} records in {finished.seconds:.1f}s)",
+                f"{rate:,.0f} rec/s",
+                command,
+            )
+        )
         self.rows.append(
             at_least(
-                f"Full sync (300 ms, 100 req/s; tap max_requests_per_second={rps}): "
-                f"records/s ({records:,} records in {finished.seconds:.1f}s)",
-                records / finished.seconds,
-                8000,
-                "rec/s",
+                f"Full sync: records/s / the ceiling of Stripe's limits ({records / ceiling:,.0f}"
+                f" rec/s = {records:,} records in {ceiling:.1f}s: max({answered:,} answered "
+                f"requests / {global_rate:g}/s, the busiest endpoint's {busiest_count:,} "
+                f"({busiest}) / {endpoint_rate:g}/s))",
+                finished.seconds and ceiling / finished.seconds,
+                CEILING_GOAL,
+                "x",
                 command,
             )
         )
-        comparison = truth.compare(sim.objects("charge"), REPO / db, f"{SCHEMA}.charge")
-        self.rows.append(
-            Row(
-                "Full sync: charge table = simulator truth (ids, count, checksum of "
-                f"{len(truth.CHECKSUM_COLUMNS)} columns)",
-                comparison.describe(),
-                "equal",
-                None,
-                comparison.equal,
-                command,
-            )
-        )
-        total = stats["total"]
-        limited = stats["by_status"].get("429", 0)
-        share = 100 * limited / total if total else 0.0
+        share = 100 * requests.refused_share
         row = at_most("Full sync: requests answered 429", share, 1, "%", command, strict=True)
-        self.rows.append(Row(row.figure, f"{share:.2f} % ({limited:,} of {total:,})", *_rest(row)))
+        shown = f"{share:.2f} % ({requests.refused:,} of {requests.total:,})"
+        self.rows.append(dataclasses.replace(row, value=shown))
+        self.rows.append(reference("Full sync: requests", requests.describe(5), command))
         self.notes.append(
-            f"Full sync requests: {total:,} in {finished.seconds:.1f}s = "
-            f"{total / finished.seconds:.1f}/s (tap budget {rps}/s, simulator limit "
-            f"{self.plan.rate_limit}/s); per-stream timings in {self.work}/full-tap.stderr."
+            f"Full sync: {requests.total:,} requests in {finished.seconds:.1f}s = "
+            f"{requests.total / finished.seconds:.1f}/s; the tap's log in "
+            f"{self.work}/full-tap.stderr."
         )
-        expected = {table: len(sim.ids(table)) for table in counts}
-        mismatched = {
-            t: (counts.get(t, 0), n) for t, n in expected.items() if counts.get(t, 0) != n
-        }
-        if mismatched:
-            self.notes.append(
-                "Full sync tables whose row count differs from the simulator's after the "
-                "run (loaded vs simulator; events also age out of the simulator's 30-day "
-                "window while the run goes on): "
-                + ", ".join(f"{t}: {a:,} vs {b:,}" for t, (a, b) in sorted(mismatched.items()))
-            )
         return True
 
-    def _second_run(self, sim: SimHandle) -> bool:
+    def _quiet_run(self, sim: SimHandle) -> bool:
         state_lines = (REPO / self.work / "full.state.jsonl").read_text().strip().splitlines()
         if not state_lines:
             raise StepError("the target of the full sync emitted no state")
         state = self._write("state.json", json.loads(state_lines[-1]))
+        tables = len(table_counts(REPO / self.work / "full.duckdb", SCHEMA))
         sim.reset_stats()
         _, command = self._sync(
-            self.work / "tap-full.json", self.work / "target-full.json", "second", state=state
+            self.work / "tap-full.json", self.work / "target-full.json", "quiet", state=state
         )
-        stats = sim.stats(log=True)
-        per_stream: dict[str, int] = {}
-        for stream in map(_stream_of_request, stats["log"]):
-            per_stream[stream] = per_stream.get(stream, 0) + 1
-        if stats["total"] != len(stats["log"]):
-            raise StepError("the simulator's request log of the second run is incomplete")
-        worst = max(per_stream.values(), default=0)
-        row = at_most("Second run, nothing new: requests per stream (most)", worst, 2, "", command)
-        detail = ", ".join(f"{s} {n}" for s, n in sorted(per_stream.items()))
-        self.rows.append(Row(row.figure, f"{worst} ({detail})", *_rest(row)))
+        requests = Requests.of(sim.stats(log=True))
+        goal = tables + QUIET_EXTRA_REQUESTS
+        row = at_most(
+            f"Quiet run (the full sync's state, nothing new): requests (goal: {tables} "
+            f"tables + {QUIET_EXTRA_REQUESTS})",
+            requests.total,
+            goal,
+            "",
+            command,
+        )
+        self.rows.append(dataclasses.replace(row, value=requests.describe(5)))
+        return True
+
+    def _start_truth(self, sim: SimHandle) -> tuple[subprocess.Popen[bytes], list[str], Path]:
+        """``bench.truth`` on the full sync's warehouse, in the background: the small sync
+        writes another file, and its figure (memory) does not mind the CPU shared."""
+        argv = [PYTHON, "-m", "bench.truth", str(self.work / "full.duckdb"), "--sim", sim.url]
+        out = self.work / "truth.jsonl"
+        with open(REPO / out, "wb") as sink, open(REPO / self.work / "truth.stderr", "wb") as err:
+            process = subprocess.Popen(argv, cwd=REPO, stdout=sink, stderr=err)
+        return process, argv, out
+
+    def _truth(self, checking: tuple[subprocess.Popen[bytes], list[str], Path]) -> bool:
+        process, argv, out = checking
+        process.wait(timeout=self.plan.timeout)
+        verdicts = [
+            TableVerdict(**{k: v for k, v in json.loads(line).items() if k != "equal"})
+            for line in (REPO / out).read_text().splitlines()
+        ]
+        if not verdicts:
+            raise StepError(f"bench.truth wrote nothing (log: {self.work}/truth.stderr)")
+        different = [verdict for verdict in verdicts if not verdict.equal]
+        rows = sum(verdict.rows for verdict in verdicts)
+        aged = sum(verdict.aged for verdict in verdicts)
+        value = f"{len(verdicts) - len(different)} of {len(verdicts)} tables equal ({rows:,} rows"
+        value += f"; {aged} events aged out of the 30-day window excused)" if aged else ")"
+        if different:
+            value += "; DIFFERENT: " + ", ".join(verdict.describe() for verdict in different)
+        self.rows.append(
+            Row(
+                "Full sync then quiet run: every table = the simulator's truth (keys, every "
+                "field, nested lists complete)",
+                value,
+                "equal",
+                None,
+                not different,
+                shell(argv),
+            )
+        )
         return True
 
     def _small_sync(self, sim: SimHandle) -> bool:
         now = datetime.datetime.now(datetime.UTC)
         start = now - datetime.timedelta(days=self.plan.small_days)
-        tap = _tap_config(sim, self.plan.max_requests_per_second)
+        tap = self._tap_config(sim)
         tap["start_date"] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
         tap_config = self._write("tap-small.json", tap)
         db = self.work / "small.duckdb"
         target_config = self._write("target-small.json", _target_config(db))
         _remove_db(db)
         finished, command = self._sync(tap_config, target_config, "small", state=None)
-        records = sum(truth.table_counts(REPO / db, SCHEMA).values())
+        records = sum(table_counts(REPO / db, SCHEMA).values())
         self._remember("small sync", finished, records)
         self.notes.append(
             f"Small full sync (start_date {self.plan.small_days} days back, same knobs): "
@@ -244,36 +270,41 @@ class Bench:
         )
         return True
 
+    def _peers(self, sim: SimHandle) -> bool:
+        phase = PeerPhase(sim, REPO, self.work, self.plan.peer_seconds, self.plan.days)
+        phase.run(TAP)
+        self.rows.extend(phase.rows)
+        self.notes.extend(phase.notes)
+        return True
+
     def _tap_alone(self, sim: SimHandle) -> bool:
-        tap_config = self._write("tap-nolimit.json", _tap_config(sim, 0))
+        """The tap with nothing to wait for; its output is also the target-alone input."""
+        tap_config = self._write(
+            "tap-nolimit.json", {**self._tap_config(sim), "max_requests_per_second": 0}
+        )
         stderr = REPO / self.work / "tap-alone.stderr"
+        out = self.work / "tap-output.singer"
         argv = [TAP, "--config", str(tap_config)]
-        finished = run_pipeline([Stage("tap", argv, stderr)], cwd=REPO, timeout=self.plan.timeout)
-        records = _metric_records(stderr)
+        finished = run_pipeline(
+            [Stage("tap", argv, stderr)],
+            cwd=REPO,
+            stdout=REPO / out,
+            timeout=self.plan.timeout,
+        )
+        records = sum(count_records(REPO / out).values())
         self._remember("tap alone", finished, records, only="tap")
-        self.commands["tap alone"] = shell(argv) + " > /dev/null"
+        command = f"{shell(argv)} > {out}"
+        self.commands["tap alone"] = command
         self.rows.append(
             at_least(
-                f"Tap alone (latency 0, no limit, max_requests_per_second=0, stdout to "
-                f"/dev/null): records/s ({records:,} in {finished.seconds:.1f}s)",
+                f"Tap alone (latency 0, no limits, max_requests_per_second=0, stdout to a "
+                f"file): records/s ({records:,} in {finished.seconds:.1f}s)",
                 records / finished.seconds,
                 15000,
                 "rec/s",
-                shell(argv) + " > /dev/null",
+                command,
             )
         )
-        return True
-
-    def _capture(self, sim: SimHandle) -> bool:
-        argv = [TAP, "--config", str(self.work / "tap-nolimit.json")]
-        run_pipeline(
-            [Stage("tap", argv, REPO / self.work / "capture.stderr")],
-            cwd=REPO,
-            stdout=REPO / self.work / "tap-output.singer",
-            timeout=self.plan.timeout,
-        )
-        out = self.work / "tap-output.singer"
-        self.notes.append(f"Singer file for the target-alone runs: `{shell(argv)} > {out}`")
         return True
 
     def _target_alone(self) -> bool:
@@ -413,6 +444,13 @@ class Bench:
 
     # -- helpers ---------------------------------------------------------------------
 
+    def _tap_config(self, sim: SimHandle) -> dict[str, Any]:
+        """The tap's settings: the simulator, and its defaults unless ``--max-rps``."""
+        config: dict[str, Any] = {"api_key": sim.api_key, "api_url": sim.url}
+        if self.plan.max_requests_per_second is not None:
+            config["max_requests_per_second"] = self.plan.max_requests_per_second
+        return config
+
     def _remember(
         self, run: str, finished: Finished, records: int, only: str | None = None
     ) -> None:
@@ -477,32 +515,14 @@ def _times(seconds: Iterable[float]) -> str:
     return ", ".join(f"{s:.1f}s" for s in seconds)
 
 
-def _rest(row: Row) -> tuple[str, float | None, bool | None, str]:
-    return row.target, row.ratio, row.passed, row.command
-
-
 def _sim_kwargs(config: SimConfig) -> dict[str, Any]:
-    return {
-        "counts": config.counts,
-        "days": config.days,
-        "latency_ms": config.latency_ms,
-        "rate_limit": config.rate_limit,
-        "port": config.port,
-    }
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
 
 
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _tap_config(sim: SimHandle, max_requests_per_second: int) -> dict[str, Any]:
-    return {
-        "api_key": sim.api_key,
-        "api_url": sim.url,
-        "max_requests_per_second": max_requests_per_second,
-    }
 
 
 def _target_config(db: Path) -> dict[str, Any]:
@@ -512,16 +532,6 @@ def _target_config(db: Path) -> dict[str, Any]:
 def _remove_db(db: Path) -> None:
     for path in (REPO / db, REPO / db.with_name(db.name + ".wal")):
         path.unlink(missing_ok=True)
-
-
-def _metric_records(stderr: Path) -> int:
-    """Records the tap counted, from the SDK's ``record_count`` METRIC lines (deltas)."""
-    total = 0
-    for match in _METRIC.finditer((REPO / stderr).read_bytes()):
-        point = json.loads(match.group(1))
-        if point.get("metric") == "record_count":
-            total += int(point.get("value", 0))
-    return total
 
 
 def _run_json(argv: list[str], stderr: Path, timeout: float) -> dict[str, Any]:
