@@ -57,7 +57,6 @@ class EventsOf:
         self.since = since
         self.exact = frozenset(name for name in types if not name.endswith("*"))
         self.prefixes = tuple(name[:-1] for name in types if name.endswith("*"))
-        self.count = 0
         # The window the last page finishes (the ``event`` table's range), if any.
         self.finished: Window | None = None
         # Closed once read back (the table reads its events once).
@@ -74,7 +73,6 @@ class EventsOf:
         """Keep one event (a JSON object on one line)."""
         self._spool.write(raw)
         self._spool.write(b"\n")
-        self.count += 1
 
     def __iter__(self) -> Iterator[Page]:
         """The table's events, once the pass that reads them is done."""
@@ -99,7 +97,6 @@ class _Read:
         self.tables = tables
         self.since = min(table.since for table in tables)
         self.end = end
-        self.events = 0
         self.error: BaseException | None = None
         self.done = threading.Event()
         self._fetch = fetch
@@ -118,7 +115,6 @@ class _Read:
 
     def _dispatch(self, raw: bytes) -> None:
         head = _decode_head(raw)
-        self.events += 1
         routes = self._routes.get(head.type)
         if routes is None:
             routes = [table for table in self.tables if table.reads(head.type)]
@@ -138,7 +134,6 @@ class EventsPass:
         self._logger = logger
         self._pending: list[EventsOf] = []
         self._lock = threading.Lock()
-        self.reads: list[_Read] = []
 
     def want(self, table: str, types: Sequence[str], since: int) -> EventsOf:
         """Ask for ``table``'s events of ``types`` created from ``since`` to the run's start."""
@@ -157,7 +152,6 @@ class EventsPass:
             read = _Read(tables, self.end, self._fetch)
             for table in tables:
                 table.read = read
-            self.reads.append(read)
         self._logger.info(
             "Reading the events of %d tables created since %d, in one pass",
             len(tables),

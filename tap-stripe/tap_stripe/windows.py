@@ -49,10 +49,6 @@ class Scheduler:
     def _push(self, window: Window) -> None:
         heapq.heappush(self._heap, (window.lo, next(self._seq), window))
 
-    def waiting(self) -> int:
-        """How many windows wait for a worker (unlocked read: a hint)."""
-        return len(self._heap)
-
     def take(self) -> Window | None:
         """The next window to fetch; ``None`` once everything is fetched or on stop."""
         with self._cond:
