@@ -1,4 +1,5 @@
-"""``python -m stripe_sim [flags]``: serve a simulated Stripe account on 127.0.0.1.
+"""``python -m stripe_sim [flags]``: serve a simulated Stripe platform and its connected
+accounts on 127.0.0.1.
 
 Prints ``listening on http://127.0.0.1:PORT`` on stdout once ready; everything else goes
 to stderr. Stops cleanly on SIGTERM or SIGINT.
@@ -109,7 +110,20 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--other-api-version-rate", type=float, default=0.0)
     p.add_argument("--newer-fields-rate", type=float, default=0.05)
-    p.add_argument("--connected-scale", type=float, default=0.05)
+    p.add_argument(
+        "--connected-accounts",
+        type=int,
+        default=SimConfig.connected_accounts,
+        metavar="N",
+        help="connected accounts with data of their own, each read with its Stripe-Account; "
+        "the platform's /v1/accounts lists them first, then accounts without data",
+    )
+    p.add_argument(
+        "--connected-scale",
+        type=float,
+        default=SimConfig.connected_scale,
+        help="size of each connected account's data relative to the platform's",
+    )
     p.add_argument("--api-key", default=API_KEY)
     return p
 
@@ -135,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             fault_kinds=tuple(k.strip() for k in args.fault_kinds.split(",") if k.strip()),
             other_api_version_rate=args.other_api_version_rate,
             newer_fields_rate=args.newer_fields_rate,
+            connected_accounts=args.connected_accounts,
             connected_scale=args.connected_scale,
             api_key=args.api_key,
             port=args.port,
@@ -152,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     counts = {stream: len(table) for stream, table in state.accounts[MAIN_ACCOUNT].tables.items()}
     print(
-        f"stripe_sim: generated {counts} in {time.monotonic() - started:.1f}s",
+        f"stripe_sim: generated {counts} and {config.connected_accounts} connected "
+        f"account(s) in {time.monotonic() - started:.1f}s",
         file=sys.stderr,
         flush=True,
     )

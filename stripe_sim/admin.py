@@ -10,7 +10,7 @@ import orjson
 from stripe_sim import ledger, per_parent
 from stripe_sim.api import expanded
 from stripe_sim.children import CHILD_OF, row_count, truth
-from stripe_sim.config import CONNECTED_ACCOUNT, MAIN_ACCOUNT, unavailable_problem
+from stripe_sim.config import MAIN_ACCOUNT, unavailable_problem
 from stripe_sim.dataset import EVENT_RETENTION
 from stripe_sim.limits import LIMIT_KNOBS
 from stripe_sim.mutate import MutationError, mutate
@@ -75,7 +75,8 @@ def info(server: SimServer) -> dict[str, Any]:
     state = server.state
     return {
         "url": server.url,
-        "accounts": [MAIN_ACCOUNT, CONNECTED_ACCOUNT],
+        # The accounts with data of their own: the platform, then the connected ones.
+        "accounts": list(state.accounts),
         "now": state.clock(),
         "knobs": knobs(server),
         "counts": {

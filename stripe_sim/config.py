@@ -13,6 +13,9 @@ API_VERSION = "2023-08-16"
 OTHER_API_VERSION = "2020-08-27"
 MAIN_ACCOUNT = "acct_1SimMainAccount0"
 CONNECTED_ACCOUNT = "acct_1SimConnectedAcc"
+# The other connected accounts with data: this prefix and their index, 16 alphanumerics
+# after ``acct_`` as Stripe's ids have.
+CONNECTED_PREFIX = "acct_1SimConn"
 
 # Objects per table made from its shape alone, unless a count says otherwise.
 DERIVED_COUNT = 50
@@ -41,6 +44,11 @@ if set(DEFAULT_COUNTS) != set(COUNTED):
     raise RuntimeError(f"stripe_sim: DEFAULT_COUNTS must name exactly {', '.join(COUNTED)}")
 
 
+def connected_account_id(index: int) -> str:
+    """The id of the ``index``-th connected account with data (0: ``CONNECTED_ACCOUNT``)."""
+    return CONNECTED_ACCOUNT if index == 0 else f"{CONNECTED_PREFIX}{index:08d}"
+
+
 def unavailable_problem(value: object) -> str | None:
     """What is wrong with an ``unavailable`` setting (table -> answer), or None."""
     if not isinstance(value, dict):
@@ -59,9 +67,9 @@ class SimConfig:
     """Everything that shapes the simulated account and the server's behaviour.
 
     ``counts`` sets objects per seed table (``balancetransaction`` and ``event`` follow from
-    the others); ``connected_scale`` sizes the connected account's data relative to the main
-    one; ``now`` is the simulated clock at start (defaults to the real time), and the
-    clock advances in real time afterwards.
+    the others); ``connected_accounts`` connected accounts have data of their own, each
+    sized by ``connected_scale`` relative to the main one; ``now`` is the simulated clock
+    at start (defaults to the real time), and the clock advances in real time afterwards.
     """
 
     counts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_COUNTS))
@@ -84,6 +92,7 @@ class SimConfig:
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     other_api_version_rate: float = 0.0
     newer_fields_rate: float = 0.05
+    connected_accounts: int = 1
     connected_scale: float = 0.05
     # Table -> how Stripe refuses it (``errors.UNAVAILABLE_ANSWERS``): tables turned off.
     unavailable: dict[str, str] = field(default_factory=dict)
@@ -115,9 +124,15 @@ class SimConfig:
         for name in LIMIT_NUMBERS:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if not 1 <= self.connected_accounts < 10**8:
+            raise ValueError("connected_accounts must be between 1 and 99,999,999")
 
     def count(self, table: str) -> int:
         return self.counts.get(table, DEFAULT_COUNTS[table])
+
+    def connected_account_ids(self) -> tuple[str, ...]:
+        """The connected accounts with data of their own, in order."""
+        return tuple(connected_account_id(i) for i in range(self.connected_accounts))
 
     def start_time(self) -> int:
         return int(self.now if self.now is not None else time.time())

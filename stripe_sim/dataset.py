@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from stripe_sim.children import ChildMaker, nest
-from stripe_sim.config import API_VERSION, OTHER_API_VERSION, SimConfig
+from stripe_sim.config import API_VERSION, MAIN_ACCOUNT, OTHER_API_VERSION, SimConfig
 from stripe_sim.factory import ObjectFactory
 from stripe_sim.kin import KinMaker
 from stripe_sim.ledger import Ledger
@@ -74,12 +74,17 @@ def encode_event(
     body: bytes,
     previous: dict[str, Any] | None = None,
     api_version: str = API_VERSION,
+    account: str | None = None,
 ) -> Row:
-    """An event row embedding the object's bytes as ``data.object`` without re-encoding it."""
+    """An event row embedding the object's bytes as ``data.object`` without re-encoding it;
+    ``account``: the connected account whose event it is (Stripe's ``account`` field)."""
     data = b'{"object":' + body
     if previous is not None:
         data += b',"previous_attributes":' + orjson.dumps(previous)
-    head = orjson.dumps({"id": event_id, "object": "event", "api_version": api_version})
+    head_fields: dict[str, Any] = {"id": event_id, "object": "event"}
+    if account is not None:
+        head_fields["account"] = account
+    head = orjson.dumps({**head_fields, "api_version": api_version})
     tail = orjson.dumps(
         {
             "livemode": False,
@@ -137,14 +142,29 @@ def weighted(rng: random.Random, choices: tuple[tuple[str, int], ...]) -> str:
 
 
 class Generator:
-    """Builds an :class:`AccountData` from a config, a seed and a size scale."""
+    """Builds an :class:`AccountData` from a config, a seed and a size scale.
 
-    def __init__(self, config: SimConfig, seed: int, scale: float, account_id: str) -> None:
+    The platform's generator is given the ids of the connected accounts with data of their
+    own (``connected``): its ``connectedaccount`` table lists them first, created before
+    the data's time span, then the rest of its count. Any other generator makes a connected
+    account's data, whose events name it (``account``).
+    """
+
+    def __init__(
+        self,
+        config: SimConfig,
+        seed: int,
+        scale: float,
+        account_id: str,
+        connected: tuple[str, ...] = (),
+    ) -> None:
         self.config = config
         self.rng = random.Random(seed)
         self.synth = Synth(self.rng)
         self.scale = scale
         self.account_id = account_id
+        self.connected = connected
+        self.event_account = None if account_id == MAIN_ACCOUNT else account_id
         self.now = config.start_time()
         self.begin = self.now - int(config.days * DAY)
         self.factories: dict[str, ObjectFactory] = {}
@@ -217,9 +237,7 @@ class Generator:
         for stream in DERIVED:
             if SPECS[stream].kind not in LIST_KINDS:
                 continue
-            objects = [
-                self.derived(stream, t, pools.get, data) for t in self.times(self.count(stream))
-            ]
+            objects = self.derived_objects(stream, pools.get, data)
             pools[stream] = Pool(objects, SPECS[stream].created_field)
             derived[stream] = [row_of(stream, obj) for obj in objects]
         rows = {
@@ -238,12 +256,23 @@ class Generator:
         data.account = encode(self.account())
         return data
 
+    def derived_objects(
+        self, stream: str, pool_of: Callable[[str], Pool | None], data: AccountData
+    ) -> list[dict[str, Any]]:
+        """The objects of a table made from its shape alone, oldest first: for the
+        platform's ``connectedaccount``, the accounts with data, then the rest of its count."""
+        own = self.connected if stream == "connectedaccount" else ()
+        made = [self.derived(stream, self.begin - DAY, pool_of, data, name) for name in own]
+        count = max(0, self.count(stream) - len(own))
+        return made + [self.derived(stream, t, pool_of, data) for t in self.times(count)]
+
     def derived(
         self,
         stream: str,
         created: int,
         pool_of: Callable[[str], Pool | None],
         data: AccountData,
+        object_id: str | None = None,
     ) -> dict[str, Any]:
         """An object of a table made from its shape alone, with its children.
 
@@ -259,7 +288,7 @@ class Generator:
                     picked = self.pick_before(pool, created)
                     fixed[name] = picked["id"] if picked else None
                     break
-        obj = factory.build(created, fixed=fixed)
+        obj = factory.build(created, object_id, fixed)
         created_field = SPECS[stream].created_field
         if created_field not in factory.fields:  # objects without a creation time
             del obj["created"]
@@ -580,7 +609,9 @@ class Generator:
             body = encode({k: v for k, v in obj.items() if v is not None})
             version = OTHER_API_VERSION
         event_id = self.synth.stripe_id("evt", 24)
-        return encode_event(event_id, created, event_type, body, previous, version)
+        return encode_event(
+            event_id, created, event_type, body, previous, version, self.event_account
+        )
 
     def account(self) -> dict[str, Any]:
         obj = self.factory("account").build(self.begin - DAY, self.account_id)

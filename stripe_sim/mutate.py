@@ -2,7 +2,7 @@
 
 Body of ``POST /_sim/mutate``::
 
-    {"account": "acct_...",                      # optional, defaults to the main account
+    {"account": "acct_...",   # optional, defaults to the main account; one with data
      "customer": {"create": 2, "update": 3, "delete": 1},
      "charge": {"create": 10},
      "subscriptionitem": {"create": 2, "delete": 1}}  # children: see child_mutation.py
@@ -14,7 +14,8 @@ Deletes follow Stripe: a deleted subscription is cancelled (it stays retrievable
 listed with ``status=all``); a deleted customer leaves lists and its GET by id answers
 Stripe's ``{"deleted": true}`` stub, and its live subscriptions are cancelled with it;
 other deleted objects leave lists and their GET by id answers 404. Only draft invoices and
-live subscriptions can be deleted.
+live subscriptions can be deleted, and only connected accounts without data of their own
+(those with data stay listed; updated, their ``GET /v1/account`` answers the new row).
 """
 
 from __future__ import annotations
@@ -110,6 +111,11 @@ def mutate(state: SimState, body: dict[str, Any]) -> dict[str, Any]:
     data = state.account(account)
     if data is None:
         raise MutationError(f"unknown account {account!r}")
+    if data.account_id not in state.generators:
+        raise MutationError(
+            f"account {account!r} has no data of its own to mutate; accounts with data: "
+            f"{', '.join(state.generators)}"
+        )
     with state.lock:
         generator = state.generators[data.account_id]
         generator.now = state.clock()
@@ -250,8 +256,13 @@ class Mutation:
         self.replace(stream, upserts=updated)
         self.touched["update"][stream] = [row.id for row in updated]
 
+    def deletable(self, stream: str, row: Row) -> bool:
+        """As Stripe deletes (:func:`deletable`), but never a connected account with data
+        of its own, which would leave its data unreadable."""
+        return deletable(stream, row) and row.id not in self.state.generators
+
     def delete(self, stream: str, n: int) -> None:
-        rows = self.pick(stream, n, deletable)
+        rows = self.pick(stream, n, self.deletable)
         if not rows:
             return
         if stream == "subscription":
@@ -350,6 +361,8 @@ class Mutation:
     ) -> None:
         table = self.data.tables[stream]
         self.data.tables[stream] = table.replaced(upserts or (), deletes or ())
+        if stream == "connectedaccount" and self.data.account_id == MAIN_ACCOUNT:
+            self.state.listed_accounts_changed(upserts or ())
 
     def commit_events(self) -> None:
         if self.events:

@@ -46,12 +46,18 @@ class HttpResult:
 
 @dataclass(frozen=True)
 class SimHandle:
-    """A running simulator: its URL, API key, account ids and admin calls."""
+    """A running simulator: its URL, API key, account ids and admin calls.
+
+    ``connected_account_ids``: the connected accounts with data of their own, the first
+    ``connected_account_id``; the platform's ``/v1/accounts`` lists them and accounts
+    without data.
+    """
 
     url: str
     api_key: str
     account_id: str = MAIN_ACCOUNT
     connected_account_id: str = CONNECTED_ACCOUNT
+    connected_account_ids: tuple[str, ...] = (CONNECTED_ACCOUNT,)
 
     def request(
         self,
@@ -134,11 +140,15 @@ def run_simulator(*, subprocess: bool = False, **knobs: Any) -> Iterator[SimHand
     )
     thread.start()
     try:
-        yield SimHandle(server.url, config.api_key)
+        yield handle_of(server.url, config)
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def handle_of(url: str, config: SimConfig) -> SimHandle:
+    return SimHandle(url, config.api_key, connected_account_ids=config.connected_account_ids())
 
 
 def cli_args(config: SimConfig) -> list[str]:
@@ -153,6 +163,7 @@ def cli_args(config: SimConfig) -> list[str]:
         f"--fault-kinds={','.join(config.fault_kinds)}",
         f"--other-api-version-rate={config.other_api_version_rate}",
         f"--newer-fields-rate={config.newer_fields_rate}",
+        f"--connected-accounts={config.connected_accounts}",
         f"--connected-scale={config.connected_scale}",
         f"--api-key={config.api_key}",
         f"--{'' if config.limits else 'no-'}limits",
@@ -183,7 +194,7 @@ def _run_process(config: SimConfig) -> Iterator[SimHandle]:
         line = process.stdout.readline().strip()
         if not line.startswith("listening on "):
             raise SimulatorStartError(f"exit {process.poll()}: {line!r}")
-        yield SimHandle(line.removeprefix("listening on "), config.api_key)
+        yield handle_of(line.removeprefix("listening on "), config)
     finally:
         process.terminate()
         try:
