@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 from stripe_sim import api, errors, limits
 from stripe_sim.admin import handle_admin
-from stripe_sim.config import API_VERSION
+from stripe_sim.config import API_VERSION, MAIN_ACCOUNT
 from stripe_sim.limits import LimitKnobs, Limits
 from stripe_sim.state import SimState
 
@@ -28,7 +28,8 @@ RATE_LIMITED_BODY = errors.rate_limited().body()
 
 
 class Stats:
-    """Request counts per path and status, refusals per limiter, a bounded request log."""
+    """Request counts per path, route, account (no ``Stripe-Account``: the platform's) and
+    status, refusals per limiter, a bounded request log."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -37,6 +38,7 @@ class Stats:
     def reset(self) -> None:
         self.by_path: dict[str, Counter[str]] = {}
         self.by_route: dict[str, Counter[str]] = {}
+        self.by_account: dict[str, Counter[str]] = {}
         self.by_status: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
         self.refused_by_endpoint: dict[str, Counter[str]] = {}
@@ -49,6 +51,8 @@ class Stats:
         with self.lock:
             self.by_path.setdefault(path, Counter())[status] += 1
             self.by_route.setdefault(request.route, Counter())[status] += 1
+            account = request.account or MAIN_ACCOUNT
+            self.by_account.setdefault(account, Counter())[status] += 1
             if reason is not None:
                 self.refused[reason] += 1
                 self.refused_by_endpoint.setdefault(request.endpoint, Counter())[reason] += 1
@@ -70,6 +74,9 @@ class Stats:
                 "by_status": dict(self.by_status),
                 "by_path": {path: dict(counts) for path, counts in self.by_path.items()},
                 "by_route": {route: dict(counts) for route, counts in self.by_route.items()},
+                "by_account": {
+                    account: dict(counts) for account, counts in self.by_account.items()
+                },
                 "rate_limited": {
                     "by_reason": dict(self.refused),
                     "by_endpoint": {

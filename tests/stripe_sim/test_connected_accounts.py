@@ -130,6 +130,11 @@ def test_admin_answers_for_every_data_account(sim):
         assert len(sim.ids("customer", account)) == info["counts"][account]["customer"] > 0
         (own,) = sim.objects("account", account)
         assert own["id"] == account
+    sim.reset_stats()
+    last = sim.connected_account_ids[-1]
+    sim.request("/v1/customers", headers=as_account(last))
+    sim.request("/v1/customers")
+    assert sim.stats()["by_account"] == {last: {"200": 1}, MAIN_ACCOUNT: {"200": 1}}
 
 
 def test_mutations_change_only_their_account(fresh_sim_connected):
