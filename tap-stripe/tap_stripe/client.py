@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-import msgspec
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
 from tap_stripe import shutdown
+from tap_stripe.account_budgets import AccountBudgets, Budgets
+from tap_stripe.account_client import AccountClient
 from tap_stripe.baton import Baton
 from tap_stripe.budgets import (
     DEFAULT_ENDPOINT_RATE,
@@ -34,7 +33,20 @@ from tap_stripe.budgets import (
     endpoint_of,
 )
 from tap_stripe.log_once import OncePerMinute
+from tap_stripe.responses import (
+    Cancelled,
+    StripeAPIError,
+    StripeError,
+    api_error,
+    describe_body,
+    one_line_object,
+    retry_after,
+    short_reason,
+    stripe_error,
+)
 from tap_stripe.secrets import register_secret, scrub
+
+__all__ = ["AccountClient", "Cancelled", "StripeAPIError", "StripeClient", "StripeError"]
 
 LOGGER = logging.getLogger("tap-stripe")
 
@@ -44,47 +56,6 @@ DEFAULT_API_VERSION = "2023-08-16"
 CLOCK_AHEAD_WARNING_SECONDS = 60
 # A thread pausing before a retry looks this often whether the sync is ending.
 PAUSE_STEP_SECONDS = 0.25
-# Characters of an unexpected body quoted in its error line.
-BODY_HEAD_CHARS = 80
-
-
-class StripeError(Exception):
-    """A failure talking to Stripe; ``str()`` is one line and never holds the key."""
-
-
-class Cancelled(BaseException):
-    """A request refused because the sync is ending (another table failed, or the sync
-    is done and prefetching stops). Not an ``Exception``: the table it stops is not the
-    one that failed, so the SDK must not report it as failing."""
-
-
-class StripeAPIError(StripeError):
-    """Stripe answered with an error the tap does not retry."""
-
-    def __init__(
-        self,
-        stream: str,
-        status: int,
-        error_type: str | None,
-        message: str | None,
-        request_id: str | None,
-        path: str = "",
-    ) -> None:
-        self.stream = stream
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-        self.request_id = request_id
-        self.path = path
-        if status == 401:
-            detail = "Stripe refused the API key (check api_key, its mode and its permissions)"
-            if message:
-                detail += f": {message}"
-        else:
-            detail = f"{error_type or 'error'}: {message or 'no message'}"
-        super().__init__(
-            f"stream '{stream}': HTTP {status} {detail} (Request-Id: {request_id or 'none'})"
-        )
 
 
 class StripeClient:
@@ -96,7 +67,6 @@ class StripeClient:
         api_key: str,
         api_url: str = DEFAULT_API_URL,
         api_version: str = DEFAULT_API_VERSION,
-        account_id: str | None = None,
         timeout: float = 60.0,
         rate_limiter: RateLimiter | None = None,
         endpoint_rate: float | None = DEFAULT_ENDPOINT_RATE,
@@ -106,6 +76,7 @@ class StripeClient:
         backoff_max: float = 60.0,
         pool_size: int = 10,
         sleep: Sleep | None = None,
+        budget_per_account: bool = False,
     ) -> None:
         register_secret(api_key)
         self.api_url = api_url.rstrip("/")
@@ -113,6 +84,9 @@ class StripeClient:
         self.timeout = timeout
         self.rate_limiter = rate_limiter or RateLimiter(default_rate_for_key(api_key))
         self.endpoint_budgets = EndpointBudgets(endpoint_rate)
+        self.budgets = AccountBudgets(
+            Budgets(self.rate_limiter, self.endpoint_budgets), per_account=budget_per_account
+        )
         self.baton = baton or Baton()
         # Requests in flight at once, whoever makes them (fetchers, pools, writers).
         self._in_flight = threading.BoundedSemaphore(max(pool_size, 1))
@@ -138,8 +112,6 @@ class StripeClient:
                 "Accept": "application/json",
             }
         )
-        if account_id:
-            self.session.headers["Stripe-Account"] = account_id
         # Resolve proxy and CA settings from the environment once, not on every request
         # (requests otherwise re-reads them, and ~/.netrc, per request; a netrc entry
         # would even replace the Authorization header).
@@ -161,41 +133,87 @@ class StripeClient:
         """Whether requests fail at once: cancelled, or the tap is stopping (a signal)."""
         return self._cancelled.is_set() or shutdown.stopping()
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None, *, stream: str) -> Any:
+    def counted(self, stream: str) -> str:
+        """The name ``stream``'s requests are counted under."""
+        return stream
+
+    def requests_of(self, stream: str) -> tuple[int, int]:
+        """Requests made for ``stream``, and how many were answered 429."""
+        return self.requests_by_stream[stream], self.throttled_by_stream[stream]
+
+    def for_account(
+        self,
+        account: str | None,
+        label: str | None = None,
+        answered: Mapping[str, bytes] | None = None,
+    ) -> AccountClient:
+        """This client acting for ``account`` (``Stripe-Account``; ``None``: the key's own
+        account), its requests counted under ``label/stream`` when a label is given;
+        ``answered`` holds bodies already fetched (by path, asked without parameters)."""
+        return AccountClient(self, account, label, answered or {})
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        stream: str,
+        account: str | None = None,
+        stop: threading.Event | None = None,
+    ) -> Any:
         """GET ``path`` and return the decoded JSON body, retrying what Stripe allows."""
-        body = self.get_bytes(path, params, stream=stream)
+        body = self.get_bytes(path, params, stream=stream, account=account, stop=stop)
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise StripeError(f"stream '{stream}': Stripe sent a body that is not JSON") from exc
 
     def get_bytes(
-        self, path: str, params: Mapping[str, Any] | None = None, *, stream: str
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        stream: str,
+        account: str | None = None,
+        stop: threading.Event | None = None,
     ) -> bytes:
-        """GET ``path`` and return the JSON body on one line (Stripe pretty-prints it)."""
+        """GET ``path`` (for ``account``: sent as ``Stripe-Account``) and return the JSON
+        body on one line (Stripe pretty-prints it); ``stop`` set cancels it as
+        :meth:`cancel` does."""
         with self.baton.released():
-            return self._get_bytes(path, params, stream)
+            return self._get_bytes(path, params, stream, account, stop)
 
-    def _get_bytes(self, path: str, params: Mapping[str, Any] | None, stream: str) -> bytes:
+    def _get_bytes(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None,
+        stream: str,
+        account: str | None,
+        stop: threading.Event | None,
+    ) -> bytes:
         """``get_bytes`` without the baton: the endpoint's budget, the global one, a slot
         for the request in flight, then the request and its retries."""
         url = f"{self.api_url}{path}"
         endpoint = endpoint_of(path)
-        endpoint_budget = self.endpoint_budgets.get(endpoint)
+        budgets = self.budgets.of(account)
+        endpoint_budget = budgets.endpoints.get(endpoint)
+        headers = {"Stripe-Account": account} if account else None
         attempt = 0
         while True:
             attempt += 1
             endpoint_budget.acquire()
-            self.rate_limiter.acquire()
+            budgets.rate.acquire()
             if shutdown.stopping():
                 raise StripeError(f"stream '{stream}': request cancelled, the sync is ending")
-            if self._cancelled.is_set():
+            if self._cancelled.is_set() or (stop is not None and stop.is_set()):
                 raise Cancelled(f"stream '{stream}': request cancelled, the sync is ending")
             with self._count_lock:
                 self.requests_by_stream[stream] += 1
             try:
                 with self._in_flight:
-                    response = self.session.get(url, params=params, timeout=self.timeout)
+                    response = self.session.get(
+                        url, params=params, headers=headers, timeout=self.timeout
+                    )
             except (
                 requests.Timeout,
                 requests.ConnectionError,
@@ -203,23 +221,23 @@ class StripeClient:
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
             ) as exc:
-                reason = f"{type(exc).__name__}: {_short_reason(scrub(str(exc)))}"
+                reason = f"{type(exc).__name__}: {short_reason(scrub(str(exc)))}"
                 self._retry_or_raise(stream, endpoint, attempt, reason, None)
                 continue
+            if self.stripe_time_at_start is None:
+                self._note_stripe_time(response)  # any answer's Date is Stripe's clock
             status = response.status_code
             if status < 300:
-                body = _one_line_object(response.content)
+                body = one_line_object(response.content)
                 if body is None:
                     # Every Stripe answer is an object; anything else (a proxy's page, a
                     # body cut short) is a transient fault.
                     self._retry_or_raise(stream, endpoint, attempt, describe_body(response), None)
                     continue
-                if self.stripe_time_at_start is None:
-                    self._note_stripe_time(response)
-                self.rate_limiter.succeeded()
+                budgets.rate.succeeded()
                 endpoint_budget.succeeded()
                 return body
-            self._handle_error_response(stream, attempt, response, endpoint)
+            self._handle_error_response(stream, attempt, response, endpoint, budgets)
 
     def learn_stripe_time(self, path: str = "/v1/account") -> float | None:
         """Stripe's clock, from the ``Date`` of one cheap request's answer, error or not.
@@ -255,34 +273,39 @@ class StripeClient:
             )
 
     def _handle_error_response(
-        self, stream: str, attempt: int, response: requests.Response, endpoint: str
+        self,
+        stream: str,
+        attempt: int,
+        response: requests.Response,
+        endpoint: str,
+        budgets: Budgets,
     ) -> None:
         """Return to retry ``response``'s request, or raise the error it carries."""
         status = response.status_code
         should_retry = response.headers.get("Stripe-Should-Retry")
         if should_retry == "false":
-            raise self._api_error(stream, response)
+            raise api_error(stream, response)
         if status == 429:
             with self._count_lock:
                 self.throttled_by_stream[stream] += 1
-            wait = _retry_after(response)
+            wait = retry_after(response)
             reason = response.headers.get("Stripe-Rate-Limited-Reason") or "rate limited"
             pause = wait if wait is not None else self._backoff(attempt)
             if reason.startswith("endpoint"):
-                self.endpoint_budgets.throttled(endpoint, pause)
+                budgets.endpoints.throttled(endpoint, pause)
             else:
-                self.rate_limiter.throttled(pause)
+                budgets.rate.throttled(pause)
             self._retry_or_raise(
                 stream, endpoint, attempt, f"HTTP 429 ({reason})", response, pause=0.0
             )
             return
         if status in (409,) or status >= 500 or should_retry == "true":
-            if _stripe_error(response.content) is None:
+            if stripe_error(response.content) is None:
                 self._retry_or_raise(stream, endpoint, attempt, describe_body(response), None)
             else:
                 self._retry_or_raise(stream, endpoint, attempt, f"HTTP {status}", response)
             return
-        raise self._api_error(stream, response)
+        raise api_error(stream, response)
 
     def _retry_or_raise(
         self,
@@ -295,7 +318,7 @@ class StripeClient:
     ) -> None:
         if attempt >= self.max_attempts:
             if response is not None:
-                raise self._api_error(stream, response)
+                raise api_error(stream, response)
             raise StripeError(
                 f"stream '{stream}': giving up after {attempt} attempts, last error {reason}"
             )
@@ -326,97 +349,3 @@ class StripeClient:
         """Exponential backoff with jitter, bounded by ``backoff_max``."""
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         return ceiling * (0.5 + random.random() / 2)
-
-    def _api_error(self, stream: str, response: requests.Response) -> StripeAPIError:
-        error = _stripe_error(response.content)
-        if error is None:
-            error_type = None
-            message = f"{response.reason or 'no reason'}; {_body_kind(response.content)}"
-            message += f" ({_body_summary(response)})"
-        else:
-            error_type, message = error.get("type"), error.get("message")
-        return StripeAPIError(
-            stream,
-            response.status_code,
-            error_type if isinstance(error_type, str) else None,
-            scrub(str(message)) if message else None,
-            response.headers.get("Request-Id"),
-            urlsplit(response.url or "").path,
-        )
-
-
-def _one_line_object(content: bytes) -> bytes | None:
-    """``content`` on one line if it is a JSON object, else ``None``. A body already on one
-    line is only checked at its ends (the page reader decodes it anyway)."""
-    stripped = content.strip()
-    if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
-        return None
-    if b"\n" not in content:
-        return content
-    try:
-        return msgspec.json.format(content, indent=-1)
-    except msgspec.DecodeError:
-        return None
-
-
-def _stripe_error(content: bytes) -> dict | None:
-    """The ``error`` object of a Stripe error body, if ``content`` is one."""
-    try:
-        body = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    return error if isinstance(error, dict) else None
-
-
-def describe_body(response: requests.Response) -> str:
-    """One line on an answer whose body is not what Stripe sends: its status, what the body
-    is, its content type, its first characters and its ``Request-Id``; never the key."""
-    return (
-        f"HTTP {response.status_code} with {_body_kind(response.content)} "
-        f"({_body_summary(response)}, Request-Id: {response.headers.get('Request-Id') or 'none'})"
-    )
-
-
-_JSON_KINDS = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-
-
-def _body_kind(content: bytes) -> str:
-    """What ``content`` is, when it is not the JSON object Stripe sends."""
-    if not content.strip():
-        return "an empty body"
-    try:
-        value = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        if content.lstrip().startswith(b"{"):
-            return "a body cut short or not JSON"
-        return "a body that is not JSON"
-    if isinstance(value, dict):
-        return "a JSON object that is not a Stripe error"
-    return f"JSON that is not an object ({_JSON_KINDS.get(type(value), 'a number')})"
-
-
-def _body_summary(response: requests.Response) -> str:
-    """Content type, size and first characters of ``response``'s body (printable, scrubbed
-    before it is cut, so no part of a key a proxy's page echoes is shown)."""
-    content = response.content
-    text = scrub(content[:4096].decode("utf-8", "replace"))
-    head = " ".join(text.split())[:BODY_HEAD_CHARS]
-    content_type = scrub(response.headers.get("Content-Type") or "none")
-    return f"Content-Type: {content_type}, {len(content)} bytes, starts: {head!r}"
-
-
-def _short_reason(text: str) -> str:
-    """The OS error in a urllib3 message (``[Errno 111] Connection refused``), if any."""
-    match = re.search(r"\[Errno -?\d+\][^'\")]*", text)
-    return match.group(0).strip() if match else text
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None

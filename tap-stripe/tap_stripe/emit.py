@@ -59,6 +59,7 @@ class Emitter:
         replication_key: str | None,
         logger: logging.Logger,
         version: int | None = None,
+        account: str | None = None,
     ) -> None:
         self.name = name
         self.schema = schema
@@ -70,6 +71,8 @@ class Emitter:
         self.replication_key = replication_key
         self.logger = logger
         self.version = version
+        # Every record carries the account it was read from (``_stripe_account``).
+        self.account = account
         deselected = [bc for bc, selected in mask.items() if bc and not selected]
         self.drop_top_level = frozenset(
             bc[1] for bc in deselected if len(bc) == 2 and bc[0] == "properties"
@@ -88,6 +91,9 @@ class Emitter:
         self.schemas = {m.stream_alias: m.transformed_schema for m in stream_maps}
         self.keys = KeyCheck(frozenset(schema.get("properties", {})) - self.drop_top_level)
         self.prefix = b'{"type":"RECORD","stream":' + orjson.dumps(name) + b',"record":'
+        self.account_member = (
+            b"" if account is None else b'"_stripe_account":' + orjson.dumps(account)
+        )
         self.version_field = b',"version":%d' % version if version is not None else b""
 
     def emit(self, page: Page) -> int:
@@ -101,13 +107,12 @@ class Emitter:
             if not self.keys.all_known(raws):
                 for record in page.records():
                     self._announce_unknown(record)
-            prefix = self.prefix
-            parts: list[RawRecord] = []
-            for raw in raws:
-                parts += (prefix, raw, suffix)
-            self.writer.write_record_line(b"".join(parts))
+            self.writer.write_record_line(self._raw_lines(raws, suffix))
             return len(raws)
         records = page.records()
+        if self.account is not None:
+            for record in records:
+                record["_stripe_account"] = self.account
         for record in records:
             if self.selective:
                 self._prune(record)
@@ -122,6 +127,20 @@ class Emitter:
         else:
             self._emit_mapped(records, page.time_extracted)
         return len(records)
+
+    def _raw_lines(self, raws: list[RawRecord], suffix: bytes) -> bytes:
+        """RECORD lines around Stripe's raw bytes, the account spliced in as the record's
+        first member."""
+        parts: list[RawRecord | memoryview] = []
+        if not self.account_member:
+            for raw in raws:
+                parts += (self.prefix, raw, suffix)
+            return b"".join(parts)
+        opened = self.prefix + b"{" + self.account_member
+        for raw in raws:
+            rest = memoryview(raw)[1:]
+            parts += (opened, b"," if len(rest) > 1 else b"", rest, suffix)
+        return b"".join(parts)
 
     def _prune(self, record: dict) -> None:
         """Apply the catalog's field selection.

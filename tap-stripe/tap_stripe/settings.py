@@ -165,6 +165,29 @@ def _header(name: str, value: object) -> str | None:
     return None
 
 
+def _boolean(name: str, value: object) -> str | None:
+    return None if isinstance(value, bool) else f"{name} must be true or false, not {_shown(value)}"
+
+
+def account_list(value: object) -> list[str]:
+    """``account_ids`` as a list: a JSON list, or one string of ids split at commas (as
+    an environment variable gives it)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return list(value) if isinstance(value, list) else []
+
+
+def _account_ids(name: str, value: object) -> str | None:
+    if not isinstance(value, (list, str)):
+        return f"{name} must be a list of account ids (acct_...), not {kind(value)}"
+    if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+        return f"{name} must hold only strings (account ids such as acct_1A2b3C)"
+    for account in account_list(value):
+        if not account.isprintable() or not account.startswith("acct_"):
+            return f"{name} holds {_shown(account)}, which is not a Stripe account id (acct_...)"
+    return None
+
+
 def _start_date(name: str, value: object) -> str | None:
     if isinstance(value, str):
         try:
@@ -209,6 +232,11 @@ CHECKS: dict[str, Check] = {
         1, f"a whole number from 1 to {MAX_CONCURRENCY_SETTING}", MAX_CONCURRENCY_SETTING
     ),
     "retry_backoff_seconds": _number_at_least_zero,
+    "account_ids": _account_ids,
+    "all_connected_accounts": _boolean,
+    "include_platform": _boolean,
+    "budget_per_account": _boolean,
+    "max_accounts_at_once": _whole(1, "a whole number of 1 or more"),
 }
 
 

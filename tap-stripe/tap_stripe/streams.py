@@ -18,8 +18,10 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from singer_sdk import Stream, Tap
-from singer_sdk.singerlib import ActivateVersionMessage, Metadata, MetadataMapping
+from singer_sdk.singerlib import Metadata, MetadataMapping
 
+from tap_stripe.account_stream import PerAccount
+from tap_stripe.accounts import ACCOUNT_COLUMN, Account
 from tap_stripe.availability import unavailable_reason
 from tap_stripe.capture import Capture
 from tap_stripe.changes import DELETED_AT
@@ -56,7 +58,7 @@ class _Reading:
             self.pages.close()
 
 
-class StripeStream(Stream):
+class StripeStream(PerAccount, Stream):
     """A Stripe table: a paged list endpoint, or a single object (``account``).
 
     ``run`` gives the run's :class:`~tap_stripe.run.Run` once the sync needs it: the SDK
@@ -65,14 +67,24 @@ class StripeStream(Stream):
 
     is_sorted = False
 
-    def __init__(self, tap: Tap, spec: TableSpec, schema: dict, run: Callable[[], Run]) -> None:
+    def __init__(
+        self,
+        tap: Tap,
+        spec: TableSpec,
+        schema: dict,
+        run: Callable[[], Run],
+        first_account: Callable[[], tuple[Account, Run]],
+    ) -> None:
         self.spec = spec
         super().__init__(tap, schema=schema, name=spec.name)
-        self.primary_keys = spec.key_properties
+        self.primary_keys = [ACCOUNT_COLUMN, *spec.key_properties]
         self.replication_key = spec.replication_key
         self._run = run
+        self._first_account = first_account
         self._prefetched: _Reading | None = None
         self.parent: StripeStream | None = None
+        # The account read (``for_account``); ``None`` for the streams of discovery.
+        self.account: Account | None = None
 
     def adopt(self, child: StripeStream) -> None:
         """Make ``child`` (a child table) written with this stream's pages.
@@ -119,7 +131,7 @@ class StripeStream(Stream):
         return Progress(
             self._run(),
             self.spec,
-            self.get_context_state(None),
+            self._table_state(),
             replication_key=self.replication_key,
             incremental=self.replication_method == "INCREMENTAL",
             logger=self.logger,
@@ -177,6 +189,7 @@ class StripeStream(Stream):
             replication_key=self.replication_key,
             logger=self.logger,
             version=version,
+            account=None if self.account is None else self.account.id,
         )
 
     def state_after(self, now: float) -> bool:
@@ -254,7 +267,10 @@ class StripeStream(Stream):
         """
         if not write_messages:
             return list(self.get_records(context))
-        state_before = copy.deepcopy(self.get_context_state(None))
+        if self.account is None:  # the SDK syncing a stream itself (its dry run)
+            account, run = self._first_account()
+            return self.for_account(account, run)._sync_records(context)
+        state_before = copy.deepcopy(self._table_state())
         try:
             self._sync_table()
         except StripeAPIError as error:
@@ -263,18 +279,6 @@ class StripeStream(Stream):
                 raise
             self._skip(reason, state_before)
         return ()
-
-    def _skip(self, reason: str, state_before: dict) -> None:
-        """Leave out a table the account cannot read, its state as it was before the run."""
-        self.logger.warning(
-            "Skipping table '%s': %s; its state is left as it was, the other tables go on",
-            self.name,
-            reason,
-        )
-        state = self.get_context_state(None)
-        state.clear()
-        state.update(state_before)
-        self._state_changed()
 
     def _sync_table(self) -> None:
         """Read and emit the table under its plan (see ``_sync_records``)."""
@@ -286,7 +290,7 @@ class StripeStream(Stream):
         frontier = Frontier(plan.start)
         events_cursor = plan.end if self.spec.event_types else None
         run = self._run()
-        meter = run.report.meter(self.name)
+        meter = run.report.meter(run.client.counted(self.name))
         with self.get_record_counter() as counter, self.get_sync_timer():
             try:
                 if reading.events is not None and reading.capture is not None:
@@ -322,9 +326,9 @@ class StripeStream(Stream):
                 family.flush()
                 meter.finish()
                 self.logger.info(
-                    "%d requests, %d answered 429",
-                    run.client.requests_by_stream[self.name],
-                    run.client.throttled_by_stream[self.name],
+                    "%s%d requests, %d answered 429",
+                    "" if self.account is None else f"account {self.account.id}: ",
+                    *run.client.requests_of(self.name),
                 )
         if plan.version is not None and plan.whole:
             self._activate_version(plan.version)
@@ -334,23 +338,23 @@ class StripeStream(Stream):
         progress.record_written_tables()
         self._write_state_message()
 
-    def _activate_version(self, version: int) -> None:
-        """Tell the target that rows not written under ``version`` are gone from Stripe,
-        in this table (when selected) and in its selected children."""
-        streams = [self] if self.selected else []
-        for stream in streams + self._selected_children():
-            for stream_map in stream.stream_maps:
-                self._tap.write_message(ActivateVersionMessage(stream_map.stream_alias, version))
-
     def get_records(self, context: types.Context | None) -> Iterable[dict]:
-        """Every record, without the tap's bookmarking (for SDK callers such as tests); a
-        child's rows come from its top-level ancestor's pages."""
+        """Every record of the run's first account, without the tap's bookmarking (for SDK
+        callers such as tests); a child's rows come from its top-level ancestor's pages."""
+        if self.account is None:
+            account, run = self._first_account()
+            top = self.parent.parent or self.parent if self.parent is not None else self
+            yield from top.for_account(account, run).member(self.name).get_records(context)
+            return
+        account = {ACCOUNT_COLUMN: self.account.id}
         if self.parent is None:
             for page in self._start_reading(with_events=False).pages:
-                yield from page.records()
+                for record in page.records():
+                    yield {**account, **record}
             return
         top = self.parent.parent or self.parent
-        yield from _child_records(self, top._start_reading(with_events=False).pages)
+        for record in _child_records(self, top._start_reading(with_events=False).pages):
+            yield {**account, **record}
 
 
 def _reads_events_pass(spec: TableSpec, plan: ReadPlan) -> bool:

@@ -121,6 +121,8 @@ class TableSpec:
             take an object out of the table (``payment_method.detached``).
         retrieve: Path template retrieving one object, its ``{fields}`` taken from the
             object (``/v1/customers/{customer}/tax_ids/{id}``); ``<path>/{id}`` when empty.
+        platform_only: The platform's own table (connected accounts, application fees,
+            transfers): read once, from the platform, in a run of many accounts.
 
     ``replication_key`` and ``single_object`` follow from ``read``.
     """
@@ -141,6 +143,7 @@ class TableSpec:
     child_expand: tuple[str, ...] = ()
     delete_event_types: tuple[str, ...] = ()
     retrieve: str = ""
+    platform_only: bool = False
 
     def __post_init__(self) -> None:
         if not self.object:

@@ -201,6 +201,7 @@ _TOP_LEVEL: tuple[TableSpec, ...] = (
         path="/v1/transfers",
         event_types=("transfer.*",),
         nested_lists=frozen({"reversals": "/v1/transfers/{id}/reversals"}),
+        platform_only=True,
     ),
     TableSpec(
         name="applicationfee",
@@ -209,6 +210,7 @@ _TOP_LEVEL: tuple[TableSpec, ...] = (
         # application_fee.refund.updated carries a fee refund.
         event_types=("application_fee.created", "application_fee.refunded"),
         nested_lists=frozen({"refunds": "/v1/application_fees/{id}/refunds"}),
+        platform_only=True,
     ),
     # A connected account's account.updated is an event of that account, not listed in
     # the platform's /v1/events: a full read each run catches changes and removals.
@@ -219,6 +221,7 @@ _TOP_LEVEL: tuple[TableSpec, ...] = (
         read=ReadMode.FULL,
         child_expand=("external_accounts",),
         nested_lists=frozen({"external_accounts": "/v1/accounts/{id}/external_accounts"}),
+        platform_only=True,
     ),
     # Reporting
     TableSpec(
@@ -281,6 +284,15 @@ def tracks_deletes(spec: TableSpec) -> bool:
         return True
     parent = TABLES_BY_NAME.get(spec.parent.table) if spec.parent is not None else None
     return parent is not None and bool(parent.event_types)
+
+
+def platform_only(spec: TableSpec) -> bool:
+    """Whether ``spec`` is the platform's alone (its connected accounts, the fees it
+    collects, the transfers it makes, and their children): read once, from the platform,
+    never for a connected account."""
+    while spec.parent is not None:
+        spec = TABLES_BY_NAME[spec.parent.table]
+    return spec.platform_only
 
 
 def check_children(tables: Mapping[str, TableSpec]) -> None:

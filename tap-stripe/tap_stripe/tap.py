@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import sys
@@ -14,12 +15,19 @@ from typing import IO, Any
 
 import click
 from singer_sdk import Tap
-from singer_sdk import typing as th
 from singer_sdk.exceptions import MappingError
 from singer_sdk.helpers.capabilities import BATCH_CONFIG
 from singer_sdk.singerlib import Catalog, Schema
 
 from tap_stripe import shutdown
+from tap_stripe.account_sync import sync_accounts
+from tap_stripe.accounts import (
+    OWN_ACCOUNT_PATH,
+    Account,
+    run_accounts,
+    unfinished_first,
+    with_account_column,
+)
 from tap_stripe.at_once import sync_at_once
 from tap_stripe.baton import Baton
 from tap_stripe.budgets import DEFAULT_ENDPOINT_RATE, RateLimiter, default_rate_for_key
@@ -30,6 +38,7 @@ from tap_stripe.client import (
     StripeClient,
     StripeError,
 )
+from tap_stripe.config_schema import CONFIG_SCHEMA, DEFAULT_ACCOUNTS_AT_ONCE
 from tap_stripe.events_pass import EVENTS_PATH, EventsPass
 from tap_stripe.fetcher import PageBudget, PageFetcher
 from tap_stripe.listing import fetch_list, window_fetcher
@@ -48,7 +57,7 @@ from tap_stripe.settings import (
 )
 from tap_stripe.state import checked_state, usable_state
 from tap_stripe.streams import StripeStream
-from tap_stripe.tables import TABLES, TableSpec, tracks_deletes
+from tap_stripe.tables import TABLES, TableSpec, platform_only, tracks_deletes
 
 # Threads needed to keep the rate budget busy at Stripe's typical ~300-400 ms per list page.
 SECONDS_IN_FLIGHT_PER_REQUEST = 0.4
@@ -70,65 +79,7 @@ class TapStripe(Tap):
     name = "tap-stripe"
     message_writer_class = FastSingerWriter
 
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "api_key",
-            th.StringType,
-            required=True,
-            secret=True,
-            description="Stripe secret or restricted key (sk_live_, sk_test_, rk_live_, rk_test_).",
-        ),
-        th.Property(
-            "start_date",
-            th.DateTimeType,
-            description="Read objects created at or after this time; default: all history.",
-        ),
-        th.Property(
-            "account_id",
-            th.StringType,
-            description="Connected account to read, sent as the Stripe-Account header.",
-        ),
-        th.Property("api_url", th.StringType, default=DEFAULT_API_URL),
-        th.Property(
-            "api_version",
-            th.StringType,
-            default=DEFAULT_API_VERSION,
-            description="Stripe-Version sent with every request; the schemas describe 2023-08-16.",
-        ),
-        th.Property(
-            "lookback_window",
-            th.IntegerType,
-            default=300,
-            description="Seconds re-read below the bookmark: Stripe can make an object "
-            "visible after later ones.",
-        ),
-        th.Property("request_timeout", th.IntegerType, default=60, description="Seconds."),
-        th.Property(
-            "max_requests_per_second",
-            th.IntegerType,
-            description="Client-side request budget shared by all streams; default 95 for "
-            "live keys and 24 for test keys (Stripe allows 100 and 25); lower it to leave "
-            "room for the account's other API traffic; 0: unlimited.",
-        ),
-        th.Property(
-            "max_requests_per_second_per_endpoint",
-            th.NumberType,
-            description="Client-side budget of each endpoint (method and path template, "
-            "GET /v1/charges/{id} being one for every id), inside the global one; default "
-            "24 (Stripe allows 25 unless documented otherwise); 0: unlimited.",
-        ),
-        th.Property(
-            "max_concurrency",
-            th.IntegerType,
-            description="Requests in flight at once; default from the request budget.",
-        ),
-        th.Property(
-            "retry_backoff_seconds",
-            th.NumberType,
-            default=1.0,
-            description="Base of the exponential backoff between retries.",
-        ),
-    ).to_dict()
+    config_jsonschema = CONFIG_SCHEMA
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -229,13 +180,13 @@ class TapStripe(Tap):
             api_key=config["api_key"],
             api_url=config.get("api_url") or DEFAULT_API_URL,
             api_version=config.get("api_version") or DEFAULT_API_VERSION,
-            account_id=config.get("account_id"),
             timeout=float(config.get("request_timeout") or 60),
             rate_limiter=RateLimiter(self.rate_limit),
             endpoint_rate=self.endpoint_rate_limit,
             baton=Baton(),
             backoff_base=float(config.get("retry_backoff_seconds", 1.0)),
             pool_size=self.concurrency,
+            budget_per_account=bool(config.get("budget_per_account")),
         )
 
     @cached_property
@@ -248,7 +199,10 @@ class TapStripe(Tap):
             concurrency=self.concurrency,
             page_budget=PageBudget(),
             events=EventsPass(
-                self._list_events, int(self.sync_started_at), client.baton, self.logger
+                lambda since, end: self._list_events(self.run, since, end),
+                int(self.sync_started_at),
+                client.baton,
+                self.logger,
             ),
             report=report,
             started_at=self.sync_started_at,
@@ -261,19 +215,23 @@ class TapStripe(Tap):
         """Replaces the SDK's handler, which writes a STATE mid-flush (see shutdown.py)."""
         shutdown.on_signal(signum)
 
-    def _list_events(self, since: int, end: int) -> PageFetcher:
-        """The pages of every event created in ``[since, end)``: the run's events pass."""
-        fetch = partial(fetch_list, self.run, EVENTS_PASS, EVENTS_PATH, {})
-        return window_fetcher(self.run, "tap-stripe-events", fetch, since, end)
+    @staticmethod
+    def _list_events(run: Run, since: int, end: int) -> PageFetcher:
+        """The pages of every event created in ``[since, end)``: an account's events pass."""
+        fetch = partial(fetch_list, run, EVENTS_PASS, EVENTS_PATH, {})
+        return window_fetcher(run, "tap-stripe-events", fetch, since, end)
 
     def sync_all(self) -> None:
-        """Sync the selected tables, all at once (``baton.py``), after one events pass.
+        """Sync the selected tables of every account of the run (``accounts.py``).
 
-        Every table plans its run and starts fetching; then the events every table's
-        change capture needs are listed once, and each table is written in its own
-        thread, a page at a time, so the tables whose endpoints wait for their budget
-        leave the global one to the others. The first table to fail stops the others;
-        whatever is still fetching when the sync ends or fails is stopped.
+        An account's tables are read all at once (``baton.py``) after one events pass of
+        its own: every table plans its run and starts fetching; then the events every
+        table's change capture needs are listed once, and each table is written in its
+        own thread, a page at a time, so the tables whose endpoints wait for their budget
+        leave the global one to the others. Several accounts are read at once
+        (``account_sync.py``), those whose first sync is not done first. The first table
+        of an account to fail stops that account's others; whatever is still fetching
+        when the sync ends or fails is stopped.
         """
         streams = [
             stream
@@ -284,7 +242,6 @@ class TapStripe(Tap):
         ]
         if not streams and self.input_catalog is not None:
             self.logger.warning("The catalog selects no stream: nothing to sync")
-        self._clamp_state(streams)
         self._reset_state_progress_markers()
         self._set_compatible_replication_methods()
         if self.state:
@@ -292,20 +249,74 @@ class TapStripe(Tap):
         run = self.run
         run.report.start()
         try:
-            for stream in streams:
-                stream.prefetch()
-            run.events.start()
-            sync_at_once(streams, run.baton, self.client.cancel)
+            accounts = self._ordered_accounts(streams)
+            sync_accounts(
+                accounts,
+                partial(self._sync_account, streams, len(accounts) > 1),
+                at_once=self._at_once(),
+                logger=self.logger,
+            )
         finally:
             run.report.stop()
             self.client.cancel()
-            for stream in streams:
-                stream.cancel_prefetch()
             self.client.cancel(cancelled=False)
         for line in run.report.summary():
             self.logger.info(line)
         for stream in self.streams.values():
             stream.log_sync_costs()
+
+    def _ordered_accounts(self, streams: list[StripeStream]) -> list[Account]:
+        """The run's accounts, those whose first sync is not done first."""
+        accounts = run_accounts(self.config, self.client)
+        if len(accounts) > 1:
+            self.logger.info("Reading %d accounts, %s at once", len(accounts), self._at_once())
+        started = {
+            account.id: all(
+                table.first_sync_done()
+                for table in self._tables_of(streams, account, self.run)
+                if table.spec.replication_key is not None
+            )
+            for account in accounts
+        }
+        return unfinished_first(accounts, started)
+
+    def _at_once(self) -> int:
+        return int(self.config.get("max_accounts_at_once") or DEFAULT_ACCOUNTS_AT_ONCE)
+
+    @staticmethod
+    def _tables_of(streams: list[StripeStream], account: Account, run: Run) -> list[StripeStream]:
+        """``streams`` read from ``account``: the platform's own tables only from it."""
+        return [
+            stream.for_account(account, run)
+            for stream in streams
+            if not (account.connected and platform_only(stream.spec))
+        ]
+
+    def _sync_account(self, streams: list[StripeStream], labelled: bool, account: Account) -> None:
+        """Read ``account``'s tables, all at once, after its events pass."""
+        run = self._account_run(account, labelled)
+        tables = self._tables_of(streams, account, run)
+        self._clamp_state(tables)
+        try:
+            for table in tables:
+                table.prefetch()
+            run.events.start()
+            sync_at_once(tables, run.baton, run.client.cancel)
+        finally:
+            run.client.cancel()
+            for table in tables:
+                table.cancel_prefetch()
+
+    def _account_run(self, account: Account, labelled: bool) -> Run:
+        """The run as ``account`` reads it: its requests carry its ``Stripe-Account`` (and,
+        among many accounts, are counted under its id), its own events pass."""
+        answered = {} if account.own_object is None else {OWN_ACCOUNT_PATH: account.own_object}
+        client = self.client.for_account(account.header, account.id if labelled else None, answered)
+        run = dataclasses.replace(self.run, client=client)
+        events = EventsPass(
+            partial(self._list_events, run), int(self.sync_started_at), client.baton, self.logger
+        )
+        return dataclasses.replace(run, events=events)
 
     def _clamp_state(self, streams: list[StripeStream]) -> None:
         """Clamp bookmarks and events cursors later than Stripe's clock, before any plan.
@@ -346,10 +357,21 @@ class TapStripe(Tap):
 
     def stream_for(self, spec: TableSpec) -> StripeStream:
         """The stream reading ``spec``; tables with change capture get a tombstone column."""
-        schema = load_schema(spec.name)
+        schema = with_account_column(load_schema(spec.name))
         if tracks_deletes(spec):
             schema = with_deleted_at(schema)
-        return StripeStream(self, spec, schema, run=lambda: self.run)
+        return StripeStream(
+            self, spec, schema, run=lambda: self.run, first_account=self._first_account_run
+        )
+
+    @cached_property
+    def _first_account(self) -> Account:
+        return run_accounts(self.config, self.client)[0]
+
+    def _first_account_run(self) -> tuple[Account, Run]:
+        """The run's first account and its run, for reading without a sync (``get_records``)."""
+        account = self._first_account
+        return account, self._account_run(account, labelled=False)
 
 
 def read_state(file: IO[str]) -> dict[str, Any]:

@@ -13,7 +13,28 @@ import pytest
 import requests_mock
 from tap_stripe.tap import TapStripe
 
-from tests.tap.fake_stripe import API_KEY, API_URL, FakeStripe
+from tests.tap.fake_stripe import API_KEY, API_URL, OWN_ACCOUNT_ID, FakeStripe
+
+ACCOUNT_COLUMN = "_stripe_account"
+
+
+def partition_of(state: dict, stream: str, account: str = OWN_ACCOUNT_ID) -> dict:
+    """``stream``'s state entry for ``account`` itself (one per account: the SDK's
+    partitions keyed by ``_stripe_account``, with their ``context``), to change it."""
+    stream_state = state.get("bookmarks", {}).get(stream, {})
+    for partition in stream_state.get("partitions", []):
+        if partition.get("context") == {ACCOUNT_COLUMN: account}:
+            return partition
+    raise KeyError(f"no state entry of {stream} for {account}")
+
+
+def entry_of(state: dict, stream: str, account: str = OWN_ACCOUNT_ID) -> dict:
+    """``stream``'s state entry for ``account`` without its context, ``{}`` when none."""
+    try:
+        partition = partition_of(state, stream, account)
+    except KeyError:
+        return {}
+    return {key: value for key, value in partition.items() if key != "context"}
 
 
 @dataclass
@@ -25,13 +46,19 @@ class SyncResult:
     schemas: dict[str, list[dict]] = field(default_factory=dict)
     states: list[dict] = field(default_factory=list)
     error: BaseException | None = None
+    # The ``_stripe_account`` of the records, taken off them (each carries one).
+    accounts: set[str] = field(default_factory=set)
 
     @property
     def last_state(self) -> dict:
         return self.states[-1] if self.states else {}
 
+    def entry(self, stream: str) -> dict:
+        """``stream``'s state entry for the fake's own account at the end of the run."""
+        return entry_of(self.last_state, stream)
+
     def bookmark(self, stream: str) -> Any:
-        return self.last_state.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
+        return self.entry(stream).get("replication_key_value")
 
 
 def parse_messages(text: str) -> SyncResult:
@@ -39,7 +66,9 @@ def parse_messages(text: str) -> SyncResult:
     result = SyncResult(messages)
     for message in messages:
         if message["type"] == "RECORD":
-            result.records.setdefault(message["stream"], []).append(message["record"])
+            record = message["record"]
+            result.accounts.add(record.pop(ACCOUNT_COLUMN))
+            result.records.setdefault(message["stream"], []).append(record)
         elif message["type"] == "SCHEMA":
             result.schemas.setdefault(message["stream"], []).append(message)
         elif message["type"] == "STATE":

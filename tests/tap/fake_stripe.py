@@ -23,6 +23,8 @@ from tap_stripe.tap import load_schema
 
 API_URL = "https://stripe.test"
 API_KEY = "sk_test_51FakeKeyThatMustNeverBeSeen0123456789"
+# The key's own account: every record of a run without account settings carries its id.
+OWN_ACCOUNT_ID = "acct_1Fake"
 
 # The tables, their paths and nested lists come from the tap's registry. Ids take Stripe's
 # prefix where a test looks at it, the table's name otherwise.
@@ -137,14 +139,17 @@ class FakeStripe:
     """Serves list endpoints from ``self.objects`` and retrieval from ``self.current``.
 
     Every request is recorded in ``self.requests`` as ``(path, params)``; a parameter
-    named ``...[]`` holds the list of its values, any other its last value.
+    named ``...[]`` holds the list of its values, any other its last value. The key's own
+    account (``GET /v1/account`` without ``Stripe-Account``), which every run asks once
+    for its id, is recorded in ``self.own_account_requests`` instead: it is also the
+    ``account`` table's record, so a run makes no other request for it.
     """
 
     def __init__(self, mocker: requests_mock.Mocker, api_url: str = API_URL) -> None:
         self.api_url = api_url
         self.mocker = mocker
         self.objects: dict[str, list[dict]] = {path: [] for path in LIST_PATHS.values()}
-        self.account: dict = {"id": "acct_1Fake", "object": "account", "country": "US"}
+        self.account: dict = {"id": OWN_ACCOUNT_ID, "object": "account", "country": "US"}
         self.balance: dict = {
             "object": "balance",
             "available": [{"amount": 1200, "currency": "usd"}],
@@ -155,6 +160,7 @@ class FakeStripe:
         # Rows of children listed per parent: (table, parent id) -> rows.
         self.listed: dict[tuple[str, str], list[dict]] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.own_account_requests = 0
         self.failures: list[Callable[[Any, Any], dict | None]] = []
         self.fail_after: int | None = None
         # Current object per stream and id, answered by GET /v1/<plural>/<id>.
@@ -239,7 +245,10 @@ class FakeStripe:
             key: values if key.endswith("[]") else values[-1]
             for key, values in parse_qs(parsed.query).items()
         }
-        self.requests.append((parsed.path, params))
+        if parsed.path == "/v1/account" and "Stripe-Account" not in request.headers:
+            self.own_account_requests += 1
+        else:
+            self.requests.append((parsed.path, params))
         return parsed.path, params
 
     def _maybe_fail(self, request: Any, context: Any) -> dict | None:
@@ -322,7 +331,10 @@ class FakeStripe:
 
     def _single(self, request: Any, context: Any) -> dict:
         path, _ = self._record(request)
-        failure = self._maybe_fail(request, context)
+        own_account = path == "/v1/account" and "Stripe-Account" not in request.headers
+        # The run's own-account lookup fails only as asked for its path (``fail_path``).
+        queued = self.path_failures.get(path) if own_account else None
+        failure = None if own_account and not queued else self._maybe_fail(request, context)
         if failure is not None:
             return failure
         if self.clock is not None:

@@ -34,9 +34,11 @@ def test_discovery_lists_every_registry_table_with_its_replication() -> None:
     assert set(streams) >= SEED
     for spec in TABLES:
         entry = streams[spec.name]
-        assert list(entry["key_properties"]) == list(spec.key_properties)
+        # Every table is keyed by the account it was read from first.
+        assert list(entry["key_properties"]) == ["_stripe_account", *spec.key_properties]
         schema = entry["schema"]
         assert schema["type"] == "object"
+        assert schema["properties"]["_stripe_account"]["type"] == "string"
         for key in spec.key_properties:
             assert schema["properties"][key]["type"] in ("string", "integer")
         stream_metadata = next(m for m in entry["metadata"] if m["breadcrumb"] == [])
@@ -84,7 +86,14 @@ def test_catalog_selects_streams_and_fields(stripe: FakeStripe) -> None:
         assert set(record) == {"id", "created", "amount", "currency"}
     assert result.records["customer"][0].keys() == {"id", "created", "email"}
     charge_schema = result.schemas["charge"][0]["schema"]["properties"]
-    assert set(charge_schema) == {"id", "created", "amount", "currency", "_sdc_deleted_at"}
+    assert set(charge_schema) == {
+        "_stripe_account",
+        "id",
+        "created",
+        "amount",
+        "currency",
+        "_sdc_deleted_at",
+    }
     # Nothing is re-announced: deselected fields are not "unknown", and a property the
     # schema does not know was not selected either.
     assert len(result.schemas["charge"]) == 1

@@ -14,7 +14,7 @@ from tap_stripe.client import StripeAPIError
 from tap_stripe.tables import TABLES, TABLES_BY_NAME
 from tap_stripe.tap import TapStripe
 
-from tests.tap.conftest import SyncResult, base_config, run_tap
+from tests.tap.conftest import SyncResult, base_config, entry_of, partition_of, run_tap
 from tests.tap.fake_stripe import (
     API_KEY,
     EVENTS_PATH,
@@ -63,7 +63,7 @@ def events_requests(stripe: FakeStripe) -> list[dict[str, Any]]:
 
 
 def stream_state(state: dict, stream: str) -> dict:
-    return state.get("bookmarks", {}).get(stream, {})
+    return entry_of(state, stream)
 
 
 def position(result: SyncResult, predicate: Any) -> int:
@@ -149,8 +149,8 @@ def test_one_events_pass_serves_every_table_from_the_oldest_cursor_each_from_its
     customer = stripe.add("customer", [make_object("customer", now - 10 * DAY)])[0]
     first = run_tap(streams=("charge", "customer"))
     state = json.loads(json.dumps(first.last_state))
-    state["bookmarks"]["charge"]["events_cursor"] = now - DAY
-    state["bookmarks"]["customer"]["events_cursor"] = now - 2 * DAY
+    partition_of(state, "charge")["events_cursor"] = now - DAY
+    partition_of(state, "customer")["events_cursor"] = now - 2 * DAY
     stripe.requests.clear()
     # Older than the charge table's cursor, newer than the customer table's.
     between = now - DAY - DAY // 2
@@ -162,7 +162,7 @@ def test_one_events_pass_serves_every_table_from_the_oldest_cursor_each_from_its
 
     assert second.error is None
     [request] = events_requests(stripe)
-    assert request["created[gte]"] == str(state["bookmarks"]["customer"]["events_cursor"])
+    assert request["created[gte]"] == str(partition_of(state, "customer")["events_cursor"])
     assert [c["amount"] for c in second.records["charge"]] == [9]
     assert [c["name"] for c in second.records["customer"]] == ["Old"]
 

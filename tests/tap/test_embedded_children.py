@@ -53,7 +53,7 @@ def test_a_full_sync_writes_every_line_of_every_invoice_with_its_invoice_id(
     )
     assert [r["id"] for r in result.records["invoice"]] == [long["id"], short["id"], empty["id"]]
     schema = result.schemas["invoicelineitem"][0]
-    assert schema["key_properties"] == ["invoice", "id"]
+    assert schema["key_properties"] == ["_stripe_account", "invoice", "id"]
     assert schema["schema"]["properties"]["invoice"] == {"type": "string"}
     first_line = next(
         i for i, m in enumerate(result.messages) if m.get("stream") == "invoicelineitem"
@@ -61,7 +61,7 @@ def test_a_full_sync_writes_every_line_of_every_invoice_with_its_invoice_id(
     assert result.messages[first_line]["type"] == "SCHEMA"
     lines_paths = [path for path, _ in stripe.requests if path.endswith("/lines")]
     assert lines_paths == [f"/v1/invoices/{long['id']}/lines"], "only the cut list is paged"
-    state = result.last_state["bookmarks"]["invoice"]
+    state = result.entry("invoice")
     assert state["written_tables"] == ["invoice", "invoicelineitem"]
 
 
@@ -77,7 +77,7 @@ def test_a_child_alone_is_written_from_its_parents_pages_without_the_parents_row
     assert "invoice" not in result.records
     assert "invoice" not in result.schemas
     assert [r["id"] for r in result.records["invoicelineitem"]] == ["il_000001", "il_000002"]
-    assert result.last_state["bookmarks"]["invoice"]["written_tables"] == ["invoicelineitem"]
+    assert result.entry("invoice")["written_tables"] == ["invoicelineitem"]
 
 
 def test_a_child_selected_after_its_parent_has_a_bookmark_rereads_the_parent_once(

@@ -129,7 +129,8 @@ def test_only_automatic_payouts_have_their_balance_transactions_listed(
     ]
     payouts = [p.get("payout") for path, p in stripe.requests if path == "/v1/balance_transactions"]
     assert payouts == [automatic["id"]]
-    assert result.schemas["payoutbalancetransaction"][0]["key_properties"] == ["payout", "id"]
+    keys = result.schemas["payoutbalancetransaction"][0]["key_properties"]
+    assert keys == ["_stripe_account", "payout", "id"]
 
 
 def test_a_refused_list_of_one_parent_leaves_it_out_and_the_run_goes_on(

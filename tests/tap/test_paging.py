@@ -12,8 +12,8 @@ from contextlib import redirect_stdout
 import pytest
 from tap_stripe.tap import TapStripe
 
-from tests.tap.conftest import base_config, run_tap
-from tests.tap.fake_stripe import FakeStripe, make_object, stripe_list
+from tests.tap.conftest import base_config, entry_of, run_tap
+from tests.tap.fake_stripe import OWN_ACCOUNT_ID, FakeStripe, make_object, stripe_list
 
 DAY = 86_400
 
@@ -74,7 +74,7 @@ def test_first_run_reads_all_history_and_bookmarks_the_sync_start(stripe: FakeSt
     assert first["created[gte]"] == "0"
     assert before <= int(first["created[lt]"]) <= int(time.time())
     assert result.bookmark("charge") == int(first["created[lt]"])
-    assert result.last_state["bookmarks"]["charge"]["replication_key"] == "created"
+    assert result.entry("charge")["replication_key"] == "created"
     assert len(result.records["charge"]) == 5
 
 
@@ -182,7 +182,7 @@ def test_concurrent_windows_emit_every_record_once_and_bookmark_the_end(
     assert by_id(result.records["charge"]) == by_id(expected)
     assert result.bookmark("charge") == int(stripe.list_requests("charge")[0]["created[lt]"])
     # Bookmarks only ever move forward within a run.
-    values = [s["bookmarks"]["charge"]["replication_key_value"] for s in result.states[1:]]
+    values = [entry_of(s, "charge")["replication_key_value"] for s in result.states[1:]]
     assert values == sorted(values)
 
 
@@ -262,10 +262,11 @@ def test_account_is_one_full_table_record(stripe: FakeStripe) -> None:
     result = run_tap(streams=("account",))
 
     assert result.records["account"] == [stripe.account]
-    assert [path for path, _ in stripe.requests] == ["/v1/account"]
-    assert "account" not in result.last_state.get("bookmarks", {}) or (
-        "replication_key_value" not in result.last_state["bookmarks"]["account"]
-    )
+    assert result.accounts == {stripe.account["id"]}
+    # The run's look at its own account is the table's record: no second request.
+    assert stripe.own_account_requests == 1
+    assert stripe.requests == []
+    assert "replication_key_value" not in result.entry("account")
 
 
 def test_balance_is_one_snapshot_per_run_keyed_by_stripes_time(stripe: FakeStripe) -> None:
@@ -275,7 +276,7 @@ def test_balance_is_one_snapshot_per_run_keyed_by_stripes_time(stripe: FakeStrip
 
     assert result.error is None
     assert result.records["balance"] == [{**stripe.balance, "snapshot_at": 1_800_000_000}]
-    assert result.schemas["balance"][0]["key_properties"] == ["snapshot_at"]
+    assert result.schemas["balance"][0]["key_properties"] == ["_stripe_account", "snapshot_at"]
     assert [path for path, _ in stripe.requests] == ["/v1/balance"]
 
 
@@ -324,7 +325,8 @@ def test_records_are_written_byte_for_byte_as_stripe_sent_them(stripe: FakeStrip
         tap.sync_all()
 
     buffer.seek(0)
-    assert f'"record":{record},' in buffer.read()
+    # The account it was read from spliced in first, the rest as Stripe sent it.
+    assert f'"record":{{"_stripe_account":"{OWN_ACCOUNT_ID}",{record[1:]},' in buffer.read()
 
 
 def assert_every_state_covers_only_written_records(

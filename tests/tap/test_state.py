@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import requests_mock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,7 +24,7 @@ from tap_stripe.state import checked_state
 from tap_stripe.tap import TapStripe
 
 from tests.tap.conftest import base_config, run_tap
-from tests.tap.fake_stripe import API_KEY, API_URL, FakeStripe, make_object
+from tests.tap.fake_stripe import API_KEY, API_URL, OWN_ACCOUNT_ID, FakeStripe, make_object
 
 TAP = Path(sys.executable).parent / "tap-stripe"
 ACCOUNT_URL = f"{API_URL}/v1/account"
@@ -48,12 +47,17 @@ def entry(bookmark: Any, events_cursor: Any = None) -> dict[str, Any]:
 
 
 def clock_answers(stripe: FakeStripe, now: float, status: int = 403) -> None:
-    """``/v1/account`` answers an error (a key that may not read it), with Stripe's Date."""
+    """``/v1/account`` answers Stripe's permission error (a restricted key that may not
+    read it, naming the account it acts for), with Stripe's Date."""
+    message = (
+        "The provided key 'rk_test_***' does not have the required permissions for this "
+        f"endpoint on account '{OWN_ACCOUNT_ID}'."
+    )
     stripe.mocker.get(
         ACCOUNT_URL,
         status_code=status,
         headers={"Date": formatdate(now, usegmt=True)},
-        json={"error": {"type": "invalid_request_error", "message": "no access"}},
+        json={"error": {"type": "invalid_request_error", "message": message}},
     )
 
 
@@ -111,7 +115,7 @@ def test_an_events_cursor_ahead_is_clamped_and_the_changes_since_are_read(
         f"{iso(ahead)} are later than Stripe's clock ({iso(now)}): they cannot be right, so "
         f"both become {iso(now - LOOKBACK)}"
     )
-    assert result.last_state["bookmarks"]["customer"]["events_cursor"] <= now
+    assert result.entry("customer")["events_cursor"] <= now
 
 
 def test_a_state_in_the_past_costs_no_extra_request(
@@ -125,7 +129,8 @@ def test_a_state_in_the_past_costs_no_extra_request(
         result = run_tap(state={"bookmarks": {TXN: entry(now - 60)}}, streams=(TXN,))
 
     assert result.error is None
-    assert account_requests(stripe) == 0
+    # The run's one look at its own account, and the list: no request for the clock.
+    assert account_requests(stripe) == 1
     assert len(stripe.requests) == 1
     assert warnings_of(caplog) == []
 
@@ -145,7 +150,7 @@ def test_a_state_ahead_of_this_machine_but_not_of_stripe_is_kept(stripe: FakeStr
 def test_without_stripes_clock_the_state_is_clamped_to_this_machines(
     stripe: FakeStripe, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stripe.mocker.get(ACCOUNT_URL, exc=requests.exceptions.ConnectionError)
+    # No answer carries a Date (the fake's clock is unset).
     ahead = int(time.time()) + TEN_YEARS
 
     with caplog.at_level(logging.WARNING):
