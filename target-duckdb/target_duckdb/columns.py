@@ -80,16 +80,24 @@ class Columns:
         self.names[name.lower()] = name
         if table_name is None:
             new_type = type_ or types.JSON
-            self._db.add_column(self.schema_name, self.table, name, new_type)
-            self.types[name] = new_type
+            # In a shared database another writer may have added it first, with its type.
+            current = self._db.add_column(self.schema_name, self.table, name, new_type)
+            self.types[name] = current
+            if current != types.widen(current, new_type):
+                self._widen(name, current, new_type)
             return True
         # A column of an earlier run spelled in another case: the records' spelling is the
         # key read_json looks for (DuckDB matches the column itself ignoring case).
         current = self.types.pop(table_name)
+        self.types[name] = current
         widened = types.widen(current, type_)
-        self.types[name] = widened
         if widened == current:
             return table_name != name
+        self._widen(name, current, widened)
+        return True
+
+    def _widen(self, name: str, current: str, wanted: str) -> None:
+        widened = types.widen(current, wanted)
         logger.info(
             "Widening column %s.%s.%s from %s to %s",
             self.schema_name,
@@ -98,8 +106,9 @@ class Columns:
             current,
             widened,
         )
-        self._db.change_column_type(self.schema_name, self.table, name, current, widened)
-        return True
+        self.types[name] = self._db.change_column_type(
+            self.schema_name, self.table, name, current, widened
+        )
 
     def versioned(self) -> bool:
         """Whether the table has the table-version columns (`VERSION_COLUMNS`)."""

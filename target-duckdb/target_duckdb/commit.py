@@ -44,7 +44,7 @@ class States:
         self.latest: object | None = None  # the newest value received
         self._received: list[tuple[int, object]] = []  # (line, value) since the last flush
         self._committed: bytes | None = None  # the state the flushes so far commit
-        self._state_id = state_id
+        self.state_id = state_id
 
     def receive(self, line: int, value: object) -> None:
         """A STATE value arrived at input line `line`: the next flush commits it."""
@@ -63,7 +63,7 @@ class States:
             states=states,
             state=state if state != self._committed else None,
             previous=self._committed,
-            state_id=self._state_id,
+            state_id=self.state_id,
             emit=emit_state,
         )
         self._committed = state
@@ -117,11 +117,16 @@ class Commit:
             self.emit(self.state)
 
     def _commit(self, database: Database, batches: Sequence[Batch], state: bytes | None) -> None:
-        with database.transaction():
+        """One transaction: the batches and the state. Retried whole while it conflicts with
+        another writer's commit (a DuckLake), the batch files kept until it commits."""
+
+        def body() -> None:
             for batch in batches:
                 database.load_batch(batch)
             if state is not None:
                 database.save_state(self.state_id, state.decode())
+
+        database.committed(body, f"Committing {sum(b.count for b in batches)} records")
         for batch in batches:
             os.truncate(batch.file, 0)
 

@@ -1,217 +1,61 @@
-"""The single DuckDB connection: DDL, column changes, the state table, and the load of a
-batch (`Database.load_batch`: its file written, the rows it replaces deleted, its records
-inserted from read_json) inside the transaction `commit` opens."""
+"""What the target does to its database: DDL, column changes, the state table, and the load
+of a batch (`Database.load_batch`: its file written, the rows it replaces deleted, its
+records inserted from read_json) inside the transaction `commit` opens. The connection,
+its loader thread and its transactions are `session`'s.
+
+Where it writes (a file, a DuckLake, MotherDuck) is `connection`'s business; what differs
+here for a DuckLake: a column whose type DuckLake cannot change in place is rebuilt, a
+column change another writer made first is read back, and the state table, without a
+primary key, gets a row per commit (the newest row of a state id is its state; the older
+ones go at the end of a run).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-import time
 import typing as t
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
+from collections.abc import Mapping
 
-import duckdb
-
-from target_duckdb import types
-from target_duckdb.errors import ConfigError, DatabaseError, StatementError
+from target_duckdb import conflicts, types
+from target_duckdb.connection import literal, quote
+from target_duckdb.session import DEFAULT_MEMORY_LIMIT, Session
 
 if t.TYPE_CHECKING:
     from target_duckdb.batch import Batch
 
+
 STATE_TABLE = "_singer_state"
-DEFAULT_MEMORY_LIMIT = "128MB"
-ROW_GROUP_SIZE = 20480
-ALIAS = "target_duckdb"
+# A column being rebuilt in a DuckLake (a type change it cannot make in place) is this
+# column's name with this suffix until it replaces the old one, in the same transaction.
+REBUILT_SUFFIX = "__target_duckdb_new"
 
 logger = logging.getLogger("target-duckdb")
 
 
-def quote(identifier: str) -> str:
-    """A DuckDB identifier, quoted."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    """A DuckDB string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
-def connect(
-    path: str,
-    *,
-    lock_timeout: float = 0,
-    read_only: bool = False,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
-) -> duckdb.DuckDBPyConnection:
-    """Open (creating it and its folder if missing) the DuckDB file at `path`.
-
-    A file locked by another process is retried for `lock_timeout` seconds: in
-    `tap --state <(target-duckdb-state ...) | target-duckdb` the state command may still
-    hold the file for a moment when the target starts.
-    """
-    location = path if path == ":memory:" else str(Path(path).expanduser())
-    if location != ":memory:" and not read_only:
-        _make_folder(path, Path(location).parent)
-    connection = duckdb.connect(":memory:")
-    connection.execute("SET TimeZone = 'UTC'")
-    # One DuckDB thread: the other core decodes the next batch while this one loads.
-    connection.execute("SET threads = 1")
-    try:
-        connection.execute(f"SET memory_limit = {literal(memory_limit)}")
-    except duckdb.Error as error:
-        connection.close()
-        raise ConfigError(
-            "memory_limit", f"{memory_limit!r} is not a size DuckDB accepts: {_first_line(error)}"
-        ) from error
-    if location == ":memory:":
-        return connection
-    connection.execute(f"SET temp_directory = {literal(location + '.tmp')}")
-    # Row groups of ~2 batches: each checkpoint then writes the new rows once, instead of
-    # rewriting a growing 122,880-row group at every checkpoint (measured 2x on commits).
-    options = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
-    deadline = time.monotonic() + lock_timeout
-    delay = 0.05
-    while True:
-        try:
-            connection.execute(f"ATTACH {literal(location)} AS {ALIAS} ({options})")
-            break
-        except (OSError, duckdb.Error) as error:
-            message = _first_line(error)
-            locked = "lock" in message.lower()
-            if locked and time.monotonic() + delay < deadline:
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-                continue
-            connection.close()
-            if locked:
-                raise DatabaseError(
-                    f"DuckDB file {path} is locked by another process: {message}"
-                ) from error
-            raise ConfigError("path", f"{path}: cannot open the DuckDB file: {message}") from error
-    connection.execute(f"USE {ALIAS}")
-    return connection
-
-
-def _make_folder(path: str, folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        blocking = next((p for p in (folder, *folder.parents) if p.exists()), folder)
-        reason = f"{blocking} is not a folder" if not blocking.is_dir() else error.strerror
-        raise ConfigError("path", f"{path}: cannot open the DuckDB file: {reason}") from error
-
-
-class Database:
-    """Everything the target does to the DuckDB file goes through this class."""
+class Database(Session):
+    """Everything the target does to the database goes through this class."""
 
     def __init__(
         self,
         path: str,
         state_schema: str,
         *,
+        data_path: str | None = None,
         lock_timeout: float = 0,
         read_only: bool = False,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
     ) -> None:
-        """Open the file; the state table lives in `state_schema`."""
-        self.path = path
-        self.connection = connect(
-            path, lock_timeout=lock_timeout, read_only=read_only, memory_limit=memory_limit
+        """Open the file or lake; the state table lives in `state_schema`."""
+        super().__init__(
+            path,
+            data_path=data_path,
+            lock_timeout=lock_timeout,
+            read_only=read_only,
+            memory_limit=memory_limit,
         )
         self._state_schema = state_schema
         self._schemas: set[str] = set()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-load")
-        self._job: Future | None = None
-        self._failure: BaseException | None = None
-        self._worker: int | None = None
         self._state_table_ready = False
-
-    def close(self) -> None:
-        """Let the background load finish, then release the file (and its lock).
-
-        A failed load's error is the business of `wait` (whoever flushes): closing after
-        another error must not replace that one.
-        """
-        self._executor.shutdown(wait=True)
-        self._job = None
-        self.connection.close()
-
-    # Background work: one job at a time, so loading a batch overlaps reading the next.
-
-    def submit(self, job: Callable[[], None]) -> None:
-        """Run `job` on the loader thread once the previous job finished (and succeeded).
-
-        A failed job fails every later `submit` and `wait` too: nothing read after the
-        records it could not load may be committed.
-        """
-        self.wait()
-        self._job = self._executor.submit(self._run_job, job)
-
-    def _run_job(self, job: Callable[[], None]) -> None:
-        self._worker = threading.get_ident()
-        try:
-            job()
-        except OSError as error:  # the batch file, or stdout for the state
-            raise DatabaseError(f"loading a batch failed: {error}") from error
-
-    @property
-    def busy(self) -> bool:
-        """Whether a background job is still running."""
-        return self._job is not None and not self._job.done()
-
-    def wait(self) -> None:
-        """Block until the background job finished; re-raise its error if it failed."""
-        if self._failure is not None:
-            raise self._failure
-        job, self._job = self._job, None
-        if job is not None:
-            try:
-                job.result()
-            except BaseException as error:
-                self._failure = error
-                raise
-
-    def execute(self, sql: str, parameters: Sequence | None = None) -> duckdb.DuckDBPyConnection:
-        """Run one statement, turning DuckDB errors into one-line StatementErrors.
-
-        Called from the main thread it first waits for the background job: the
-        connection is never used by two threads at once.
-        """
-        if self._job is not None and threading.get_ident() != self._worker:
-            self.wait()
-        try:
-            return self.connection.execute(sql, parameters)
-        except duckdb.Error as error:
-            raise StatementError(f"DuckDB error: {_first_line(error)}") from error
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """BEGIN ... COMMIT, rolled back if the body raises."""
-        self.execute("BEGIN TRANSACTION")
-        try:
-            yield
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                self.connection.execute("ROLLBACK")
-            raise
-        self.execute("COMMIT")
-
-    @contextlib.contextmanager
-    def trial(self) -> Iterator[None]:
-        """BEGIN ... ROLLBACK: whether statements succeed, leaving nothing behind."""
-        self.execute("BEGIN TRANSACTION")
-        try:
-            yield
-        finally:
-            with contextlib.suppress(duckdb.Error):
-                self.connection.execute("ROLLBACK")
 
     # Tables and columns
 
@@ -237,18 +81,61 @@ class Database:
         body = ", ".join(f"{quote(name)} {type_}" for name, type_ in columns.items())
         self.execute(f"CREATE TABLE IF NOT EXISTS {quote(schema)}.{quote(table)} ({body})")
 
-    def add_column(self, schema: str, table: str, name: str, type_: str) -> None:
-        """ALTER TABLE ADD COLUMN."""
-        self.execute(f"ALTER TABLE {quote(schema)}.{quote(table)} ADD COLUMN {quote(name)} {type_}")
-
-    def change_column_type(
-        self, schema: str, table: str, name: str, source: str, dest: str
-    ) -> None:
-        """Widen a column in place, converting its values without loss."""
-        expression = types.conversion(quote(name), source, dest)
+    def add_column(self, schema: str, table: str, name: str, type_: str) -> str:
+        """ALTER TABLE ADD COLUMN; returns the column's type, which in a shared database
+        another writer may have added first with a type of its own."""
         self.execute(
-            f"ALTER TABLE {quote(schema)}.{quote(table)} ALTER COLUMN {quote(name)} "
-            f"SET DATA TYPE {dest} USING {expression}"
+            f"ALTER TABLE {quote(schema)}.{quote(table)} ADD COLUMN IF NOT EXISTS "
+            f"{quote(name)} {type_}"
+        )
+        if not self.kind.shared:
+            return type_
+        return self._column_type(schema, table, name) or type_
+
+    def change_column_type(self, schema: str, table: str, name: str, source: str, dest: str) -> str:
+        """Widen a column to hold `dest`'s values, converting its values without loss;
+        returns its new type.
+
+        In a shared database the column's type is read again first (another writer may
+        have widened it), and the change retried if it conflicts.
+        """
+        if not self.kind.shared:
+            self._change_type(schema, table, name, source, dest)
+            return dest
+
+        def attempt() -> str:
+            with self.transaction():
+                current = self._column_type(schema, table, name) or source
+                widened = types.widen(current, dest)
+                if widened != current:
+                    self._change_type(schema, table, name, current, widened)
+                return widened
+
+        return conflicts.retrying(attempt, f"Widening column {schema}.{table}.{name}")
+
+    def _change_type(self, schema: str, table: str, name: str, source: str, dest: str) -> None:
+        target = f"{quote(schema)}.{quote(table)}"
+        if self.kind.constraints or types.is_promotion(source, dest):
+            expression = types.conversion(quote(name), source, dest)
+            self.execute(
+                f"ALTER TABLE {target} ALTER COLUMN {quote(name)} "
+                f"SET DATA TYPE {dest} USING {expression}"
+            )
+            return
+        # DuckLake changes a type only by a promotion within its family: any other change
+        # is a new column holding the converted values, which then takes the old one's name.
+        rebuilt = quote(name + REBUILT_SUFFIX)
+        self.execute(f"ALTER TABLE {target} ADD COLUMN {rebuilt} {dest}")
+        self.execute(
+            f"UPDATE {target} SET {rebuilt} = {types.conversion(quote(name), source, dest)}"
+        )
+        self.execute(f"ALTER TABLE {target} DROP COLUMN {quote(name)}")
+        self.execute(f"ALTER TABLE {target} RENAME COLUMN {rebuilt} TO {quote(name)}")
+
+    def _column_type(self, schema: str, table: str, name: str) -> str | None:
+        columns = self.columns(schema, table)
+        return next(
+            (kind for column, kind in columns.items() if column.lower() == name.lower()), None
         )
 
     # Loading
@@ -333,16 +220,34 @@ class Database:
             return
         self._state_table_ready = True
         self.ensure_schema(self._state_schema)
+        key = " PRIMARY KEY" if self.kind.constraints else ""
         self.execute(
             f"CREATE TABLE IF NOT EXISTS {self._state_table()} "
-            "(state_id VARCHAR PRIMARY KEY, state JSON, committed_at TIMESTAMPTZ)"
+            f"(state_id VARCHAR{key}, state JSON, committed_at TIMESTAMPTZ)"
         )
 
     def save_state(self, state_id: str, state_json: str) -> None:
-        """Persist a state given as JSON text (inside the caller's transaction)."""
+        """Persist a state given as JSON text (inside the caller's transaction).
+
+        Without a primary key (DuckLake) it is a new row: appends by several writers never
+        conflict, where replacing a row would conflict with every other pipeline's commit.
+        """
+        verb = "INSERT OR REPLACE" if self.kind.constraints else "INSERT"
         self.execute(
-            f"INSERT OR REPLACE INTO {self._state_table()} VALUES (?, ?, current_timestamp)",
+            f"{verb} INTO {self._state_table()} VALUES (?, ?, current_timestamp)",
             [state_id, state_json],
+        )
+
+    def prune_states(self, state_id: str) -> None:
+        """Delete the rows of `state_id` older than its newest (a DuckLake's, at the end of
+        a run: one delete per run, where one per commit would conflict with the others)."""
+        if self.kind.constraints or not self._state_table_ready:
+            return
+        table = self._state_table()
+        self.execute(
+            f"DELETE FROM {table} WHERE state_id = ? AND committed_at < "
+            f"(SELECT max(committed_at) FROM {table} WHERE state_id = ?)",
+            [state_id, state_id],
         )
 
     def load_state(self, state_id: str) -> str | None:
@@ -355,6 +260,8 @@ class Database:
         if not exists or not exists[0]:
             return None
         row = self.execute(
-            f"SELECT state FROM {self._state_table()} WHERE state_id = ?", [state_id]
+            f"SELECT state FROM {self._state_table()} WHERE state_id = ? "
+            "ORDER BY committed_at DESC LIMIT 1",
+            [state_id],
         ).fetchone()
         return row[0] if row else None

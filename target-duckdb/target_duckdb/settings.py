@@ -15,6 +15,7 @@ import jsonschema
 import msgspec
 from singer_sdk import typing as th
 
+from target_duckdb.connection import Kind
 from target_duckdb.database import DEFAULT_MEMORY_LIMIT
 from target_duckdb.errors import ConfigError
 
@@ -25,8 +26,21 @@ CONFIG_SCHEMA = th.PropertiesList(
         "path",
         th.StringType,
         required=True,
-        title="DuckDB file",
-        description="Path of the DuckDB database file; created (with its folder) if missing.",
+        title="DuckDB file or lake",
+        description=(
+            "Path of the DuckDB database file, created (with its folder) if missing; or a "
+            "DuckLake, 'ducklake:postgres:dbname=... host=...' (several targets may write "
+            "it at once); or MotherDuck, 'md:<database>'."
+        ),
+    ),
+    th.Property(
+        "data_path",
+        th.StringType,
+        title="DuckLake data path",
+        description=(
+            "Folder (or object storage URL) of a DuckLake's Parquet files; needed to create "
+            "the lake, then optional (the lake remembers it). Only with a ducklake: path."
+        ),
     ),
     th.Property(
         "default_target_schema",
@@ -109,7 +123,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         "lock_timeout_seconds",
         th.NumberType,
         default=5,
-        description="How long to retry opening a DuckDB file locked by another process.",
+        description="How long to retry opening a DuckDB file locked by another process "
+        "(a DuckLake has no lock: its writers' commits are checked against each other).",
     ),
 ).to_dict()
 
@@ -154,6 +169,8 @@ def check(config: t.Mapping[str, t.Any], schema: dict) -> None:
         raise ConfigError(setting, f"is invalid: {error.message}")
     if "memory_limit" in config:
         _check_memory_limit(config["memory_limit"])
+    if config.get("data_path") and Kind.of(str(config.get("path", ""))) is not Kind.LAKE:
+        raise ConfigError("data_path", "applies only to a DuckLake path (ducklake:...)")
 
 
 def _check_memory_limit(value: str) -> None:

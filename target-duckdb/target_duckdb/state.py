@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from target_duckdb.connection import Kind, NoLake
 from target_duckdb.database import Database
 from target_duckdb.errors import TargetError
 
@@ -25,16 +26,21 @@ def _config(paths: list[str]) -> dict:
 
 
 def last_state(config: dict) -> str:
-    """The state persisted by the target for this config, as JSON text ('{}' if none)."""
+    """The state persisted by the target for this config, as JSON text ('{}' if none: no
+    file, no lake yet, no row of its state_id)."""
     path = str(config["path"])
-    if path == ":memory:" or not Path(path).expanduser().exists():
+    kind = Kind.of(path)
+    if kind is Kind.MEMORY or (kind is Kind.FILE and not Path(path).expanduser().exists()):
         return "{}"
-    database = Database(
-        path,
-        config.get("default_target_schema") or "main",
-        lock_timeout=float(config.get("lock_timeout_seconds", 5)),
-        read_only=True,
-    )
+    try:
+        database = Database(
+            path,
+            config.get("default_target_schema") or "main",
+            lock_timeout=float(config.get("lock_timeout_seconds", 5)),
+            read_only=True,
+        )
+    except NoLake:
+        return "{}"
     try:
         return database.load_state(config.get("state_id") or "default") or "{}"
     finally:

@@ -102,6 +102,7 @@ class TargetDuckDB(Target):
             self._database = Database(
                 self.config["path"],
                 self.state_schema,
+                data_path=self.config.get("data_path"),
                 lock_timeout=float(self.config.get("lock_timeout_seconds", 5)),
                 memory_limit=self.config.get("memory_limit", DEFAULT_MEMORY_LIMIT),
             )
@@ -262,6 +263,7 @@ class TargetDuckDB(Target):
             self.flush()
             if self._database is not None:
                 self._database.wait()
+                self._database.prune_states(self._states.state_id)
         finally:
             self.close()
 

@@ -161,6 +161,12 @@ def widen(current: str, new: str | None) -> str:
     return VARCHAR if {current, new} <= _SCALAR_TYPES else JSON
 
 
+def is_promotion(source: str, dest: str) -> bool:
+    """Whether `dest` holds `source`'s values by a plain cast within one family (a number
+    to a wider number, a date to a timestamp): the only type changes DuckLake makes in place."""
+    return any(source in order and dest in order for order in (_NUMERIC_ORDER, _TEMPORAL_ORDER))
+
+
 def widen_all(types: Iterable[str | None], start: str) -> str:
     """Fold `widen` over several types."""
     result = start

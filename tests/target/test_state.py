@@ -11,7 +11,7 @@ import threading
 import duckdb
 import msgspec
 import pytest
-from target_duckdb.database import ALIAS
+from target_duckdb.connection import ALIAS
 from target_duckdb.messages import Terminated
 from target_duckdb.state import main as state_main
 from target_duckdb.target import TargetDuckDB

@@ -1,0 +1,5 @@
+"""The DuckLake fixtures: a PostgreSQL server per session, a lake per test."""
+
+from tests.postgres_server import lake, postgres
+
+__all__ = ["lake", "postgres"]
