@@ -57,6 +57,7 @@ class Batch:
     keys: list[str]
     method: str
     hard_delete: bool
+    legacy_keys: tuple[str, ...] = ()  # key columns an upsert matches NULL in
     deduplicated: bool = False  # repeated property names reduced to the last value
 
     @property

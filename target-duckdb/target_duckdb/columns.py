@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from target_duckdb import types
 from target_duckdb.database import Database
-from target_duckdb.errors import BadSchemaError
+from target_duckdb.errors import BadMessageError, BadSchemaError
 
 logger = logging.getLogger("target-duckdb")
 
@@ -109,6 +109,20 @@ class Columns:
         self.types[name] = self._db.change_column_type(
             self.schema_name, self.table, name, current, widened
         )
+
+    def of_scope(self, scope: Mapping[str, object], message: str) -> dict[str, object]:
+        """An ACTIVATE_VERSION's scope by this table's column names; a name the table lacks
+        is the message's error."""
+        columns = {}
+        for name, value in scope.items():
+            column = self.names.get(name.lower())
+            if column is None:
+                raise BadMessageError(
+                    f"{message}: scope column '{name}' is not a column of table "
+                    f"{self.schema_name}.{self.table}"
+                )
+            columns[column] = value
+        return columns
 
     def versioned(self) -> bool:
         """Whether the table has the table-version columns (`VERSION_COLUMNS`)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import typing as t
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from target_duckdb import conflicts, types
 from target_duckdb.connection import literal, quote
@@ -138,6 +138,18 @@ class Database(Session):
             (kind for column, kind in columns.items() if column.lower() == name.lower()), None
         )
 
+    def legacy_keys(self, schema: str, table: str, keys: Sequence[str]) -> list[str]:
+        """The key columns that upserts match NULL in: a NULL in a key column is a row
+        written before that column was a key (a record's keys are never null), which the
+        other key columns identify. Empty when every key column has NULLs (nothing would
+        identify such a row) or there is one key."""
+        if len(keys) < 2:
+            return []
+        counts = ", ".join(f"count(*) FILTER (WHERE {quote(key)} IS NULL) > 0" for key in keys)
+        row = self.execute(f"SELECT {counts} FROM {quote(schema)}.{quote(table)}").fetchone()
+        legacy = [key for key, has_null in zip(keys, row or (), strict=False) if has_null]
+        return legacy if len(legacy) < len(keys) else []
+
     # Loading
 
     def load_batch(self, batch: Batch) -> int:
@@ -168,6 +180,7 @@ class Database(Session):
         elif (
             upsert
             and len(keys) == 1
+            and not batch.legacy_keys
             and batch.record_keys is not None
             and set(map(type, batch.record_keys)) <= {str, int}
         ):
@@ -180,10 +193,17 @@ class Database(Session):
             )
         elif upsert:
             # Any other key: the records go through a staging table, whose keys are deleted.
+            # A row from before a key column was added (NULL there) is matched by the other
+            # key columns: re-sent, it is replaced, not duplicated (`legacy_keys`).
             self.execute(
                 f"CREATE OR REPLACE TEMP TABLE _target_duckdb_stage AS SELECT * FROM {source}"
             )
-            match = " AND ".join(f"{target}.{quote(k)} = s.{quote(k)}" for k in keys)
+            match = " AND ".join(
+                f"({target}.{quote(k)} = s.{quote(k)} OR {target}.{quote(k)} IS NULL)"
+                if k in batch.legacy_keys
+                else f"{target}.{quote(k)} = s.{quote(k)}"
+                for k in keys
+            )
             self.execute(f"DELETE FROM {target} USING _target_duckdb_stage AS s WHERE {match}")
             source, staged = "_target_duckdb_stage", True
         deleted_filter = (
@@ -196,17 +216,30 @@ class Database(Session):
             self.execute("DROP TABLE _target_duckdb_stage")
         return batch.count
 
-    def activate_version(self, schema: str, table: str, version: int, *, hard_delete: bool) -> None:
-        """Remove (or mark `_sdc_deleted_at`) rows loaded under an older table version."""
+    def activate_version(
+        self,
+        schema: str,
+        table: str,
+        version: int,
+        *,
+        hard_delete: bool,
+        scope: Mapping[str, object] | None = None,
+    ) -> None:
+        """Remove (or mark `_sdc_deleted_at`) rows loaded under an older table version;
+        with a `scope` (column → value), only the rows holding those values."""
         target = f"{quote(schema)}.{quote(table)}"
-        older = "(_sdc_table_version IS NULL OR _sdc_table_version < ?)"
+        scope = scope or {}
+        where = "(_sdc_table_version IS NULL OR _sdc_table_version < ?)" + "".join(
+            f" AND {quote(column)} IS NOT DISTINCT FROM ?" for column in scope
+        )
+        parameters = [version, *scope.values()]
         if hard_delete:
-            self.execute(f"DELETE FROM {target} WHERE {older}", [version])
+            self.execute(f"DELETE FROM {target} WHERE {where}", parameters)
         else:
             self.execute(
                 f"UPDATE {target} SET _sdc_deleted_at = current_timestamp "
-                f"WHERE {older} AND _sdc_deleted_at IS NULL",
-                [version],
+                f"WHERE {where} AND _sdc_deleted_at IS NULL",
+                parameters,
             )
 
     # State

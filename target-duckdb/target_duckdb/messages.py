@@ -29,6 +29,7 @@ class Message(msgspec.Struct):
     value: t.Any = None
     version: t.Any = None
     time_extracted: t.Any = None
+    scope: t.Any = None  # ACTIVATE_VERSION: the columns → values the version covers
 
 
 _decoder = msgspec.json.Decoder(Message)

@@ -125,6 +125,8 @@ class Sink:
         self._texts: list[bytes | msgspec.Raw] = []
         self._lines: list[int] = []
         self._keys: list[t.Any] | None = None
+        self._legacy_keys: tuple[str, ...] = ()
+        self._legacy_of: tuple[str, ...] | None = None  # the keys _legacy_keys was found for
         self.update_schema(schema, key_properties)
 
     # Schema and columns
@@ -146,6 +148,11 @@ class Sink:
         self._kinds = {name: types.schema_kinds(prop) for name, prop in properties.items()}
         self._validator = validator(schema) if self.settings.validate_records else None
         self.columns.adopt({name: types.column_type(prop) for name, prop in properties.items()})
+        if self._legacy_of != tuple(key_properties):  # asked once per key set
+            self._legacy_of = tuple(key_properties)
+            self._legacy_keys = tuple(
+                self._db.legacy_keys(self.schema_name, self.table, self.key_properties)
+            )
         self._build_decoder()
         if not self._texts:
             self.start_batch()
@@ -363,6 +370,7 @@ class Sink:
             keys=list(self.key_properties),
             method=method,
             hard_delete=self.settings.hard_delete,
+            legacy_keys=self._legacy_keys,
         )
         self.start_batch()
         return batch
@@ -376,11 +384,17 @@ class Sink:
         if self._keys is not None:
             del self._keys[end:]
 
-    def activate_version(self, version: int) -> None:
-        """Retire rows of older table versions."""
+    def activate_version(self, version: int, scope: Mapping[str, t.Any] | None = None) -> None:
+        """Retire rows of older table versions; with a `scope`, only those whose columns
+        hold its values."""
         self._ensure_version_columns()
+        columns = self.columns.of_scope(scope or {}, f"ACTIVATE_VERSION for stream '{self.stream}'")
         self._db.activate_version(
-            self.schema_name, self.table, version, hard_delete=self.settings.hard_delete
+            self.schema_name,
+            self.table,
+            version,
+            hard_delete=self.settings.hard_delete,
+            scope=columns,
         )
 
 

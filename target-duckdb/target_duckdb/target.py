@@ -228,6 +228,7 @@ class TargetDuckDB(Target):
     def _process_activate_version_message(self, message: Message) -> None:  # type: ignore[override]
         stream = _stream_of(message, "ACTIVATE_VERSION")
         version = _version_of(message, required=True)
+        scope = _scope_of(message)
         if stream not in self._routes:
             raise UnknownStreamError(f"ACTIVATE_VERSION for stream '{stream}' before its SCHEMA")
         if not self.config.get("process_activate_version_messages", True):
@@ -235,7 +236,7 @@ class TargetDuckDB(Target):
             return
         self.flush()
         for sink, _ in self._routes[stream]:
-            sink.activate_version(version)
+            sink.activate_version(version, scope)
 
     def _process_batch_message(self, message: Message) -> None:  # type: ignore[override]
         raise BadMessageError("BATCH messages are not supported by target-duckdb")
@@ -368,3 +369,19 @@ def _version_of(message: Message, *, required: bool) -> int | None:
     if not isinstance(version, int) or isinstance(version, bool):
         raise BadMessageError(f"'version' must be an integer, got {version!r}")
     return version
+
+
+def _scope_of(message: Message) -> dict[str, t.Any] | None:
+    """An ACTIVATE_VERSION's `scope`: the version covers only rows whose columns hold these
+    values (one lake, many Stripe accounts: `{"_stripe_account": "acct_..."}`)."""
+    scope = message.scope
+    if scope is None:
+        return None
+    if not isinstance(scope, dict) or not all(
+        isinstance(value, str | int | float | bool) or value is None for value in scope.values()
+    ):
+        raise BadMessageError(
+            f"ACTIVATE_VERSION 'scope' must be an object of column names to scalar values, "
+            f"got {msgspec.json.encode(scope).decode()[:200]}"
+        )
+    return scope
