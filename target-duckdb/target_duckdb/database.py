@@ -6,8 +6,8 @@ its loader thread and its transactions are `session`'s.
 Where it writes (a file, a DuckLake, MotherDuck) is `connection`'s business; what differs
 here for a DuckLake: a column whose type DuckLake cannot change in place is rebuilt, a
 column change another writer made first is read back, and the state table, without a
-primary key, gets a row per commit (the newest row of a state id is its state; the older
-ones go at the end of a run).
+primary key, gets a row per commit (the newest row of a state id, by rowid, which DuckLake
+gives in commit order, is its state; the older ones go at the end of a run).
 """
 
 from __future__ import annotations
@@ -273,15 +273,21 @@ class Database(Session):
 
     def prune_states(self, state_id: str) -> None:
         """Delete the rows of `state_id` older than its newest (a DuckLake's, at the end of
-        a run: one delete per run, where one per commit would conflict with the others)."""
+        a run: one delete per run, where one per commit would conflict with the others).
+
+        Housekeeping only: when it keeps conflicting the rows stay for the next run.
+        """
         if self.kind.constraints or not self._state_table_ready:
             return
         table = self._state_table()
-        self.execute(
-            f"DELETE FROM {table} WHERE state_id = ? AND committed_at < "
-            f"(SELECT max(committed_at) FROM {table} WHERE state_id = ?)",
-            [state_id, state_id],
-        )
+        try:
+            self.execute(
+                f"DELETE FROM {table} WHERE state_id = ? AND rowid < "
+                f"(SELECT max(rowid) FROM {table} WHERE state_id = ?)",
+                [state_id, state_id],
+            )
+        except conflicts.ConflictError as error:
+            logger.warning("Older rows of state %r stay for the next run: %s", state_id, error)
 
     def load_state(self, state_id: str) -> str | None:
         """The last persisted state as JSON text, or None."""
@@ -292,9 +298,11 @@ class Database(Session):
         ).fetchone()
         if not exists or not exists[0]:
             return None
+        # A lake's rows get their rowid in commit order: the newest is the last committed,
+        # whatever the clocks of the machines that wrote them.
         row = self.execute(
             f"SELECT state FROM {self._state_table()} WHERE state_id = ? "
-            "ORDER BY committed_at DESC LIMIT 1",
+            "ORDER BY rowid DESC LIMIT 1",
             [state_id],
         ).fetchone()
         return row[0] if row else None

@@ -146,6 +146,20 @@ def test_the_state_command_reads_a_lake(lake, tmp_path):
     assert msgspec.json.decode(last_state(lake.config(state_id="one"))) == {"mine": 1}
 
 
+def test_the_last_committed_state_row_wins_whatever_the_clock_that_wrote_it(lake, tmp_path):
+    first = [schema_message("a", PROPS), record("a", id=1), state({"run": 1})]
+    assert run(tmp_path, first, **lake.config()).exit_code == 0
+    ahead = Database(lake.path, "main")  # a machine whose clock is a year ahead wrote it
+    try:
+        ahead.execute("UPDATE _singer_state SET committed_at = committed_at + INTERVAL 1 YEAR")
+    finally:
+        ahead.close()
+    second = [schema_message("a", PROPS), record("a", id=2), state({"run": 2})]
+    assert run(tmp_path, second, **lake.config()).exit_code == 0
+    assert msgspec.json.decode(last_state(lake.config())) == {"run": 2}
+    assert lake.query("SELECT state FROM _singer_state") == [('{"run":2}',)]
+
+
 def test_a_lake_setting_the_target_cannot_use_is_one_line(postgres, tmp_path):
     cases = {
         "data_path": (
