@@ -33,6 +33,7 @@ TARGET = BIN / "target-duckdb"
 TARGET_STATE = BIN / "target-duckdb-state"
 SCHEMA = "stripe"
 STATE_TABLE = "_singer_state"
+ACCOUNT_COLUMN = "_stripe_account"
 # The tap's own table registry names the streams and their list endpoints.
 STREAMS = tuple(sorted(table.name for table in TABLES))
 TOP_LEVEL = tuple(table for table in TABLES if table.parent is None)
@@ -253,21 +254,47 @@ def persisted_state(configs: Configs) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def bookmarks(state: Mapping[str, Any]) -> dict[str, int]:
+def entries(state: Mapping[str, Any], account: str | None = None) -> dict[str, dict[str, Any]]:
+    """Stream -> its state entry for ``account`` (the tap keeps one per account: the
+    SDK's partitions keyed by ``_stripe_account``); ``None``: a state of one account."""
+    found = {}
+    for stream, stream_state in state.get("bookmarks", {}).items():
+        partitions = [
+            partition
+            for partition in stream_state.get("partitions", [])
+            if account is None or partition["context"] == {ACCOUNT_COLUMN: account}
+        ]
+        assert len(partitions) <= 1, (stream, "a state of many accounts", partitions)
+        if partitions:
+            found[stream] = partitions[0]
+    return found
+
+
+def bookmarks(state: Mapping[str, Any], account: str | None = None) -> dict[str, int]:
     """Stream -> created bookmark, for the streams that have one."""
     return {
         stream: entry["replication_key_value"]
-        for stream, entry in state.get("bookmarks", {}).items()
+        for stream, entry in entries(state, account).items()
         if "replication_key_value" in entry
     }
 
 
-def events_cursors(state: Mapping[str, Any]) -> dict[str, int]:
+def events_cursors(state: Mapping[str, Any], account: str | None = None) -> dict[str, int]:
     """Stream -> events cursor, for the streams that have one."""
     return {
         stream: entry["events_cursor"]
-        for stream, entry in state.get("bookmarks", {}).items()
+        for stream, entry in entries(state, account).items()
         if "events_cursor" in entry
+    }
+
+
+def relisted_by_lookback(sim: SimHandle, cursor: int) -> set[str]:
+    """The tables a quiet run writes again from the events in its lookback window below
+    ``cursor``: the event table's, and the tables of those events' objects."""
+    recent = [event for event in sim.objects("event") if event["created"] >= cursor - LOOKBACK]
+    objects = {event["data"]["object"]["object"] for event in recent}
+    return ({"event"} if recent else set()) | {
+        table.name for table in TOP_LEVEL if (table.object or table.name) in objects
     }
 
 
@@ -311,8 +338,21 @@ def read_table(database: Path, table: str) -> list[dict[str, Any]]:
 
 
 def _without_version(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` without the table version and the account it was read from (every row
+    carries one; the tests of many accounts read it with ``read_account_table``)."""
     row.pop(TABLE_VERSION, None)
+    assert str(row.pop(ACCOUNT_COLUMN)).startswith("acct_"), row
     return row
+
+
+def read_account_table(database: Path, table: str, account: str) -> list[dict[str, Any]]:
+    """``table``'s rows read from ``account`` (``read_table`` for one of many accounts)."""
+    with connect(database) as connection:
+        rows = connection.execute(
+            f'select to_json(t) from {SCHEMA}."{table}" t where {ACCOUNT_COLUMN} = ?', [account]
+        ).fetchall()
+    found = (_without_version(json.loads(row)) for (row,) in rows)
+    return sorted(found, key=lambda row: key_of(table, row))
 
 
 def table_versions(database: Path, table: str) -> dict[str, int | None]:

@@ -43,6 +43,7 @@ from tests.e2e.harness import (
     bookmarks,
     child_refetch_table,
     deleted_at,
+    entries,
     events_cursors,
     is_events_pass,
     is_listed_child_path,
@@ -527,7 +528,7 @@ def _catch_up_state(state: dict[str, Any], *, cursor: int | None) -> dict[str, A
     """``state`` with every tracked table's events cursor at ``cursor`` (None: removed,
     as in state written before change capture)."""
     for stream in TRACKED:
-        entry = state["bookmarks"][stream]
+        entry = entries(state)[stream]
         if cursor is None:
             del entry["events_cursor"]
         else:
@@ -562,7 +563,7 @@ def test_catch_up_when_events_cannot_be_read(
         assert len(mine) == (1 if stream in TRACKED else 0), (stream, mine)
     assert len(warnings) == len(TRACKED), warnings
     # No change capture: the only events read are the event table's, from its bookmark.
-    event_since = before["bookmarks"]["event"]["replication_key_value"] - LOOKBACK
+    event_since = bookmarks(before)["event"] - LOOKBACK
     passes = [parse_qs(entry["query"]) for entry in log if is_events_pass(entry)]
     assert passes and all(int(q["created[gte]"][0]) >= event_since for q in passes), passes
     assert not refetched(log)
