@@ -34,7 +34,8 @@ MOTHERDUCK_PREFIX = "md:"
 ROW_GROUP_SIZE = 20480
 # The catalog database DuckLake attaches beside the lake it attaches as ALIAS.
 _METADATA = f"__ducklake_metadata_{ALIAS}"
-_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|[^\s\"']+)", re.IGNORECASE)
+# A password (libpq's password=...) or a token (MotherDuck's motherduck_token=...).
+_PASSWORD = re.compile(r"((?:password|[a-z_]*token)\s*=\s*)('[^']*'|[^\s\"'&]+)", re.IGNORECASE)
 _URI_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
@@ -73,7 +74,7 @@ class Kind(enum.Enum):
 
 
 def scrubbed(text: str) -> str:
-    """`text` without the password of a connection string or URI in it."""
+    """`text` without the password (or token) of a connection string or URI in it."""
     return _URI_PASSWORD.sub(r"\1***@", _PASSWORD.sub(r"\1***", text))
 
 
@@ -207,15 +208,17 @@ def _attach_motherduck(connection: duckdb.DuckDBPyConnection, path: str) -> None
     try:
         extensions.load(connection, "motherduck")
     except extensions.MissingExtension as error:
-        raise ConfigError("path", f"{path}: {error}") from error
+        raise ConfigError("path", f"{scrubbed(path)}: {error}") from error
     name = path[len(MOTHERDUCK_PREFIX) :].split("?", 1)[0]
     if not name:
-        raise ConfigError("path", f"{path}: name the MotherDuck database (md:<database>)")
+        raise ConfigError("path", f"{scrubbed(path)}: name the MotherDuck database (md:<database>)")
     try:
         connection.execute(f"ATTACH {literal(path)}")
         connection.execute(f"USE {quote(name)}")
     except duckdb.Error as error:
-        raise DatabaseError(f"cannot attach MotherDuck {path}: {first_line(error)}") from error
+        raise DatabaseError(
+            f"cannot attach MotherDuck {scrubbed(path)}: {first_line(error)}"
+        ) from error
 
 
 def _data_location(data_path: str) -> str:

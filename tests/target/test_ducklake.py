@@ -160,7 +160,9 @@ def test_the_last_committed_state_row_wins_whatever_the_clock_that_wrote_it(lake
     assert lake.query("SELECT state FROM _singer_state") == [('{"run":2}',)]
 
 
-def test_a_lake_setting_the_target_cannot_use_is_one_line(postgres, tmp_path):
+def test_a_lake_setting_the_target_cannot_use_is_one_line(postgres, tmp_path, monkeypatch):
+    # As where the [motherduck] extra is not installed (nothing here reaches MotherDuck).
+    monkeypatch.setitem(extensions.PACKAGES, "motherduck", ("absent", "target-duckdb[motherduck]"))
     cases = {
         "data_path": (
             {"path": str(tmp_path / "x.duckdb"), "data_path": str(tmp_path)},
@@ -176,6 +178,11 @@ def test_a_lake_setting_the_target_cannot_use_is_one_line(postgres, tmp_path):
                 "data_path": str(tmp_path),
             },
             "cannot attach the DuckLake",
+        ),
+        "motherduck": (
+            {"path": "md:stripe?motherduck_token=secret"},
+            "md:stripe?motherduck_token=***: DuckDB's motherduck extension is not installed: "
+            "pip install 'target-duckdb[motherduck]'",
         ),
     }
     for name, (settings, expected) in cases.items():
