@@ -15,6 +15,9 @@ import re
 from tap_stripe.client import StripeAPIError
 from tap_stripe.tables import TableSpec
 
+# Stripe's code for an account the key may not act for (a connected account whose access
+# was revoked, or none): that account fails, not one of its tables.
+ACCOUNT_INVALID = "account_invalid"
 # Stripe's words for an account that has not enabled a product (checked on 400s only).
 NOT_SET_UP = re.compile(
     r"not (?:yet )?(?:set up|enabled|activated|onboarded)|must be enabled|"
@@ -28,7 +31,7 @@ def unavailable_reason(error: StripeAPIError, spec: TableSpec) -> str | None:
 
     Only Stripe's own error objects count: a proxy's 403 page is no answer about the table.
     """
-    if error.error_type is None:
+    if error.error_type is None or error.code == ACCOUNT_INVALID:
         return None
     detail = f"HTTP {error.status} {error.message or 'no message'}"
     if error.status == 403:

@@ -116,7 +116,7 @@ class Listing:
             return iter(())
         self.logger.info("Reading created in [%d, %d)", start, end)
         on_close = self.nested.close if self.nested is not None else None
-        meter = self.run.report.meter(self.spec.name)
+        meter = self.run.report.meter(self.run.client.counted(self.spec.name))
         meter.set_range(start, end)
         return window_fetcher(
             self.run,
@@ -165,7 +165,7 @@ class Listing:
         were written by an earlier run.
         """
         self.logger.info("Reading newest first, down to created %d", start)
-        meter = self.run.report.meter(self.spec.name)
+        meter = self.run.report.meter(self.run.client.counted(self.spec.name))
         meter.set_range(start, end)
         reached = end
         with closing(self._list_pages(complete=False)) as pages:

@@ -37,8 +37,10 @@ class StripeAPIError(StripeError):
         message: str | None,
         request_id: str | None,
         path: str = "",
+        code: str | None = None,
     ) -> None:
         self.stream = stream
+        self.code = code
         self.status = status
         self.error_type = error_type
         self.message = message
@@ -134,12 +136,14 @@ def retry_after(response: requests.Response) -> float | None:
 
 def api_error(stream: str, response: requests.Response) -> StripeAPIError:
     error = stripe_error(response.content)
+    code = None
     if error is None:
         error_type = None
         message = f"{response.reason or 'no reason'}; {_body_kind(response.content)}"
         message += f" ({_body_summary(response)})"
     else:
         error_type, message = error.get("type"), error.get("message")
+        code = error.get("code") if isinstance(error.get("code"), str) else None
     return StripeAPIError(
         stream,
         response.status_code,
@@ -147,4 +151,5 @@ def api_error(stream: str, response: requests.Response) -> StripeAPIError:
         scrub(str(message)) if message else None,
         response.headers.get("Request-Id"),
         urlsplit(response.url or "").path,
+        code,
     )

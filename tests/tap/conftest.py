@@ -66,7 +66,7 @@ def parse_messages(text: str) -> SyncResult:
     result = SyncResult(messages)
     for message in messages:
         if message["type"] == "RECORD":
-            record = message["record"]
+            record = dict(message["record"])
             result.accounts.add(record.pop(ACCOUNT_COLUMN))
             result.records.setdefault(message["stream"], []).append(record)
         elif message["type"] == "SCHEMA":

@@ -160,6 +160,8 @@ class FakeStripe:
         # Rows of children listed per parent: (table, parent id) -> rows.
         self.listed: dict[tuple[str, str], list[dict]] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        # The Stripe-Account of each of ``requests`` (None: the key's own account).
+        self.request_accounts: list[str | None] = []
         self.own_account_requests = 0
         self.failures: list[Callable[[Any, Any], dict | None]] = []
         self.fail_after: int | None = None
@@ -249,6 +251,7 @@ class FakeStripe:
             self.own_account_requests += 1
         else:
             self.requests.append((parsed.path, params))
+            self.request_accounts.append(request.headers.get("Stripe-Account"))
         return parsed.path, params
 
     def _maybe_fail(self, request: Any, context: Any) -> dict | None:
