@@ -231,11 +231,14 @@ def test_kill_9_mid_stream_then_a_rerun_completes_the_lake(lake: Lake, tmp_path)
         messages.append(record("a", id=i, v=f"v{i}"))
         if i % 50 == 0:
             messages.append(state({"n": i}))
+    scratch = tmp_path / "tmp"  # the killed target's batch files stay there, not in /tmp
+    scratch.mkdir()
     process = subprocess.Popen(
         [*TARGET_COMMAND, "--config", str(config)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
 
     def feed() -> None:
