@@ -14,9 +14,12 @@ entry point named after the file, and the file of `duckdb-extension-postgres`
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 
 import duckdb
+
+logger = logging.getLogger("target-duckdb")
 
 # Connection settings: extensions are loaded only by `load`.
 CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -53,6 +56,8 @@ def path(name: str) -> Path:
 
 
 def load(connection: duckdb.DuckDBPyConnection, name: str) -> None:
-    """LOAD extension `name` from its package's file."""
-    file = str(path(name)).replace("'", "''")
-    connection.execute(f"LOAD '{file}'")
+    """LOAD extension `name` from its package's file (DuckDB does not record which file:
+    the debug log does)."""
+    file = path(name)
+    connection.execute("LOAD '" + str(file).replace("'", "''") + "'")
+    logger.debug("Loaded DuckDB's %s extension from %s", name, file)
