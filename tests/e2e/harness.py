@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
 import duckdb
-from tap_stripe.tables import TABLES, TABLES_BY_NAME, ReadMode, TableKind, TableSpec
+from tap_stripe.tables import TABLES, TABLES_BY_NAME, ReadMode, TableKind, TableSpec, platform_only
 
 from stripe_sim.runner import SimHandle
 from stripe_sim.tables import DERIVED
@@ -403,10 +403,12 @@ def row_count(database: Path) -> int:
         )
 
 
-def truth(sim: SimHandle, stream: str) -> list[dict[str, Any]]:
-    """The simulator's objects, nested lists completed the way the tap completes them
-    (those expanded for children only are not in the parent's rows), by key."""
-    objects = sim.objects(stream)
+def truth(sim: SimHandle, stream: str, account: str | None = None) -> list[dict[str, Any]]:
+    """The simulator's objects (of ``account``; default its main one), nested lists
+    completed the way the tap completes them (those expanded for children only are not in
+    the parent's rows), by key."""
+    objects = sim.objects(stream, account)
+    headers = {"Stripe-Account": account} if account and account != sim.account_id else None
     spec = TABLES_BY_NAME[stream]
     for obj in objects:
         for field in spec.child_expand:
@@ -417,7 +419,8 @@ def truth(sim: SimHandle, stream: str) -> list[dict[str, Any]]:
         for obj in objects:
             if (obj.get(field) or {}).get("has_more"):
                 path, _, query = template.format(id=obj["id"]).partition("?")
-                page = sim.request(path, {**dict(parse_qsl(query)), "limit": 100}).json()
+                params = {**dict(parse_qsl(query)), "limit": 100}
+                page = sim.request(path, params, headers=headers).json()
                 assert not page["has_more"]
                 obj[field] = {**obj[field], "data": page["data"], "has_more": False}
     return sorted(objects, key=lambda obj: key_of(stream, obj))
@@ -453,16 +456,20 @@ def assert_matches_truth(
         assert_rows_match(read_table(database, stream), truth(sim, stream), stream)
 
 
-def quiet_run_requests(sim: SimHandle) -> int:
-    """The requests of a run with nothing new: a list page per top-level list and a GET
-    per single object, the /v1/events queries, and what the tables read whole each run
-    cost besides their first page: their further pages, their children's lists past
-    Stripe's first 10, and one list per parent of a child listed per parent."""
-    total = len(TOP_LEVEL) - 1 + EVENTS_REQUESTS  # the event table's list is the pass
-    for table in TOP_LEVEL:
+def quiet_run_requests(sim: SimHandle, account: str | None = None) -> int:
+    """The requests of a run with nothing new, for ``account`` (default the simulator's
+    main one): a list page per top-level list and a GET per single object (the platform's
+    own tables only for the platform), the /v1/events queries, and what the tables read
+    whole each run cost besides their first page: their further pages, their children's
+    lists past Stripe's first 10, and one list per parent of a child listed per parent."""
+    connected = account is not None and account != sim.account_id
+    read = [table for table in TOP_LEVEL if not (connected and platform_only(table))]
+    headers = {"Stripe-Account": account} if connected and account else None
+    total = len(read) - 1 + EVENTS_REQUESTS  # the event table's list is the pass
+    for table in read:
         if table.read is not ReadMode.FULL:
             continue
-        parents = sim.objects(table.name)
+        parents = sim.objects(table.name, account)
         total += max(0, -(-len(parents) // 100) - 1)
         for child in TABLES:
             if child.parent is None or child.parent.table != table.name:
@@ -472,21 +479,25 @@ def quiet_run_requests(sim: SimHandle) -> int:
                 total += len(parents)
                 continue
             for parent in parents:
-                rows = len(_complete_list(sim, table, parent, field))
+                rows = len(_complete_list(sim, table, parent, field, headers))
                 total += -(-(rows - 10) // 100) if rows > 10 else 0
     return total
 
 
 def _complete_list(
-    sim: SimHandle, table: TableSpec, parent: Mapping[str, Any], field: str
+    sim: SimHandle,
+    table: TableSpec,
+    parent: Mapping[str, Any],
+    field: str,
+    headers: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every row of ``parent``'s nested list ``field``, from its own endpoint."""
     path, _, query = table.nested_lists[field].format(id=parent["id"]).partition("?")
-    page = sim.request(path, {**dict(parse_qsl(query)), "limit": 100}).json()
+    page = sim.request(path, {**dict(parse_qsl(query)), "limit": 100}, headers=headers).json()
     rows = page["data"]
     while page["has_more"]:
         params = {**dict(parse_qsl(query)), "limit": 100, "starting_after": rows[-1]["id"]}
-        page = sim.request(path, params).json()
+        page = sim.request(path, params, headers=headers).json()
         rows += page["data"]
     return rows
 
