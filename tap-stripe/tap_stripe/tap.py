@@ -56,6 +56,7 @@ from tap_stripe.settings import (
     warn_unknown,
 )
 from tap_stripe.state import checked_state, usable_state
+from tap_stripe.state_output import PacedStateWriter
 from tap_stripe.streams import StripeStream
 from tap_stripe.tables import TABLES, TableSpec, platform_only, tracks_deletes
 
@@ -84,6 +85,7 @@ class TapStripe(Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sync_started_at = time.time()
+        self._state_writer = PacedStateWriter(self.message_writer)  # type: ignore[assignment]
 
     @classmethod
     def full_config_schema(cls) -> dict:
@@ -257,6 +259,7 @@ class TapStripe(Tap):
                 logger=self.logger,
             )
         finally:
+            self._state_writer.flush()  # type: ignore[attr-defined]
             run.report.stop()
             self.client.cancel()
             self.client.cancel(cancelled=False)
@@ -273,7 +276,7 @@ class TapStripe(Tap):
         started = {
             account.id: all(
                 table.first_sync_done()
-                for table in self._tables_of(streams, account, self.run)
+                for table in tables_of(streams, account, self.run)
                 if table.spec.replication_key is not None
             )
             for account in accounts
@@ -283,19 +286,10 @@ class TapStripe(Tap):
     def _at_once(self) -> int:
         return int(self.config.get("max_accounts_at_once") or DEFAULT_ACCOUNTS_AT_ONCE)
 
-    @staticmethod
-    def _tables_of(streams: list[StripeStream], account: Account, run: Run) -> list[StripeStream]:
-        """``streams`` read from ``account``: the platform's own tables only from it."""
-        return [
-            stream.for_account(account, run)
-            for stream in streams
-            if not (account.connected and platform_only(stream.spec))
-        ]
-
     def _sync_account(self, streams: list[StripeStream], labelled: bool, account: Account) -> None:
         """Read ``account``'s tables, all at once, after its events pass."""
         run = self._account_run(account, labelled)
-        tables = self._tables_of(streams, account, run)
+        tables = tables_of(streams, account, run)
         self._clamp_state(tables)
         try:
             for table in tables:
@@ -372,6 +366,15 @@ class TapStripe(Tap):
         """The run's first account and its run, for reading without a sync (``get_records``)."""
         account = self._first_account
         return account, self._account_run(account, labelled=False)
+
+
+def tables_of(streams: list[StripeStream], account: Account, run: Run) -> list[StripeStream]:
+    """``streams`` read from ``account``: the platform's own tables only from it."""
+    return [
+        stream.for_account(account, run)
+        for stream in streams
+        if not (account.connected and platform_only(stream.spec))
+    ]
 
 
 def read_state(file: IO[str]) -> dict[str, Any]:

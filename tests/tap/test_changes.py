@@ -481,7 +481,7 @@ def test_a_missing_or_expired_cursor_catches_up_with_a_full_read(
     assert events_requests(stripe) == []
     assert stripe.list_requests("charge")[0]["created[gte]"] == "0"
     records = [m for m in result.messages if m["type"] == "RECORD"]
-    assert by_id([m["record"] for m in records]) == by_id(listed)
+    assert by_id(result.records["charge"]) == by_id(listed)
     [version] = {m.get("version") for m in records}
     [activate] = activate_positions(result, "charge")
     assert result.messages[activate]["version"] == version
