@@ -211,6 +211,37 @@ def run_pipe(
     ``--state <(target-duckdb-state --config target.json)``. ``tap_output`` keeps a copy
     of the tap's messages (tee).
     """
+    command = pipe_command(
+        configs,
+        resume=resume,
+        state=state,
+        catalog=catalog,
+        tap_output=tap_output,
+        state_substitution=state_substitution,
+    )
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"pipeline failed ({result.returncode}):\n{result.stderr[-3000:]}"
+    )
+    return PipeRun(result.stdout, result.stderr)
+
+
+def pipe_command(
+    configs: Configs,
+    *,
+    resume: bool = False,
+    state: Path | None = None,
+    catalog: Path | None = None,
+    tap_output: Path | None = None,
+    state_substitution: bool = False,
+) -> str:
+    """The bash command of ``run_pipe`` (which says what each option does)."""
     tap = [str(TAP), "--config", str(configs.tap)]
     if catalog is not None:
         tap += ["--catalog", str(catalog)]
@@ -227,18 +258,7 @@ def run_pipe(
         command += f" --state <({saved_state})"
     if tap_output is not None:
         command += f" | tee {shlex.quote(str(tap_output))}"
-    command += " | " + shlex.join([str(TARGET), "--config", str(configs.target)])
-    result = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", command],
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, (
-        f"pipeline failed ({result.returncode}):\n{result.stderr[-3000:]}"
-    )
-    return PipeRun(result.stdout, result.stderr)
+    return command + " | " + shlex.join([str(TARGET), "--config", str(configs.target)])
 
 
 def persisted_state(configs: Configs) -> dict[str, Any]:
@@ -333,11 +353,11 @@ def read_table(database: Path, table: str) -> list[dict[str, Any]]:
     differs between runs that land the same data."""
     with connect(database) as connection:
         rows = connection.execute(f'select to_json(t) from {SCHEMA}."{table}" t').fetchall()
-    found = (_without_version(json.loads(row)) for (row,) in rows)
+    found = (without_version(json.loads(row)) for (row,) in rows)
     return sorted(found, key=lambda row: key_of(table, row))
 
 
-def _without_version(row: dict[str, Any]) -> dict[str, Any]:
+def without_version(row: dict[str, Any]) -> dict[str, Any]:
     """``row`` without the table version and the account it was read from (every row
     carries one; the tests of many accounts read it with ``read_account_table``)."""
     row.pop(TABLE_VERSION, None)
@@ -351,7 +371,7 @@ def read_account_table(database: Path, table: str, account: str) -> list[dict[st
         rows = connection.execute(
             f'select to_json(t) from {SCHEMA}."{table}" t where {ACCOUNT_COLUMN} = ?', [account]
         ).fetchall()
-    found = (_without_version(json.loads(row)) for (row,) in rows)
+    found = (without_version(json.loads(row)) for (row,) in rows)
     return sorted(found, key=lambda row: key_of(table, row))
 
 
