@@ -234,23 +234,29 @@ class Report:
 
     def summary(self) -> list[str]:
         """The end-of-run table: a row per table used or that made requests, by name, and
-        a total row. A table with no meter shows ``-`` for its records and seconds."""
+        a total row. A table with no meter shows ``-`` for its records and seconds. In a
+        run of many accounts (names ``account/table``) a row sums a table's accounts (its
+        seconds: the longest), and a last line counts the accounts."""
         now = self._clock()
         requests = dict(self._requests)
         throttled = dict(self._throttled)
         with self._lock:
             readings = {name: meter.reading() for name, meter in self._meters.items()}
         counted = {name for counts in (requests, throttled) for name, n in counts.items() if n}
+        names = readings.keys() | counted
+        tables: dict[str, list[str]] = {}
+        for name in names:
+            tables.setdefault(name.rpartition("/")[2], []).append(name)
         rows = [list(SUMMARY_COLUMNS)]
-        for name in sorted(readings.keys() | counted):
-            reading = readings.get(name)
+        for table in sorted(tables):
+            found = [readings[name] for name in tables[table] if name in readings]
             rows.append(
                 [
-                    name,
-                    "-" if reading is None else f"{reading.records:,}",
-                    f"{requests.get(name, 0):,}",
-                    f"{throttled.get(name, 0):,}",
-                    "-" if reading is None else f"{reading.seconds(now):.1f}",
+                    table,
+                    f"{sum(r.records for r in found):,}" if found else "-",
+                    f"{sum(requests.get(name, 0) for name in tables[table]):,}",
+                    f"{sum(throttled.get(name, 0) for name in tables[table]):,}",
+                    f"{max(r.seconds(now) for r in found):.1f}" if found else "-",
                 ]
             )
         rows.append(
@@ -264,4 +270,6 @@ class Report:
         )
         lines = _aligned(rows)
         rule = "-" * len(lines[0])
-        return [lines[0], rule, *lines[1:-1], rule, lines[-1]]
+        accounts = {name.rpartition("/")[0] for name in names} - {""}
+        more = [f"{len(accounts):,} accounts"] if accounts else []
+        return [lines[0], rule, *lines[1:-1], rule, lines[-1], *more]

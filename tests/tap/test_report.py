@@ -390,3 +390,19 @@ def test_a_start_after_stop_never_ticks() -> None:
     report._thread.join(timeout=5)
     assert not report._thread.is_alive()
     assert lines == []
+
+
+def test_the_summary_of_many_accounts_sums_each_table_over_its_accounts(harness) -> None:
+    for account, records in (("acct_1A", 10), ("acct_1B", 5)):
+        meter = harness.report.meter(f"{account}/charges")
+        meter.add_records(records)
+        harness.requests[f"{account}/charges"] = records // 5
+    harness.requests["(accounts)"] = 1
+
+    lines = harness.report.summary()
+
+    rows = [line.split() for line in lines]
+    assert rows[2][:4] == ["charges", "15", "3", "0"]
+    assert rows[3][:3] == ["(accounts)", "-", "1"]
+    assert rows[-2][:3] == ["total", "15", "4"]
+    assert lines[-1] == "2 accounts"
