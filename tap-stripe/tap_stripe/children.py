@@ -2,7 +2,7 @@
 
 Stripe cuts embedded lists (``invoice.lines``, ``subscription.items``) at 10 entries;
 :class:`NestedLists` pages the rest from the list's own endpoint and puts the complete
-list back in the parent record. :func:`list_rows` reads one parent's list, from the
+list back in the parent record. :func:`list_pages` reads one parent's list, from the
 embedded list's last entry or from the start: the read a children table of either kind
 (from the parent's embedded list, or per parent) is made of.
 """
@@ -10,7 +10,7 @@ embedded list's last entry or from the start: the read a children table of eithe
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,7 +19,7 @@ import msgspec
 import orjson
 
 from tap_stripe.client import StripeAPIError, StripeClient, StripeError
-from tap_stripe.records import NestedListCheck, RawRecord, split_page
+from tap_stripe.records import NestedListCheck, RawRecord, id_of, split_page
 from tap_stripe.run import Run
 from tap_stripe.tables import TableSpec
 
@@ -53,6 +53,28 @@ def list_page(
         raise StripeError(msg) from exc
 
 
+def list_pages(
+    client: StripeClient,
+    path: str,
+    base: Mapping[str, Any],
+    *,
+    stream: str,
+    after: str | None = None,
+) -> Iterator[list[msgspec.Raw]]:
+    """The pages of the list at ``path`` after the row ``after`` (from the start without),
+    each as its rows' raw JSON."""
+    cursor = after
+    while True:
+        params: dict[str, Any] = {**base, "limit": PAGE_SIZE}
+        if cursor:
+            params["starting_after"] = cursor
+        raws, has_more = list_page(client, path, params, stream=stream)
+        cursor = id_of(raws[-1]) if has_more and raws else None
+        yield raws
+        if cursor is None:
+            return
+
+
 def list_rows(
     client: StripeClient,
     path: str,
@@ -62,18 +84,8 @@ def list_rows(
     after: str | None = None,
 ) -> list[dict]:
     """Every row of the list at ``path`` after the row ``after`` (from the start without)."""
-    rows: list[dict] = []
-    cursor = after
-    while True:
-        params: dict[str, Any] = {**base, "limit": PAGE_SIZE}
-        if cursor:
-            params["starting_after"] = cursor
-        raws, has_more = list_page(client, path, params, stream=stream)
-        items = [orjson.loads(memoryview(raw)) for raw in raws]
-        rows.extend(items)
-        if not (has_more and items):
-            return rows
-        cursor = items[-1]["id"]
+    pages = list_pages(client, path, base, stream=stream, after=after)
+    return [orjson.loads(memoryview(raw)) for raws in pages for raw in raws]
 
 
 class NestedLists:

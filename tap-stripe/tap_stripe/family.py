@@ -16,9 +16,10 @@ read whole under a table version retires its children under the same version.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,16 +28,19 @@ import orjson
 
 from tap_stripe import shutdown
 from tap_stripe.availability import unavailable_reason
+from tap_stripe.baton import Baton
 from tap_stripe.changes import (
     DELETED_AT,
     ChangedFields,
     RemovedRows,
     iso_time,
 )
-from tap_stripe.children import GONE_STATUS, list_rows, listed_rows
+from tap_stripe.children import GONE_STATUS, list_pages, listed_rows
 from tap_stripe.client import StripeAPIError
 from tap_stripe.emit import Emitter
 from tap_stripe.fetcher import Page
+from tap_stripe.lists_under_way import ListsUnderWay
+from tap_stripe.records import RawRecord, parent_column
 from tap_stripe.run import Run
 from tap_stripe.tables import ParentParam, TableSpec
 
@@ -100,9 +104,12 @@ class ListedChild:
 
     ``parents_of`` gives the rows it is listed for from one of the family's parents when
     its parent is itself a child (a subscription's items, for their usage summaries).
-    The lists of a page's parents are read concurrently, on a pool made on first use. A
-    parent whose list Stripe refuses (gone since it was listed, or a list the key may not
-    read for that parent) is left out, with one warning per table and a count at the end.
+    The lists of the parents are read concurrently, on a pool made on first use, and each
+    writes its rows a page at a time as they come (holding the baton): no list is held in
+    memory, and the parent's writer need not wait for one page's lists to start the
+    next's. A parent whose list Stripe refuses (gone since it was listed, or a list the
+    key may not read for that parent) is left out, with one warning per table and a count
+    at the end.
     """
 
     spec: TableSpec
@@ -113,6 +120,7 @@ class ListedChild:
     refused: int = 0
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _closed: bool = field(default=False, repr=False)
 
     @property
     def column(self) -> str:
@@ -136,31 +144,58 @@ class ListedChild:
 
     def rows(self, parents: Sequence[Mapping[str, Any]]) -> list[Row]:
         """Every row of the lists of these parents of the family (or of their rows this
-        child belongs to), each with its parent's id."""
-        return self.collect(self.start(parents))
+        child belongs to), each with its parent's id: read, not written."""
+        pool = self._executor()
+        lists = [pool.submit(self._rows_of, parent_id) for parent_id in self._wanted(parents)]
+        with self.run.baton.released():
+            return [row for rows in lists for row in rows.result()]
 
-    def start(self, parents: Sequence[Mapping[str, Any]]) -> list[Future[list[Row]]]:
-        """Start listing the rows of these parents (see :meth:`rows`)."""
-        if self.parents_of is not None:
-            parents = [row for parent in parents for row in self.parents_of(parent)]
-        wanted = [parent for parent in parents if self.has_list(parent)]
+    def start(
+        self, parents: Sequence[Mapping[str, Any]], time_extracted: datetime.datetime
+    ) -> list[Future[None]]:
+        """Start listing and writing the rows of these parents (see :meth:`rows`), stamped
+        ``time_extracted``; each future is done once its list is written."""
+        wanted = self._wanted(parents)
         if not wanted:
             return []
+        pool = self._executor()
+        return [pool.submit(self._write_list, parent_id, time_extracted) for parent_id in wanted]
+
+    def _wanted(self, parents: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The ids of the parents (or of their rows) that have this child's list."""
+        if self.parents_of is not None:
+            parents = [row for parent in parents for row in self.parents_of(parent)]
+        return [str(parent["id"]) for parent in parents if self.has_list(parent)]
+
+    def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
                     max_workers=self.run.concurrency,
                     thread_name_prefix=f"tap-stripe-{self.spec.name}",
                 )
-            pool = self._pool
-        return [pool.submit(self._rows_of, str(parent["id"])) for parent in wanted]
+            return self._pool
 
-    def collect(self, lists: list[Future[list[Row]]]) -> list[Row]:
-        """The rows of lists :meth:`start` started, waited for without the baton."""
-        with self.run.baton.released():
-            return [row for rows in lists for row in rows.result()]
+    def _write_list(self, parent_id: str, time_extracted: datetime.datetime) -> None:
+        """List ``parent_id``'s rows and write each page of them as it comes."""
+        column = parent_column(self.column)
+        for raws in self._pages_of(parent_id):
+            page = Page([column.set(raw, parent_id) for raw in raws], None)
+            page.time_extracted = time_extracted
+            with self.run.baton.holding():
+                if self._closed:
+                    return  # the table failed or stopped: nothing more goes out
+                self.emitter.emit(page)
 
     def _rows_of(self, parent_id: str) -> list[Row]:
+        return [
+            {**orjson.loads(memoryview(raw)), self.column: parent_id}
+            for raws in self._pages_of(parent_id)
+            for raw in raws
+        ]
+
+    def _pages_of(self, parent_id: str) -> Iterator[list[RawRecord]]:
+        """The pages of ``parent_id``'s list; none once Stripe refuses it."""
         parent = self.spec.parent
         assert parent is not None
         params: dict[str, Any] = dict(self.spec.filters)
@@ -170,14 +205,12 @@ class ListedChild:
         else:
             params[parent.parameter] = parent_id
         try:
-            rows = list_rows(self.run.client, path, params, stream=self.spec.name)
+            yield from list_pages(self.run.client, path, params, stream=self.spec.name)
         except StripeAPIError as exc:
             reason = unavailable_reason(exc, self.spec)
             if reason is None and exc.status != GONE_STATUS:
                 raise
             self._refused(parent_id, reason or f"HTTP {exc.status} {exc.message}")
-            return []
-        return [{**row, self.column: parent_id} for row in rows]
 
     def _refused(self, parent_id: str, reason: str) -> None:
         with self._lock:
@@ -192,18 +225,21 @@ class ListedChild:
             )
 
     def close(self) -> None:
-        """Let the pool go (without waiting for requests under way on a stop)."""
+        """Let the pool go, for good: lists not started are dropped, those under way
+        write nothing more (not waited for on a stop)."""
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=not shutdown.stopping(), cancel_futures=True)
-                self._pool = None
-            if self.refused:
-                self.logger.warning(
-                    "table '%s': %d parents' lists were refused and left out",
-                    self.spec.name,
-                    self.refused,
-                )
-                self.refused = 0
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            with self.run.baton.released():
+                pool.shutdown(wait=not shutdown.stopping(), cancel_futures=True)
+        if self.refused:
+            self.logger.warning(
+                "table '%s': %d parents' lists were refused and left out",
+                self.spec.name,
+                self.refused,
+            )
+            self.refused = 0
 
 
 class Family:
@@ -230,6 +266,8 @@ class Family:
         self.listed_children = tuple(listed_children)
         self.strip = tuple(strip)
         self.list_owned = list_owned
+        baton = self.listed_children[0].run.baton if self.listed_children else Baton()
+        self._lists = ListsUnderWay(baton)
 
     @property
     def list_fields(self) -> tuple[str, ...]:
@@ -247,7 +285,25 @@ class Family:
         ``removed``: rows the parents' events listed before; those a parent does not list
         now are written as tombstones. ``changed``: for parents written from events, the
         fields their events changed (``None``: a listed page).
+
+        The per-parent lists of a page followed by more of its reading (``Page.more``) go
+        on while the next pages are written. A page that finishes a window returns once
+        the lists of every page below the window's end are written, and any other page
+        once all are: the state saved after it (the bookmark never passes a window not
+        finished) covers their rows.
         """
+        written = self._emit_page(page, removed, changed)
+        if page.more:
+            self._lists.bound()
+        elif page.finished is not None:
+            self._lists.wait(below=page.finished.hi)
+        else:
+            self._lists.wait()
+        return written
+
+    def _emit_page(
+        self, page: Page, removed: RemovedRows | None, changed: ChangedFields | None
+    ) -> int:
         if not (self.children or self.listed_children or self.strip) or not page.raws:
             return self.parent.emit(page) if self.parent is not None else len(page.raws)
         parents = page.records()
@@ -257,17 +313,12 @@ class Family:
             if removed:
                 rows += self._gone(child, parents, removed)
             self._write(child.emitter, rows, page)
-        started = []
         for listed in self.listed_children:
             if changed is None:
                 chosen = parents if self.list_owned or not listed.spec.event_types else []
             else:
                 chosen = [p for p in parents if listed.refreshed_by(changed.get(p["id"], set()))]
-            started.append((listed, listed.start(chosen)))
-        # Every child's lists are under way before any is waited for: each child has an
-        # endpoint (and budget) of its own.
-        for listed, lists in started:
-            self._write(listed.emitter, listed.collect(lists), page)
+            self._lists.add(listed.start(chosen, page.time_extracted), page.created_below)
         return len(parents)
 
     def _emit_parents(self, parents: list[Row], page: Page) -> None:
@@ -321,12 +372,15 @@ class Family:
         emitter.emit(out)
 
     def flush(self) -> None:
-        """Write out every buffered record."""
+        """Write out every buffered record, once every list started is written."""
+        self._lists.wait()
         for emitter in self.emitters():
             emitter.flush()
 
     def close(self) -> None:
-        """Let the per-parent listers' pools go."""
+        """Let the per-parent listers' pools go; lists not written by now (a failure or a
+        stop: a finished reading ends with a page that waits for them) are dropped."""
+        self._lists.drop()
         for listed in self.listed_children:
             listed.close()
 

@@ -60,13 +60,28 @@ class PageBudget:
 
 
 class Page:
-    """Raw records of one fetched page, and the window it finished (if it did)."""
+    """Raw records of one fetched page, and the window it finished (if it did).
 
-    __slots__ = ("finished", "raws", "time_extracted")
+    ``more``: more pages of the same reading follow it and no state is saved after it,
+    so its writer need not wait for what it started (its children's lists) before going
+    on. ``created_below``: every record of the page was created before it (its
+    window's end; ``None``: not known).
+    """
 
-    def __init__(self, raws: list[RawRecord], finished: Window | None) -> None:
+    __slots__ = ("created_below", "finished", "more", "raws", "time_extracted")
+
+    def __init__(
+        self,
+        raws: list[RawRecord],
+        finished: Window | None,
+        *,
+        more: bool = False,
+        created_below: int | None = None,
+    ) -> None:
         self.raws = raws
         self.finished = finished
+        self.more = more
+        self.created_below = created_below
         self.time_extracted = datetime.datetime.now(datetime.UTC)
 
     def records(self) -> list[dict]:
@@ -134,7 +149,7 @@ class PageFetcher:
                 if has_more:
                     last_id, last_created = self._cursor(raws[-1])
                     first_created = self._cursor(raws[0])[1]
-                    self._put(Page(raws, None))
+                    self._put(Page(raws, None, more=True, created_below=window.hi))
                     cont = scheduler.continue_after(window, first_created, last_created, last_id)
                     self._covered(window, last_created, cont)
                 else:

@@ -178,7 +178,7 @@ class Listing:
                 if not has_more or len(kept) < len(raws):
                     yield Page(kept, Window(start, end))
                     return
-                yield Page(kept, None)
+                yield Page(kept, None, more=True)
 
     def whole(self) -> Iterator[Page]:
         """Every page of the table without a ``created`` filter, or its single object."""
@@ -188,5 +188,5 @@ class Listing:
             yield Page([self._stamped(body)], None)
             return
         with closing(self._list_pages()) as pages:
-            for raws, _ in pages:
-                yield Page(raws, None)
+            for raws, has_more in pages:
+                yield Page(raws, None, more=has_more)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 
 import msgspec
+import orjson
 
 RawRecord = bytes | msgspec.Raw
 
@@ -69,6 +70,45 @@ cursor_of: CursorOf = cursor_reader()
 """``(id, created)`` of a raw record."""
 
 
+class _Id(msgspec.Struct):
+    id: str
+
+
+_decode_id = msgspec.json.Decoder(_Id).decode
+
+
+def id_of(record: RawRecord) -> str:
+    """The ``id`` of a raw record (a list's cursor), whatever else it holds."""
+    return _decode_id(record).id
+
+
+class ParentColumn:
+    """Sets one top-level property of raw records (a child row's parent id) without
+    decoding the rest: spliced in first when the record lacks it, left as it is when it
+    already holds that value (a payment method's ``customer``), else set by a decode."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._member = orjson.dumps(name) + b":"
+        struct = msgspec.defstruct(
+            "Member", [("value", msgspec.Raw, msgspec.field(name=name, default=None))]
+        )
+        self._decode = msgspec.json.Decoder(struct).decode
+
+    def set(self, record: RawRecord, value: str) -> RawRecord:
+        """``record`` with this property set to ``value``."""
+        encoded = orjson.dumps(value)
+        current = self._decode(record).value
+        if current is not None and bytes(current) == encoded:
+            return record
+        view = memoryview(record)
+        if current is None and not _empty(view):
+            return b"".join((b"{", self._member, encoded, b",", view[1:]))
+        row = orjson.loads(view)
+        row[self.name] = value
+        return orjson.dumps(row)
+
+
 class KeyCheck:
     """Tells whether raw records carry only known top-level properties, cheaply.
 
@@ -117,3 +157,14 @@ class NestedListCheck:
             nested is not None and nested.has_more
             for nested in (getattr(decoded, f"f{i}") for i in range(len(self.fields)))
         )
+
+
+@cache
+def parent_column(name: str) -> ParentColumn:
+    """The one :class:`ParentColumn` of property ``name`` (each builds a decoder type)."""
+    return ParentColumn(name)
+
+
+def _empty(view: memoryview) -> bool:
+    """Whether the raw object in ``view`` has no member (``{}``, maybe with spaces)."""
+    return len(view) < 16 and bytes(view[1:]).strip() == b"}"

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 from tap_stripe.changes import DELETED_AT
+from tap_stripe.records import parent_column
 from tap_stripe.tables import TABLES, TABLES_BY_NAME, TableSpec
 
-from tests.tap.conftest import base_config, run_tap
+from tests.tap.conftest import base_config, entry_of, run_tap
 from tests.tap.fake_stripe import FakeStripe, error, make_object, stripe_list
 
 DAY = 86_400
@@ -226,3 +228,78 @@ def test_a_quiet_run_of_a_child_costs_its_parents_requests_and_its_own_events(
     evented = state is not None and bool(top.event_types or child.event_types)
     expected = 1 + int(evented)
     assert len(stripe.requests) == expected, stripe.requests
+
+
+def test_one_pages_long_list_does_not_hold_back_the_next_pages_lists(
+    stripe: FakeStripe,
+) -> None:
+    """A parent page's lists go on while the next page's start: one payout with thousands
+    of balance transactions, listed a page at a time, must not stall its table's others.
+    The newest customer's list goes on page after page until the oldest customer's list
+    (on the next page of customers) is asked for."""
+    now = int(time.time())
+    customers = stripe.add(
+        "customer", [make_object("customer", now - DAY - 60 * i) for i in range(150)]
+    )
+    newest, oldest = customers[0], customers[-1]
+    long_path = f"/v1/customers/{newest['id']}/payment_methods"
+    oldest_path = f"/v1/customers/{oldest['id']}/payment_methods"
+    pages_before = 1000
+
+    def page(request: object, context: object) -> dict:
+        served = sum(path == long_path for path, _ in stripe.requests)
+        goes_on = served < pages_before and all(path != oldest_path for path, _ in stripe.requests)
+        method = payment_method(served, newest["id"])
+        return stripe_list([method], long_path, has_more=goes_on)
+
+    stripe.fail_path(long_path, *[page] * pages_before)
+
+    result = run_tap(base_config(max_concurrency=4), streams=("paymentmethod",))
+
+    assert result.error is None
+    long_list = sum(path == long_path for path, _ in stripe.requests)
+    assert long_list < pages_before, "the next page's lists waited for the long one"
+    assert len(result.records["paymentmethod"]) == long_list
+
+
+def test_every_state_covers_the_listed_rows_of_the_parents_below_its_bookmark(
+    stripe: FakeStripe,
+) -> None:
+    customers = stripe.add(
+        "customer", [make_object("customer", 1_600_000_000 + i * DAY) for i in range(450)]
+    )
+    for customer in customers:
+        method = payment_method(int(customer["created"]), customer["id"])
+        stripe.listed["paymentmethod", customer["id"]] = [method]
+
+    result = run_tap(base_config(max_concurrency=4), streams=("customer", "paymentmethod"))
+
+    assert result.error is None
+    assert len(result.records["paymentmethod"]) == len(customers)
+    listed: set[str] = set()
+    bookmarks = []
+    for message in result.messages:
+        if message["type"] == "RECORD" and message["stream"] == "paymentmethod":
+            listed.add(message["record"]["customer"])
+        elif message["type"] == "STATE":
+            bookmark = entry_of(message["value"], "customer").get("replication_key_value")
+            if bookmark is not None:
+                bookmarks.append(bookmark)
+                below = {c["id"] for c in customers if c["created"] < bookmark}
+                assert below <= listed, bookmark
+    assert len(set(bookmarks)) > 1, "the bookmark moved more than once"
+
+
+def test_a_listed_row_gets_its_parents_id_and_keeps_stripes_bytes() -> None:
+    column = parent_column("payout")
+
+    assert column.set(b'{"id":"txn_1","amount":-5}', "po_1") == (
+        b'{"payout":"po_1","id":"txn_1","amount":-5}'
+    )
+    same = b'{"id":"txn_1","payout":"po_1"}'
+    assert column.set(same, "po_1") is same
+    assert orjson.loads(column.set(b'{"id":"txn_1","payout":"po_2"}', "po_1")) == {
+        "id": "txn_1",
+        "payout": "po_1",
+    }
+    assert orjson.loads(column.set(b"{ }", 'po_"1')) == {"payout": 'po_"1'}
