@@ -71,6 +71,8 @@ def list_pages(
         raws, has_more = list_page(client, path, params, stream=stream)
         cursor = id_of(raws[-1]) if has_more and raws else None
         yield raws
+        # Not held while the next page is asked for (a wait for the budget).
+        del raws
         if cursor is None:
             return
 

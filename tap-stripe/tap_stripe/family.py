@@ -186,6 +186,8 @@ class ListedChild:
                 if self._closed:
                     return  # the table failed or stopped: nothing more goes out
                 self.emitter.emit(page)
+            # Not held while the next page is asked for (a wait for the budget).
+            del raws, page
 
     def _rows_of(self, parent_id: str) -> list[Row]:
         return [

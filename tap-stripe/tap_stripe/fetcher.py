@@ -145,22 +145,28 @@ class PageFetcher:
         scheduler, pages = self._scheduler, self._pages
         try:
             while (window := scheduler.take()) is not None:
-                raws, has_more = self._fetch(window)
-                if has_more:
-                    last_id, last_created = self._cursor(raws[-1])
-                    first_created = self._cursor(raws[0])[1]
-                    self._put(Page(raws, None, more=True, created_below=window.hi))
-                    cont = scheduler.continue_after(window, first_created, last_created, last_id)
-                    self._covered(window, last_created, cont)
-                else:
-                    self._put(Page(raws, window))
-                    scheduler.done(window)
-                    self._covered(window, window.lo, None)
+                self._fetch_page(window)
         except BaseException as exc:  # handed to the main thread, which raises it
             scheduler.stop()
             pages.put(_WorkerFailed(exc))
         finally:
             pages.put(_WORKER_EXIT)
+
+    def _fetch_page(self, window: Window) -> None:
+        """Fetch the next page of ``window`` and hand it on. A call of its own, so that
+        its page is let go with it: a worker waiting for its next request's budget (for
+        seconds at the account's limit) holds no page, and the page's body with it."""
+        raws, has_more = self._fetch(window)
+        if has_more:
+            last_id, last_created = self._cursor(raws[-1])
+            first_created = self._cursor(raws[0])[1]
+            self._put(Page(raws, None, more=True, created_below=window.hi))
+            cont = self._scheduler.continue_after(window, first_created, last_created, last_id)
+            self._covered(window, last_created, cont)
+        else:
+            self._put(Page(raws, window))
+            self._scheduler.done(window)
+            self._covered(window, window.lo, None)
 
     def _covered(self, window: Window, reached: int, cont: Window | None) -> None:
         """Tell how much of the range ``window``'s page read, down to ``reached``."""
@@ -200,6 +206,7 @@ class PageFetcher:
                     error = error or item.error
                 elif error is None:
                     yield item
+                del item  # not held while the next one is waited for
         finally:
             self.close()
         if error is not None:

@@ -4,11 +4,14 @@ how much of its range it read."""
 from __future__ import annotations
 
 import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import orjson
 from tap_stripe.baton import Baton
-from tap_stripe.fetcher import PageBudget, PageFetcher
+from tap_stripe.fetcher import Page, PageBudget, PageFetcher
 from tap_stripe.windows import Window
 
 
@@ -108,3 +111,56 @@ def test_the_pages_of_a_range_report_covering_all_of_it_once() -> None:
 
     assert records == len(rows)
     assert sum(covered) == 10_001
+
+
+class Row(bytearray):
+    """A raw record a test can hold a weak reference to (``bytes`` takes none)."""
+
+
+class WatchedBaton(Baton):
+    """A baton that tells when a writer lets it go to wait for its next page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        self.waiting.set()
+        with super().released():
+            yield
+
+
+def test_a_worker_waiting_for_its_next_request_holds_no_page() -> None:
+    """At the account's limit a worker waits seconds for its next request: the page it
+    fetched before (and the body its raw records are cut from) must not wait with it,
+    nor with the writer waiting for the next page."""
+    asked_again = threading.Event()
+    may_answer = threading.Event()
+    first: list[weakref.ref[Row]] = []
+
+    def fetch(window: Window) -> tuple[list[bytearray], bool]:
+        if window.cursor is None:
+            row = Row(orjson.dumps({"id": "ch_2", "created": 6}))
+            first.append(weakref.ref(row))
+            return [row], True
+        asked_again.set()
+        may_answer.wait(timeout=10)
+        return [Row(orjson.dumps({"id": "ch_1", "created": 5}))], False
+
+    baton = WatchedBaton()
+    fetcher = PageFetcher("t", fetch, [Window(0, 10)], workers=1, baton=baton)  # type: ignore[arg-type]
+    pages = iter(fetcher)
+    assert next(pages).more
+    baton.waiting.clear()
+    rest: list[Page] = []
+    writer = threading.Thread(target=lambda: rest.extend(pages))
+    writer.start()
+    assert asked_again.wait(timeout=10) and baton.waiting.wait(timeout=10)
+
+    alive = first[0]() is not None
+    may_answer.set()
+    writer.join(timeout=10)
+
+    assert not alive, "the last page was held while the next one was asked for"
+    assert [page.finished for page in rest] == [Window(0, 10, "ch_2")]
