@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from tap_stripe.allocator import hand_back_large_buffers
 from tap_stripe.baton import Baton
 from tap_stripe.client import Cancelled
 
@@ -26,8 +27,10 @@ def sync_at_once(streams: Sequence[Syncable], baton: Baton, stop_all: Callable[[
     raise the first failure once every thread has ended.
 
     The first failure calls ``stop_all`` (the client's cancel), so the other tables stop
-    at their next request with :class:`Cancelled`, which is not theirs to report.
+    at their next request with :class:`Cancelled`, which is not theirs to report. The
+    threads' page buffers are handed back to the system when freed (``allocator.py``).
     """
+    hand_back_large_buffers()
     failures: list[BaseException] = []
     ended: queue.SimpleQueue[str] = queue.SimpleQueue()
 
