@@ -280,7 +280,12 @@ class Bench:
     def _tap_alone(self, sim: SimHandle) -> bool:
         """The tap with nothing to wait for; its output is also the target-alone input."""
         tap_config = self._write(
-            "tap-nolimit.json", {**self._tap_config(sim), "max_requests_per_second": 0}
+            "tap-nolimit.json",
+            {
+                **self._tap_config(sim),
+                "max_requests_per_second": 0,
+                "max_requests_per_second_per_endpoint": 0,
+            },
         )
         stderr = REPO / self.work / "tap-alone.stderr"
         out = self.work / "tap-output.singer"
@@ -297,7 +302,7 @@ class Bench:
         self.commands["tap alone"] = command
         self.rows.append(
             at_least(
-                f"Tap alone (latency 0, no limits, max_requests_per_second=0, stdout to a "
+                f"Tap alone (latency 0, no limits, both budgets 0, stdout to a "
                 f"file): records/s ({records:,} in {finished.seconds:.1f}s)",
                 records / finished.seconds,
                 15000,

@@ -36,6 +36,7 @@ from stripe_sim.dataset import EVENT_RETENTION
 from stripe_sim.runner import SimHandle
 
 TABLE_VERSION = "_sdc_table_version"
+ACCOUNT_COLUMN = "_stripe_account"
 WORKERS = 2
 # Stripe embeds a nested list's first 10 entries in its parent.
 FIRST_PAGE = 10
@@ -89,12 +90,13 @@ def _compare_table(
     sim_url: str, db: Path, schema: str, oldest_event: int, name: str
 ) -> TableVerdict:
     spec = TABLES_BY_NAME[name]
+    sim = SimHandle(sim_url, api_key="")
     connection = duckdb.connect(str(db), read_only=True)
     try:
-        rows = list(_rows(connection, schema, name))
+        rows = list(_rows(connection, schema, name, sim.account_id))
     finally:
         connection.close()
-    return compare(spec, rows, truth(SimHandle(sim_url, api_key=""), spec), oldest_event)
+    return compare(spec, rows, truth(sim, spec), oldest_event)
 
 
 def compare(
@@ -178,14 +180,21 @@ def _with_parent_column(spec: TableSpec, rows: list[dict[str, Any]]) -> None:
                 entry.setdefault(column, row["id"])
 
 
-def _rows(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> Iterator[dict]:
-    """The table's rows as DuckDB renders them in JSON (JSON columns nested), without the
-    table version (it names the run that last read the table)."""
-    cursor = connection.execute(f'SELECT to_json(t) FROM "{schema}"."{table}" t')
+def _rows(
+    connection: duckdb.DuckDBPyConnection, schema: str, table: str, account: str
+) -> Iterator[dict]:
+    """The table's rows of ``account`` (the simulator's main one: a row of another is
+    missing from the truth's side) as DuckDB renders them in JSON (JSON columns nested),
+    without the account and the table version (it names the run that last read the
+    table)."""
+    cursor = connection.execute(
+        f'SELECT to_json(t) FROM "{schema}"."{table}" t WHERE {ACCOUNT_COLUMN} = ?', [account]
+    )
     while batch := cursor.fetchmany(10_000):
         for (text,) in batch:
             row = orjson.loads(text)
             row.pop(TABLE_VERSION, None)
+            row.pop(ACCOUNT_COLUMN)
             yield row
 
 
