@@ -39,9 +39,17 @@ class ConflictError(DatabaseError):
     """A commit that still conflicted after `MAX_ATTEMPTS` attempts."""
 
 
+# DuckLake's words for a commit another writer's commit refused: a conflict it names, or
+# its catalog's commit failing under a concurrent one (no reason given, seen under load).
+CONFLICT_WORDS = ("conflict", "failed to commit ducklake transaction")
+
+
 def is_conflict(error: duckdb.Error) -> bool:
     """Whether `error` is a commit refused for another writer's change."""
-    return isinstance(error, duckdb.TransactionException) and "conflict" in str(error).lower()
+    message = str(error).lower()
+    return isinstance(error, duckdb.TransactionException) and any(
+        words in message for words in CONFLICT_WORDS
+    )
 
 
 def reason(error: duckdb.Error) -> str:

@@ -93,7 +93,9 @@ def test_faults_and_rate_limits_change_nothing(
     reference_tables: dict, faulty_sim: SimHandle, tmp_path: Path
 ) -> None:
     # Twice the simulator's limit for the ~400 requests of a run: some 429s are certain.
-    configs = write_configs(tmp_path, faulty_sim, tap={"max_requests_per_second": 120})
+    # Per endpoint unlimited too: the tap's own 24/s per endpoint would keep it under.
+    tap = {"max_requests_per_second": 120, "max_requests_per_second_per_endpoint": 0}
+    configs = write_configs(tmp_path, faulty_sim, tap=tap)
     run_pipe(configs)
 
     statuses = faulty_sim.stats()["by_status"]
