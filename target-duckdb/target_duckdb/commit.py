@@ -86,7 +86,7 @@ class Commit:
     def submit(self, database: Database) -> None:
         """Run this commit on the loader thread once the previous one finished (and succeeded)."""
         if self.state is not None:
-            database.ensure_state_table()
+            database.states.ensure()
         database.submit(lambda: self.run(database))
 
     def run(self, database: Database) -> None:
@@ -124,7 +124,7 @@ class Commit:
             for batch in batches:
                 database.load_batch(batch)
             if state is not None:
-                database.save_state(self.state_id, state.decode())
+                database.states.save(self.state_id, state.decode())
 
         database.committed(body, f"Committing {sum(b.count for b in batches)} records")
         for batch in batches:

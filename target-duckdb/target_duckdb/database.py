@@ -1,35 +1,30 @@
-"""What the target does to its database: DDL, column changes, the state table, and the load
-of a batch (`Database.load_batch`: its file written, the rows it replaces deleted, its
-records inserted from read_json) inside the transaction `commit` opens. The connection,
-its loader thread and its transactions are `session`'s.
+"""What the target does to its database: DDL, column changes, and the load of a batch
+(`Database.load_batch`: its file written, the rows it replaces deleted, its records
+inserted from read_json) inside the transaction `commit` opens; the state table is
+`Database.states` (`state_table`). The connection, its loader thread and its transactions
+are `session`'s.
 
 Where it writes (a file, a DuckLake, MotherDuck) is `connection`'s business; what differs
-here for a DuckLake: a column whose type DuckLake cannot change in place is rebuilt, a
-column change another writer made first is read back, and the state table, without a
-primary key, gets a row per commit (the newest row of a state id, by rowid, which DuckLake
-gives in commit order, is its state; the older ones go at the end of a run).
+here for a DuckLake: a column whose type DuckLake cannot change in place is rebuilt, and a
+column change another writer made first is read back.
 """
 
 from __future__ import annotations
 
-import logging
 import typing as t
 from collections.abc import Mapping, Sequence
 
 from target_duckdb import conflicts, types
 from target_duckdb.connection import literal, quote
 from target_duckdb.session import DEFAULT_MEMORY_LIMIT, Session
+from target_duckdb.state_table import StateTable
 
 if t.TYPE_CHECKING:
     from target_duckdb.batch import Batch
 
-
-STATE_TABLE = "_singer_state"
 # A column being rebuilt in a DuckLake (a type change it cannot make in place) is this
 # column's name with this suffix until it replaces the old one, in the same transaction.
 REBUILT_SUFFIX = "__target_duckdb_new"
-
-logger = logging.getLogger("target-duckdb")
 
 
 class Database(Session):
@@ -53,9 +48,8 @@ class Database(Session):
             read_only=read_only,
             memory_limit=memory_limit,
         )
-        self._state_schema = state_schema
         self._schemas: set[str] = set()
-        self._state_table_ready = False
+        self.states = StateTable(self, state_schema)
 
     # Tables and columns
 
@@ -241,68 +235,3 @@ class Database(Session):
                 f"WHERE {where} AND _sdc_deleted_at IS NULL",
                 parameters,
             )
-
-    # State
-
-    def _state_table(self) -> str:
-        return f"{quote(self._state_schema)}.{quote(STATE_TABLE)}"
-
-    def ensure_state_table(self) -> None:
-        """Create the table holding the last committed state of each state id (once)."""
-        if self._state_table_ready:
-            return
-        self._state_table_ready = True
-        self.ensure_schema(self._state_schema)
-        key = " PRIMARY KEY" if self.kind.constraints else ""
-        self.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._state_table()} "
-            f"(state_id VARCHAR{key}, state JSON, committed_at TIMESTAMPTZ)"
-        )
-
-    def save_state(self, state_id: str, state_json: str) -> None:
-        """Persist a state given as JSON text (inside the caller's transaction).
-
-        Without a primary key (DuckLake) it is a new row: appends by several writers never
-        conflict, where replacing a row would conflict with every other pipeline's commit.
-        """
-        verb = "INSERT OR REPLACE" if self.kind.constraints else "INSERT"
-        self.execute(
-            f"{verb} INTO {self._state_table()} VALUES (?, ?, current_timestamp)",
-            [state_id, state_json],
-        )
-
-    def prune_states(self, state_id: str) -> None:
-        """Delete the rows of `state_id` older than its newest (a DuckLake's, at the end of
-        a run: one delete per run, where one per commit would conflict with the others).
-
-        Housekeeping only: when it keeps conflicting the rows stay for the next run.
-        """
-        if self.kind.constraints or not self._state_table_ready:
-            return
-        table = self._state_table()
-        try:
-            self.execute(
-                f"DELETE FROM {table} WHERE state_id = ? AND rowid < "
-                f"(SELECT max(rowid) FROM {table} WHERE state_id = ?)",
-                [state_id, state_id],
-            )
-        except conflicts.ConflictError as error:
-            logger.warning("Older rows of state %r stay for the next run: %s", state_id, error)
-
-    def load_state(self, state_id: str) -> str | None:
-        """The last persisted state as JSON text, or None."""
-        exists = self.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = ? AND table_name = ?",
-            [self._state_schema, STATE_TABLE],
-        ).fetchone()
-        if not exists or not exists[0]:
-            return None
-        # A lake's rows get their rowid in commit order: the newest is the last committed,
-        # whatever the clocks of the machines that wrote them.
-        row = self.execute(
-            f"SELECT state FROM {self._state_table()} WHERE state_id = ? "
-            "ORDER BY rowid DESC LIMIT 1",
-            [state_id],
-        ).fetchone()
-        return row[0] if row else None

@@ -42,7 +42,7 @@ def last_state(config: dict) -> str:
     except NoLake:
         return "{}"
     try:
-        return database.load_state(config.get("state_id") or "default") or "{}"
+        return database.states.load(config.get("state_id") or "default") or "{}"
     finally:
         database.close()
 

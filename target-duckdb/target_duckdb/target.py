@@ -31,7 +31,7 @@ from singer_sdk.plugin_base import _ConfigInput
 
 from target_duckdb import names, settings
 from target_duckdb.commit import States
-from target_duckdb.database import DEFAULT_MEMORY_LIMIT, STATE_TABLE, Database
+from target_duckdb.database import DEFAULT_MEMORY_LIMIT, Database
 from target_duckdb.errors import (
     BadMessageError,
     BadSchemaError,
@@ -44,6 +44,7 @@ from target_duckdb.messages import Message, MessageReader, Terminated
 from target_duckdb.schemas import check_schema
 from target_duckdb.settings import CONFIG_SCHEMA, DEFAULT_BATCH_SIZE_ROWS
 from target_duckdb.sinks import Sink, SinkSettings
+from target_duckdb.state_table import STATE_TABLE
 
 if t.TYPE_CHECKING:
     from types import FrameType
@@ -264,7 +265,7 @@ class TargetDuckDB(Target):
             self.flush()
             if self._database is not None:
                 self._database.wait()
-                self._database.prune_states(self._states.state_id)
+                self._database.states.prune(self._states.state_id)
         finally:
             self.close()
 
