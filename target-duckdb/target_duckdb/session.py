@@ -1,12 +1,14 @@
 """The one DuckDB connection of a run and the discipline of its use: a loader thread that
 runs one job at a time (loading a batch overlaps reading the next), statements as one-line
-errors, transactions, and the retry of those that conflict with another writer of a
-shared database (`conflicts`). What the statements are is `database`'s business.
+errors, transactions, the retry of those that conflict with another writer of a shared
+database (`conflicts`), and a file's checkpoints after its commits (`checkpoints`; one
+that fails has the file opened again). What the statements are is `database`'s business.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import duckdb
 
 from target_duckdb import conflicts
+from target_duckdb.checkpoints import Checkpoints
 from target_duckdb.connection import Kind, connect, first_line
 from target_duckdb.errors import DatabaseError, StatementError
 
@@ -35,13 +38,16 @@ class Session:
         """Open the file or lake."""
         self.path = path
         self.kind = Kind.of(path)
-        self.connection = connect(
+        self._open = functools.partial(
+            connect,
             path,
             data_path=data_path,
             lock_timeout=lock_timeout,
             read_only=read_only,
             memory_limit=memory_limit,
         )
+        self._checkpoints = Checkpoints(path) if self.kind is Kind.FILE and not read_only else None
+        self.connection = self._connect()
         self._in_transaction = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-load")
         self._job: Future | None = None
@@ -56,7 +62,26 @@ class Session:
         """
         self._executor.shutdown(wait=True)
         self._job = None
+        if self._checkpoints is not None and self._checkpoints.wal_bytes():
+            # Before DuckDB's own checkpoint at close, which has no more memory than a load.
+            self._checkpoints.run(self.connection)
         self.connection.close()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        connection = self._open()
+        if self._checkpoints is not None:
+            self._checkpoints.take_over(connection)
+        return connection
+
+    def _checkpoint(self) -> None:
+        """Checkpoint the file if its WAL is due; after a failed checkpoint (every commit
+        is in the WAL) open it again, which replays the WAL."""
+        if self._checkpoints is None or not self._checkpoints.due:
+            return
+        if not self._checkpoints.run(self.connection):
+            with contextlib.suppress(duckdb.Error):
+                self.connection.close()
+            self.connection = self._connect()
 
     # Background work: one job at a time, so loading a batch overlaps reading the next.
 
@@ -145,6 +170,7 @@ class Session:
             conflicts.retrying(attempt, what)
         else:
             attempt()
+            self._checkpoint()
 
     @contextlib.contextmanager
     def trial(self) -> Iterator[None]:
