@@ -10,16 +10,6 @@ from typing import Any, Protocol
 class SharedClient(Protocol):
     """What of the run's one client (``client.StripeClient``) an account's view calls."""
 
-    def get(
-        self,
-        path: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        stream: str,
-        account: str | None = None,
-        stop: threading.Event | None = None,
-    ) -> Any: ...
-
     def get_bytes(
         self,
         path: str,
@@ -66,12 +56,6 @@ class AccountClient:
     def counted(self, stream: str) -> str:
         """The name ``stream``'s requests of this account are counted under."""
         return stream if self.label is None else f"{self.label}/{stream}"
-
-    def get(self, path: str, params: Mapping[str, Any] | None = None, *, stream: str) -> Any:
-        """GET ``path`` for this account (``StripeClient.get``)."""
-        return self.shared.get(
-            path, params, stream=self.counted(stream), account=self.account, stop=self._stop
-        )
 
     def get_bytes(
         self, path: str, params: Mapping[str, Any] | None = None, *, stream: str

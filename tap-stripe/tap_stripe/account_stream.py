@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Self
 from singer_sdk.singerlib import ActivateVersionMessage
 
 from tap_stripe.accounts import ACCOUNT_COLUMN, Account
+from tap_stripe.progress import UNFINISHED_VERSION, WRITTEN_TABLES
 from tap_stripe.state import inherit_one_account_state
 
 if TYPE_CHECKING:
@@ -66,8 +67,8 @@ class PerAccount:
     def first_sync_done(self) -> bool:
         """Whether this table's state for the account read holds a finished reading."""
         entry = self._table_state()
-        return "unfinished_table_version" not in entry and any(
-            key in entry for key in ("replication_key_value", "events_cursor", "written_tables")
+        return UNFINISHED_VERSION not in entry and any(
+            key in entry for key in ("replication_key_value", "events_cursor", WRITTEN_TABLES)
         )
 
     def _skip(self, reason: str, state_before: dict) -> None:
