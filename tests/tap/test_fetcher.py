@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import orjson
 from tap_stripe.baton import Baton
 from tap_stripe.fetcher import Page, PageBudget, PageFetcher
 from tap_stripe.windows import Window
+
+from tests.tap.watched_baton import WatchedBaton
 
 
 @dataclass
@@ -115,20 +115,6 @@ def test_the_pages_of_a_range_report_covering_all_of_it_once() -> None:
 
 class Row(bytearray):
     """A raw record a test can hold a weak reference to (``bytes`` takes none)."""
-
-
-class WatchedBaton(Baton):
-    """A baton that tells when a writer lets it go to wait for its next page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waiting = threading.Event()
-
-    @contextmanager
-    def released(self) -> Iterator[None]:
-        self.waiting.set()
-        with super().released():
-            yield
 
 
 def test_a_worker_waiting_for_its_next_request_holds_no_page() -> None:

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
 
 import pytest
 from tap_stripe.baton import Baton
 from tap_stripe.lists_under_way import ListsUnderWay
 
-
-class WatchedBaton(Baton):
-    """A baton that tells when the writer lets it go to wait."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waiting = threading.Event()
-
-    @contextmanager
-    def released(self) -> Iterator[None]:
-        self.waiting.set()
-        with super().released():
-            yield
+from tests.tap.watched_baton import WatchedBaton
 
 
 def written() -> Future[None]:
