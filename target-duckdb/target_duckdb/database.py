@@ -167,30 +167,18 @@ class Database(Session):
             f"read_json({literal(batch.file)}, columns = {{{spec}}}, "
             "format = 'newline_delimited', records = true)"
         )
-        upsert = batch.method == "upsert" and bool(keys)
-        staged = False
         if batch.method == "overwrite":
             self.execute(f"DELETE FROM {target}")
-        elif (
-            upsert
-            and len(keys) == 1
-            and not batch.legacy_keys
-            and batch.record_keys is not None
-            and set(map(type, batch.record_keys)) <= {str, int}
-        ):
-            # One key of strings or integers: its rows are deleted by value.
-            key_type = columns.get(keys[0], "VARCHAR")
-            self.execute(
-                f"DELETE FROM {target} WHERE {quote(keys[0])} IN "
-                f"(SELECT unnest(CAST(? AS {key_type}[])))",
-                [batch.record_keys],
-            )
-        elif upsert:
-            # Any other key: the records go through a staging table, whose keys are deleted.
+        elif batch.method == "upsert" and keys:
+            # The rows whose keys arrive are deleted by a join with the keys read back from
+            # the batch file: a list of keys bound as a parameter costs DuckDB ~0.1 ms a key.
             # A row from before a key column was added (NULL there) is matched by the other
             # key columns: re-sent, it is replaced, not duplicated (`legacy_keys`).
-            self.execute(
-                f"CREATE OR REPLACE TEMP TABLE _target_duckdb_stage AS SELECT * FROM {source}"
+            key_spec = ", ".join(f"{literal(k)}: {literal(columns[k])}" for k in keys)
+            arrived = (
+                f"SELECT DISTINCT {', '.join(map(quote, keys))} FROM read_json("
+                f"{literal(batch.file)}, columns = {{{key_spec}}}, "
+                "format = 'newline_delimited', records = true)"
             )
             match = " AND ".join(
                 f"({target}.{quote(k)} = s.{quote(k)} OR {target}.{quote(k)} IS NULL)"
@@ -198,16 +186,13 @@ class Database(Session):
                 else f"{target}.{quote(k)} = s.{quote(k)}"
                 for k in keys
             )
-            self.execute(f"DELETE FROM {target} USING _target_duckdb_stage AS s WHERE {match}")
-            source, staged = "_target_duckdb_stage", True
+            self.execute(f"DELETE FROM {target} USING ({arrived}) AS s WHERE {match}")
         deleted_filter = (
             " WHERE _sdc_deleted_at IS NULL"
             if batch.hard_delete and "_sdc_deleted_at" in columns
             else ""
         )
         self.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}{deleted_filter}")
-        if staged:
-            self.execute("DROP TABLE _target_duckdb_stage")
         return batch.count
 
     def activate_version(
