@@ -160,6 +160,7 @@ class Sink:
     def _build_decoder(self) -> None:
         fields = []
         rename = {}
+        raw_fields: set[str] = set()
         columns = self.columns.types
         for index, (name, type_) in enumerate(columns.items()):
             attribute = f"f{index}"
@@ -169,6 +170,7 @@ class Sink:
                 field_type = _text_field(self._kinds.get(name, frozenset({"string"})))
             if field_type is None:
                 fields.append((attribute, msgspec.Raw, _RAW_NULL))
+                raw_fields.add(name)
             else:
                 fields.append((attribute, field_type, None))
         # msgspec cannot bound integers beyond int64 (HUGEINT columns) nor take every name
@@ -191,6 +193,8 @@ class Sink:
             if self.key_properties
             else None
         )
+        # Keys the fast path decodes to scalars are hashable as they come (no `_hashable`).
+        self._plain_keys = not raw_fields & set(self.key_properties)
 
     # Records
 
@@ -220,7 +224,7 @@ class Sink:
             except msgspec.DecodeError:
                 pass  # the dict path below decides (or reports the line is not JSON)
             else:
-                key = self._key(record, self._key_getter)
+                key = self._struct_key(record)
                 if self.settings.add_record_metadata or version is not None:
                     self._stamp_struct(record, version, time_extracted)
                     return self._append(key, self._encoder.encode(record), line)
@@ -299,6 +303,18 @@ class Sink:
         if self.settings.fail_on_invalid:
             raise InvalidRecordError(text)
         logger.warning("input line %d: %s (loaded anyway)", line, text)
+
+    def _struct_key(self, record: t.Any) -> t.Any:
+        """The key of a record the fast path decoded."""
+        getter = self._key_getter
+        if getter is None or not self._plain_keys:
+            return self._key(record, getter)
+        key = getter(record)
+        if key is None or (type(key) is tuple and None in key):
+            raise MissingKeyError(
+                f"record for stream '{self.stream}' lacks key properties {self.key_properties}"
+            )
+        return key
 
     def _key(self, record: t.Any, getter: Callable[[t.Any], t.Any] | None) -> t.Any:
         if getter is None:
