@@ -193,8 +193,7 @@ class Sink:
             if self.key_properties
             else None
         )
-        # Keys the fast path decodes to scalars are hashable as they come (no `_hashable`).
-        self._plain_keys = not raw_fields & set(self.key_properties)
+        self._plain_keys = bool(self.key_properties) and not raw_fields & set(self.key_properties)
 
     # Records
 
@@ -224,7 +223,10 @@ class Sink:
             except msgspec.DecodeError:
                 pass  # the dict path below decides (or reports the line is not JSON)
             else:
-                key = self._struct_key(record)
+                if self._plain_keys:
+                    key = _present(self._key_getter(record), self.stream, self.key_properties)
+                else:
+                    key = self._key(record, self._key_getter)
                 if self.settings.add_record_metadata or version is not None:
                     self._stamp_struct(record, version, time_extracted)
                     return self._append(key, self._encoder.encode(record), line)
@@ -304,28 +306,12 @@ class Sink:
             raise InvalidRecordError(text)
         logger.warning("input line %d: %s (loaded anyway)", line, text)
 
-    def _struct_key(self, record: t.Any) -> t.Any:
-        """The key of a record the fast path decoded."""
-        getter = self._key_getter
-        if getter is None or not self._plain_keys:
-            return self._key(record, getter)
-        key = getter(record)
-        if key is None or (type(key) is tuple and None in key):
-            raise MissingKeyError(
-                f"record for stream '{self.stream}' lacks key properties {self.key_properties}"
-            )
-        return key
-
     def _key(self, record: t.Any, getter: Callable[[t.Any], t.Any] | None) -> t.Any:
         if getter is None:
             return None
         key = getter(record)
         key = tuple(map(_hashable, key)) if isinstance(key, tuple) else _hashable(key)
-        if key is None or (isinstance(key, tuple) and None in key):
-            raise MissingKeyError(
-                f"record for stream '{self.stream}' lacks key properties {self.key_properties}"
-            )
-        return key
+        return _present(key, self.stream, self.key_properties)
 
     def _append(self, key: t.Any, text: bytes | msgspec.Raw, line: int) -> int:
         self._texts.append(text)
@@ -430,6 +416,14 @@ def _metadata(
         "_sdc_table_version": version,
         "_sdc_sync_started_at": settings.sync_started_at,
     }
+
+
+def _present(key: t.Any, stream: str, key_properties: Sequence[str]) -> t.Any:
+    """`key`, unless it or one of its values is missing. (Keys the fast path decodes to
+    scalars, `Sink._plain_keys`, are hashable as they come: no `_hashable`.)"""
+    if key is None or (type(key) is tuple and None in key):
+        raise MissingKeyError(f"record for stream '{stream}' lacks key properties {key_properties}")
+    return key
 
 
 def _hashable(value: t.Any) -> t.Any:
