@@ -16,15 +16,12 @@ from collections.abc import Mapping, Sequence
 
 from target_duckdb import conflicts, types
 from target_duckdb.connection import literal, quote
+from target_duckdb.names import REBUILT_SUFFIX
 from target_duckdb.session import DEFAULT_MEMORY_LIMIT, Session
 from target_duckdb.state_table import StateTable
 
 if t.TYPE_CHECKING:
     from target_duckdb.batch import Batch
-
-# A column being rebuilt in a DuckLake (a type change it cannot make in place) is this
-# column's name with this suffix until it replaces the old one, in the same transaction.
-REBUILT_SUFFIX = "__target_duckdb_new"
 
 
 class Database(Session):
@@ -162,11 +159,7 @@ class Database(Session):
             batch.payload = b""  # the file has it now: keep memory flat while DuckDB loads
         target = f"{quote(batch.schema_name)}.{quote(batch.table)}"
         columns, keys = batch.columns, batch.keys
-        spec = ", ".join(f"{literal(name)}: {literal(type_)}" for name, type_ in columns.items())
-        source = (
-            f"read_json({literal(batch.file)}, columns = {{{spec}}}, "
-            "format = 'newline_delimited', records = true)"
-        )
+        source = _read_json(batch.file, columns)
         if batch.method == "overwrite":
             self.execute(f"DELETE FROM {target}")
         elif batch.method == "upsert" and keys:
@@ -174,11 +167,10 @@ class Database(Session):
             # the batch file: a list of keys bound as a parameter costs DuckDB ~0.1 ms a key.
             # A row from before a key column was added (NULL there) is matched by the other
             # key columns: re-sent, it is replaced, not duplicated (`legacy_keys`).
-            key_spec = ", ".join(f"{literal(k)}: {literal(columns[k])}" for k in keys)
+            key_columns = {k: columns[k] for k in keys}
             arrived = (
-                f"SELECT DISTINCT {', '.join(map(quote, keys))} FROM read_json("
-                f"{literal(batch.file)}, columns = {{{key_spec}}}, "
-                "format = 'newline_delimited', records = true)"
+                f"SELECT DISTINCT {', '.join(map(quote, keys))} "
+                f"FROM {_read_json(batch.file, key_columns)}"
             )
             match = " AND ".join(
                 f"({target}.{quote(k)} = s.{quote(k)} OR {target}.{quote(k)} IS NULL)"
@@ -220,3 +212,12 @@ class Database(Session):
                 f"WHERE {where} AND _sdc_deleted_at IS NULL",
                 parameters,
             )
+
+
+def _read_json(file: str, columns: Mapping[str, str]) -> str:
+    """DuckDB's read of these columns (name → type) from a batch file."""
+    spec = ", ".join(f"{literal(name)}: {literal(type_)}" for name, type_ in columns.items())
+    return (
+        f"read_json({literal(file)}, columns = {{{spec}}}, "
+        "format = 'newline_delimited', records = true)"
+    )
