@@ -19,6 +19,11 @@ from collections.abc import Iterable
 
 from target_duckdb.errors import BadSchemaError
 
+# A column or table being rebuilt (a column type a DuckLake cannot change in place, a state
+# table losing its key) is its name with this suffix until it replaces the old one, in the
+# same transaction.
+REBUILT_SUFFIX = "__target_duckdb_new"
+
 # msgspec refuses these characters in the field names of the fast path's Struct: streams
 # with such a property load through the dict path instead.
 _STRUCT_UNSAFE = frozenset('\\"') | frozenset(chr(code) for code in range(0x20))

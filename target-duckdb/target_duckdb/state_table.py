@@ -13,6 +13,7 @@ import logging
 
 from target_duckdb import conflicts
 from target_duckdb.connection import ALIAS, Kind, literal, quote
+from target_duckdb.names import REBUILT_SUFFIX
 from target_duckdb.session import Session
 
 STATE_TABLE = "_singer_state"
@@ -31,6 +32,16 @@ class StateTable:
 
     def _table(self) -> str:
         return f"{quote(self._schema)}.{quote(STATE_TABLE)}"
+
+    def _listed(self, catalog: str, condition: str = "") -> bool:
+        """Whether DuckDB's catalog function `catalog` (`duckdb_tables`) has a row of the
+        state table (meeting `condition`)."""
+        row = self._session.execute(
+            f"SELECT count(*) FROM {catalog}() WHERE database_name = current_database() "
+            f"AND schema_name = ? AND table_name = ?{condition}",
+            [self._schema, STATE_TABLE],
+        ).fetchone()
+        return bool(row and row[0])
 
     def ensure(self) -> None:
         """Create the table holding the last committed state of each state id (once); one an
@@ -75,14 +86,9 @@ class StateTable:
         about 100 MB of the 128 MB limit (measured with DuckDB 1.5.5). Without the key the
         row is deleted and inserted again, and DuckDB spills deleted rows like any other.
         """
-        keyed = self._session.execute(
-            "SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database() "
-            "AND schema_name = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'",
-            [self._schema, STATE_TABLE],
-        ).fetchone()
-        if not keyed or not keyed[0]:
+        if not self._listed("duckdb_constraints", " AND constraint_type = 'PRIMARY KEY'"):
             return
-        rebuilt = quote(STATE_TABLE + "__target_duckdb_new")
+        rebuilt = quote(STATE_TABLE + REBUILT_SUFFIX)
 
         def body() -> None:
             self._session.execute(
@@ -125,12 +131,7 @@ class StateTable:
 
     def load(self, state_id: str) -> str | None:
         """The last persisted state as JSON text, or None."""
-        exists = self._session.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = ? AND table_name = ?",
-            [self._schema, STATE_TABLE],
-        ).fetchone()
-        if not exists or not exists[0]:
+        if not self._listed("duckdb_tables"):
             return None
         # A lake's rows get their rowid in commit order: the newest is the last committed,
         # whatever the clocks of the machines that wrote them.
