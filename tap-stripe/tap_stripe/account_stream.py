@@ -11,7 +11,7 @@ from singer_sdk.singerlib import ActivateVersionMessage
 
 from tap_stripe.accounts import ACCOUNT_COLUMN, Account
 from tap_stripe.progress import UNFINISHED_VERSION, WRITTEN_TABLES
-from tap_stripe.state import inherit_one_account_state
+from tap_stripe.state import TIMES, inherit_one_account_state
 
 if TYPE_CHECKING:
     from tap_stripe.run import Run
@@ -68,7 +68,7 @@ class PerAccount:
         """Whether this table's state for the account read holds a finished reading."""
         entry = self._table_state()
         return UNFINISHED_VERSION not in entry and any(
-            key in entry for key in ("replication_key_value", "events_cursor", WRITTEN_TABLES)
+            key in entry for key in (*TIMES, WRITTEN_TABLES)
         )
 
     def _skip(self, reason: str, state_before: dict) -> None:
