@@ -56,6 +56,12 @@ def changes(spec: TableSpec) -> str:
     """How updates and deletes of the table reach the warehouse."""
     if spec.parent is not None:
         parent = TABLES_BY_NAME[spec.parent.table]
+        if owner(spec).read is ReadMode.FULL and spec.parent.embedded_field is None:
+            return (
+                f"listed again for each new or changed `{parent.name}`, and for every one once "
+                "per `relist_children_hours`; rows such a listing did not see retire "
+                "(`ACTIVATE_VERSION`)"
+            )
         if owner(spec).read is ReadMode.FULL:
             return "each run's read of the parent; rows it did not see retire (`ACTIVATE_VERSION`)"
         if spec.event_types:
@@ -102,7 +108,10 @@ def requests(spec: TableSpec) -> str:
         past = "1 per 100 rows past a parent's first 10"
         return f"{past}, every run" if whole else f"{past}; quiet: {events}"
     if whole:
-        return f"1 per `{parent.table}`, every run"
+        return (
+            f"full: 1 per `{parent.table}`; then 1 per new or changed `{parent.table}`, "
+            f"and 1 per `{parent.table}` once per `relist_children_hours`"
+        )
     if spec.event_types:
         return f"full: 1 per `{parent.table}`; then {events}, no list"
     return f"full: 1 per `{parent.table}`; then 1 per new or changed `{parent.table}`"

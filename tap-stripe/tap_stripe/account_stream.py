@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any, Self
 from singer_sdk.singerlib import ActivateVersionMessage
 
 from tap_stripe.accounts import ACCOUNT_COLUMN, Account
-from tap_stripe.progress import UNFINISHED_VERSION, WRITTEN_TABLES
+from tap_stripe.progress import UNFINISHED_VERSION, WRITTEN_TABLES, ReadPlan
+from tap_stripe.relisting import Relisting
 from tap_stripe.state import TIMES, inherit_one_account_state
+from tap_stripe.table_spec import TableKind
 
 if TYPE_CHECKING:
     from tap_stripe.run import Run
@@ -83,17 +85,42 @@ class PerAccount:
         state.update(state_before)
         self._state_changed()
 
-    def _activate_version(self, version: int) -> None:
+    def _relisting(self, plan: ReadPlan) -> Relisting | None:
+        """For a table read whole with selected children listed per parent: the parents
+        whose lists this run reads (``relisting.py``)."""
+        listed = [
+            child.name
+            for child in self._selected_children()
+            if child.spec.kind is TableKind.PER_PARENT_CHILD
+        ]
+        if not plan.whole or not listed:
+            return None
+        run = self._run()
+        return Relisting.plan(self._table_state(), listed, int(run.started_at), run.relist_hours)
+
+    def _activate_version(self, version: int, relisting: Relisting | None = None) -> None:
         """Tell the target that rows not written under ``version`` are gone from Stripe,
         in this table (when selected) and in its selected children: of the account read
-        only (the message's ``scope``), never another account's."""
+        only (the message's ``scope``), never another account's.
+
+        A child listed for some parents only (``relisting``) has its rows retired for
+        those parents and the parents gone, each by a scope of its own; the state then
+        records the parents as listed.
+        """
         scope = {} if self.account is None else {ACCOUNT_COLUMN: self.account.id}
         streams = [self] if self.selected else []
         for stream in streams + self._selected_children():
+            scopes = [scope]
+            if relisting is not None and stream.name in relisting.tables and not relisting.whole:
+                column = stream.spec.parent.column
+                scopes = [{**scope, column: parent} for parent in relisting.retired_parents()]
             for stream_map in stream.stream_maps:
-                self._tap.write_message(
-                    ScopedActivateVersion(stream_map.stream_alias, version, scope)
-                )
+                for each in scopes:
+                    self._tap.write_message(
+                        ScopedActivateVersion(stream_map.stream_alias, version, each)
+                    )
+        if relisting is not None:
+            relisting.save(self._table_state())
 
 
 @dataclass

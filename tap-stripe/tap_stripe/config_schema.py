@@ -6,6 +6,7 @@ from __future__ import annotations
 from singer_sdk import typing as th
 
 from tap_stripe.client import DEFAULT_API_URL, DEFAULT_API_VERSION
+from tap_stripe.relisting import DEFAULT_RELIST_HOURS
 
 # Accounts read at the same time in a run of many: enough to keep the global budget busy
 # while the small accounts' requests wait on Stripe (one account's tables run at once).
@@ -73,6 +74,14 @@ CONFIG_SCHEMA: dict = th.PropertiesList(
         default=300,
         description="Seconds re-read below the bookmark: Stripe can make an object "
         "visible after later ones.",
+    ),
+    th.Property(
+        "relist_children_hours",
+        th.IntegerType,
+        default=DEFAULT_RELIST_HOURS,
+        description="How often a connected account's persons and capabilities (which "
+        "no platform event reports) are listed for every account; between, only for the "
+        "accounts whose object changed; 0: every run.",
     ),
     th.Property("request_timeout", th.IntegerType, default=60, description="Seconds."),
     th.Property(

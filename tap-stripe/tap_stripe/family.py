@@ -251,7 +251,9 @@ class Family:
     ``listed_children`` are listed per parent; ``strip`` are the nested lists expanded
     only for children, left out of the parent's rows; ``list_owned``: whether the parents
     of listed pages have the lists of children with events of their own read too (a run
-    without change capture), or leave their changes to those events.
+    without change capture), or leave their changes to those events. ``relist``, when
+    given, chooses the parents of listed pages whose per-parent lists are read
+    (``relisting.py``).
     """
 
     def __init__(
@@ -262,12 +264,14 @@ class Family:
         *,
         strip: Sequence[str] = (),
         list_owned: bool = True,
+        relist: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> None:
         self.parent = parent
         self.children = tuple(children)
         self.listed_children = tuple(listed_children)
         self.strip = tuple(strip)
         self.list_owned = list_owned
+        self.relist = relist
         baton = self.listed_children[0].run.baton if self.listed_children else Baton()
         self._lists = ListsUnderWay(baton)
 
@@ -318,6 +322,8 @@ class Family:
         for listed in self.listed_children:
             if changed is None:
                 chosen = parents if self.list_owned or not listed.spec.event_types else []
+                if self.relist is not None:
+                    chosen = [parent for parent in chosen if self.relist(parent)]
             else:
                 chosen = [p for p in parents if listed.refreshed_by(changed.get(p["id"], set()))]
             self._lists.add(listed.start(chosen, page.time_extracted), page.created_below)

@@ -16,6 +16,7 @@ from tap_stripe.budgets import EndpointBudgets, RateLimiter
 from tap_stripe.client import StripeClient
 from tap_stripe.events_pass import EventsPass
 from tap_stripe.fetcher import PageBudget
+from tap_stripe.relisting import DEFAULT_RELIST_HOURS
 from tap_stripe.report import Report
 
 DEFAULT_LOOKBACK_SECONDS = 300
@@ -34,6 +35,8 @@ class Run:
         started_at: When the sync started (this machine's clock): the end of every range.
         lookback: Seconds re-read below a bookmark or events cursor.
         floor: ``start_date`` as unix seconds (0 without one).
+        relist_hours: How often the children listed per parent of a table read whole are
+            listed for every parent (``relisting.py``); 0: every run.
     """
 
     client: StripeClient
@@ -44,6 +47,7 @@ class Run:
     started_at: float
     lookback: int
     floor: int
+    relist_hours: int = DEFAULT_RELIST_HOURS
 
     @property
     def rate_limiter(self) -> RateLimiter:

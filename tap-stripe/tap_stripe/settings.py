@@ -224,6 +224,7 @@ CHECKS: dict[str, Check] = {
     "api_url": _string,
     "api_version": _header,
     "lookback_window": _whole(0, "a whole number of seconds of 0 or more"),
+    "relist_children_hours": _whole(0, "a whole number of hours of 0 or more"),
     "request_timeout": _whole(
         1, f"a whole number of seconds from 1 to {MAX_REQUEST_TIMEOUT}", MAX_REQUEST_TIMEOUT
     ),

@@ -33,6 +33,7 @@ from tap_stripe.family import ChildOutput, Family, ListedChild, embedded_rows
 from tap_stripe.fetcher import Page, PageFetcher
 from tap_stripe.listing import Listing
 from tap_stripe.progress import Progress, ReadPlan
+from tap_stripe.relisting import Relisting
 from tap_stripe.run import Run
 from tap_stripe.tables import ReadMode, TableKind, TableSpec, tracks_deletes
 from tap_stripe.windows import Frontier, Window
@@ -145,10 +146,10 @@ class StripeStream(PerAccount, Stream):
         self.state_manager.is_flushed = False
         self._write_state_message()
 
-    def _family(self, plan: ReadPlan) -> Family:
+    def _family(self, plan: ReadPlan, relisting: Relisting | None = None) -> Family:
         """The writer of this stream's pages: its own records when selected, and the rows
         of its selected children, whose SCHEMA goes out first (the SDK does not sync them
-        on their own)."""
+        on their own); ``relisting`` chooses the parents listed for per-parent children."""
         version = plan.version
         embedded, listed = [], []
         for child in self._selected_children():
@@ -164,6 +165,7 @@ class StripeStream(PerAccount, Stream):
             listed,
             strip=self._child_expand(),
             list_owned=plan.events_since is None,
+            relist=None if relisting is None else relisting.wanted,
         )
 
     def _child_expand(self) -> tuple[str, ...]:
@@ -286,7 +288,8 @@ class StripeStream(PerAccount, Stream):
         self._prefetched = None
         plan = reading.plan
         progress = self._progress()
-        family = self._family(plan)
+        relisting = self._relisting(plan)
+        family = self._family(plan, relisting)
         frontier = Frontier(plan.start)
         events_cursor = plan.end if self.spec.event_types else None
         run = self._run()
@@ -331,7 +334,7 @@ class StripeStream(PerAccount, Stream):
                     *run.client.requests_of(self.name),
                 )
         if plan.version is not None and plan.whole:
-            self._activate_version(plan.version)
+            self._activate_version(plan.version, relisting)
         elif plan.version is not None and plan.start < plan.end <= frontier.position:
             self._activate_version(plan.version)
             progress.save(bookmark=frontier.position, events_cursor=events_cursor)

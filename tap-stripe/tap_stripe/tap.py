@@ -43,6 +43,7 @@ from tap_stripe.events_pass import EVENTS_PATH, EventsPass
 from tap_stripe.fetcher import PageBudget, PageFetcher
 from tap_stripe.listing import fetch_list, window_fetcher
 from tap_stripe.output import FastSingerWriter
+from tap_stripe.relisting import DEFAULT_RELIST_HOURS
 from tap_stripe.report import Report
 from tap_stripe.run import Run, floor_of, lookback_of
 from tap_stripe.secrets import scrub
@@ -210,6 +211,7 @@ class TapStripe(Tap):
             started_at=self.sync_started_at,
             lookback=lookback_of(self.config),
             floor=floor_of(self.config),
+            relist_hours=int(self.config.get("relist_children_hours", DEFAULT_RELIST_HOURS)),
         )
         return run
 

@@ -61,6 +61,10 @@ from tests.e2e.harness import (
 
 pytestmark = pytest.mark.e2e
 
+# Every run lists every connected account's persons and capabilities: the mutations
+# change persons without changing their account, which the default (relisting.py) leaves
+# to the daily listing of every account (tests/tap/test_relisting.py).
+RELIST_EVERY_RUN = {"relist_children_hours": 0}
 # The simulator's clock runs this far behind the tap's: everything a test changes before
 # starting the tap is stamped before the second the tap starts in (which the tap leaves
 # to its next run), so no test waits for the clock.
@@ -451,7 +455,7 @@ def assert_incremental_requests(
 def test_updates_and_deletes_reach_duckdb_after_every_run(
     sim: SimHandle, tmp_path: Path, hard: bool
 ) -> None:
-    configs = write_configs(tmp_path, sim, target={"hard_delete": hard})
+    configs = write_configs(tmp_path, sim, tap=RELIST_EVERY_RUN, target={"hard_delete": hard})
     run_pipe(configs)
     deleted = Deletions()
     assert_equals_truth(configs.database, sim, deleted.ids, hard=hard)
@@ -486,7 +490,7 @@ def test_updates_and_deletes_reach_duckdb_after_every_run(
 
 
 def test_events_at_another_api_version_are_refetched(sim: SimHandle, tmp_path: Path) -> None:
-    configs = write_configs(tmp_path, sim)
+    configs = write_configs(tmp_path, sim, tap=RELIST_EVERY_RUN)
     run_pipe(configs)
     cursors = events_cursors(persisted_state(configs))
     sim.set_knobs(other_api_version_rate=1.0)
@@ -544,7 +548,7 @@ def _catch_up_state(state: dict[str, Any], *, cursor: int | None) -> dict[str, A
 def test_catch_up_when_events_cannot_be_read(
     sim: SimHandle, tmp_path: Path, cursor_age_days: int | None, hard: bool
 ) -> None:
-    configs = write_configs(tmp_path, sim, target={"hard_delete": hard})
+    configs = write_configs(tmp_path, sim, tap=RELIST_EVERY_RUN, target={"hard_delete": hard})
     run_pipe(configs)
     deleted = Deletions()
     summary = deleted.mutate(sim, **MUTATION)
@@ -586,7 +590,7 @@ def test_catch_up_when_events_cannot_be_read(
 def test_interrupted_catch_up_starts_over(sim: SimHandle, tmp_path: Path) -> None:
     """A catch-up killed half-way leaves the tables it had not finished at their old
     cursor: the next run catches those up again, and no delete is missed."""
-    configs = write_configs(tmp_path, sim)
+    configs = write_configs(tmp_path, sim, tap=RELIST_EVERY_RUN)
     run_pipe(configs)
     deleted = Deletions()
     # Only objects the first sync saw are deleted: both catch-ups and change capture
@@ -647,7 +651,7 @@ def _select_customer_fields(configs: Configs, fields: set[str], folder: Path) ->
 
 def test_field_selection_keeps_deletes(sim: SimHandle, tmp_path: Path) -> None:
     """A selection of some fields still lands deletes (``_sdc_deleted_at`` is automatic)."""
-    configs = write_configs(tmp_path, sim)
+    configs = write_configs(tmp_path, sim, tap=RELIST_EVERY_RUN)
     catalog = _select_customer_fields(configs, {"email"}, tmp_path)
     run_pipe(configs, catalog=catalog)
     deleted = Deletions()

@@ -135,3 +135,34 @@ def test_a_table_keyed_by_id_is_re_keyed_by_account_and_id(tmp_path, warehouse):
         (None, 3, "old3"),
         ("acct_a", 4, "new4"),
     ]
+
+
+def test_a_scope_of_two_columns_retires_the_older_rows_of_one_parent(tmp_path, warehouse):
+    """The tap's persons listed again for one connected account: a scope of the account
+    read and the parent's column retires that parent's persons not listed again."""
+    props = {ACCOUNT: {"type": "string"}, "account": {"type": "string"}, "id": {"type": "string"}}
+    person = schema_message("person", props, keys=[ACCOUNT, "id"])
+
+    def persons(version: int, *rows: tuple[str, str]) -> list[dict]:
+        return [
+            {
+                "type": "RECORD",
+                "stream": "person",
+                "record": {ACCOUNT: "acct_platform", "account": parent, "id": person_id},
+                "version": version,
+            }
+            for parent, person_id in rows
+        ]
+
+    def activate(version: int, scope: dict) -> dict:
+        return {"type": "ACTIVATE_VERSION", "stream": "person", "version": version, "scope": scope}
+
+    first = [person, *persons(1, ("acct_x", "p1"), ("acct_x", "p2"), ("acct_y", "p3"))]
+    first += [activate(1, {ACCOUNT: "acct_platform"}), state({"run": 1})]
+    assert run(tmp_path, first, **warehouse.settings).exit_code == 0
+    second = [person, *persons(2, ("acct_x", "p1"))]
+    second += [activate(2, {ACCOUNT: "acct_platform", "account": "acct_x"}), state({"run": 2})]
+    result = run(tmp_path, second, **warehouse.settings)
+    assert result.exit_code == 0, result.stderr
+    rows = warehouse.query("SELECT id, _sdc_deleted_at IS NOT NULL FROM person ORDER BY id")
+    assert rows == [("p1", False), ("p2", True), ("p3", False)]

@@ -1,0 +1,104 @@
+"""Which parents of a table read whole have their children's lists read again this run.
+
+A connected account's persons and capabilities are listed per account: the platform's
+``/v1/events`` holds none of their changes (their events are the account's own), and their
+lists take no ``created`` range. Listing them for every account every run costs two
+requests per account per run, which is re-reading every parent to find changed children.
+
+Instead the parent's state entry keeps a fingerprint of each parent as it was when its
+children were last listed, and a run lists the children only of parents that are new or
+whose object changed since. A capability's status and requirements show in the account's
+``capabilities`` and ``requirements``, and so does what a person's verification still
+needs; a person's contact details do not. So once every ``relist_children_hours`` a run
+lists the children of every parent, under its new table version, which retires every row
+it did not see; ``0`` lists them every run.
+
+Between those runs the rows of a parent listed again are written under the run's version
+and retired by an ACTIVATE_VERSION scoped to that parent, and so are the rows of a parent
+gone since its last listing: the other parents' rows stay as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+# State key of the parent's entry: the last listing of its children (see ``Relisting.save``).
+RELISTED = "relisted"
+DEFAULT_RELIST_HOURS = 24
+
+
+def fingerprint(parent: Mapping[str, Any]) -> str:
+    """A short digest of a parent object as Stripe listed it (key order aside)."""
+    text = orjson.dumps(parent, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(text, digest_size=8).hexdigest()
+
+
+@dataclass
+class Relisting:
+    """One run's choice of the parents whose children are listed, and what it leaves
+    for the next run.
+
+    Attributes:
+        tables: The selected children listed per parent, sorted.
+        whole: Every parent's children are listed this run (a new table version retires
+            every row not seen); otherwise only those :meth:`wanted` chooses.
+        listed_at: When the children of every parent were last listed (unix seconds).
+        before: Each parent's fingerprint when its children were last listed.
+    """
+
+    tables: tuple[str, ...]
+    whole: bool
+    listed_at: int
+    before: Mapping[str, str]
+    seen: dict[str, str] = field(default_factory=dict)
+    chosen: set[str] = field(default_factory=set)
+
+    @classmethod
+    def plan(
+        cls, entry: Mapping[str, Any], tables: Sequence[str], now: int, every_hours: int
+    ) -> Relisting:
+        """This run's choice, from the parent's state ``entry``: every parent when the
+        entry has no usable listing of these tables, or when it is ``every_hours`` old."""
+        tables = tuple(sorted(tables))
+        last = entry.get(RELISTED)
+        usable = (
+            isinstance(last, dict)
+            and last.get("tables") == list(tables)
+            and isinstance(last.get("at"), int)
+            and isinstance(last.get("parents"), dict)
+        )
+        if not usable or every_hours == 0 or now - last["at"] >= every_hours * 3600:
+            return cls(tables, True, now, {})
+        parents = {str(key): str(value) for key, value in last["parents"].items()}
+        return cls(tables, False, last["at"], parents)
+
+    def wanted(self, parent: Mapping[str, Any]) -> bool:
+        """Whether ``parent``'s children are listed this run (recording it as seen)."""
+        parent_id = str(parent["id"])
+        mark = self.seen.setdefault(parent_id, fingerprint(parent))
+        if self.whole or self.before.get(parent_id) != mark:
+            self.chosen.add(parent_id)
+            return True
+        return False
+
+    def retired_parents(self) -> list[str]:
+        """The parents whose rows older than this run's version are retired: those listed
+        again, and those gone since their last listing (none when ``whole``: the table's
+        own version retires every row)."""
+        if self.whole:
+            return []
+        gone = set(self.before) - set(self.seen)
+        return sorted(self.chosen | gone)
+
+    def save(self, entry: dict[str, Any]) -> None:
+        """Record, after a complete reading, each parent as listed for the next run."""
+        entry[RELISTED] = {
+            "at": self.listed_at,
+            "tables": list(self.tables),
+            "parents": dict(sorted(self.seen.items())),
+        }

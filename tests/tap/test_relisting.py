@@ -1,0 +1,175 @@
+"""A connected account's persons and capabilities (no platform events, no ``created``
+range): listed for every account once per ``relist_children_hours``, and in between only
+for the accounts whose object changed (``relisting.py``)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from tap_stripe.relisting import RELISTED, Relisting, fingerprint
+from tap_stripe.settings import InputError
+
+from tests.tap.conftest import OWN_ACCOUNT_ID, SyncResult, base_config, run_tap
+from tests.tap.fake_stripe import FakeStripe, make_object
+
+CHILDREN = ("person", "capability")
+HOUR = 3600
+
+
+def accounts_with_children(stripe: FakeStripe, count: int) -> list[dict]:
+    accounts = stripe.add(
+        "connectedaccount",
+        [
+            make_object("connectedaccount", 0, requirements={"currently_due": []})
+            for _ in range(count)
+        ],
+    )
+    for n, account in enumerate(accounts):
+        stripe.listed["person", account["id"]] = [
+            {"id": f"person_{n}", "object": "person", "account": account["id"]}
+        ]
+        stripe.listed["capability", account["id"]] = [
+            {"id": "card_payments", "object": "capability", "status": "active"}
+        ]
+    return accounts
+
+
+def listed_accounts(stripe: FakeStripe, since: int = 0) -> dict[str, list[str]]:
+    """The accounts whose persons and capabilities were listed, from request ``since`` on."""
+    found: dict[str, list[str]] = {"person": [], "capability": []}
+    for path, _ in stripe.requests[since:]:
+        parts = path.split("/")
+        if len(parts) == 5 and parts[2] == "accounts" and parts[4] in ("persons", "capabilities"):
+            found["person" if parts[4] == "persons" else "capability"].append(parts[3])
+    return {table: sorted(ids) for table, ids in found.items()}
+
+
+def versions(result: SyncResult, stream: str) -> list[dict]:
+    """The scopes of ``stream``'s ACTIVATE_VERSIONs."""
+    return [
+        m.get("scope", {})
+        for m in result.messages
+        if m["type"] == "ACTIVATE_VERSION" and m["stream"] == stream
+    ]
+
+
+def sync(state: dict | None = None, **config: object) -> SyncResult:
+    result = run_tap(base_config(**config), state=state, streams=("connectedaccount", *CHILDREN))
+    assert result.error is None
+    return result
+
+
+def test_a_first_run_lists_every_account_and_records_each_one(stripe: FakeStripe) -> None:
+    accounts = accounts_with_children(stripe, 3)
+
+    result = sync()
+
+    ids = sorted(a["id"] for a in accounts)
+    assert listed_accounts(stripe) == {"person": ids, "capability": ids}
+    for table in CHILDREN:
+        assert versions(result, table) == [{"_stripe_account": OWN_ACCOUNT_ID}]
+    relisted = result.entry("connectedaccount")[RELISTED]
+    assert relisted["tables"] == ["capability", "person"]
+    assert relisted["parents"] == {a["id"]: fingerprint(a) for a in accounts}
+
+
+def test_a_quiet_run_lists_no_account_and_retires_no_row(stripe: FakeStripe) -> None:
+    accounts_with_children(stripe, 3)
+    first = sync()
+    before = len(stripe.requests)
+
+    second = sync(first.last_state)
+
+    assert listed_accounts(stripe, before) == {"person": [], "capability": []}
+    assert [path for path, _ in stripe.requests[before:]] == ["/v1/accounts"]
+    assert versions(second, "person") == versions(second, "capability") == []
+    assert versions(second, "connectedaccount") == [{"_stripe_account": OWN_ACCOUNT_ID}]
+    assert second.entry("connectedaccount")[RELISTED] == first.entry("connectedaccount")[RELISTED]
+
+
+def test_a_changed_new_or_gone_account_has_its_rows_listed_again_or_retired(
+    stripe: FakeStripe,
+) -> None:
+    changed, same, gone = accounts_with_children(stripe, 3)
+    first = sync()
+    changed["requirements"] = {"currently_due": ["person_0.verification.document"]}
+    stripe.listed["person", changed["id"]] = []  # its person was removed
+    stripe.delete("connectedaccount", gone["id"])
+    (new,) = accounts_with_children(stripe, 1)
+    before = len(stripe.requests)
+
+    second = sync(first.last_state)
+
+    relisted = sorted([changed["id"], new["id"]])
+    assert listed_accounts(stripe, before) == {"person": relisted, "capability": relisted}
+    assert [r["account"] for r in second.records["person"]] == [new["id"]]
+    retired = sorted([changed["id"], new["id"], gone["id"]])
+    for table in CHILDREN:
+        assert versions(second, table) == [
+            {"_stripe_account": OWN_ACCOUNT_ID, "account": account} for account in retired
+        ]
+    parents = second.entry("connectedaccount")[RELISTED]["parents"]
+    assert parents == {a["id"]: fingerprint(a) for a in (changed, same, new)}
+
+
+def test_every_account_is_listed_again_once_the_listing_is_a_day_old(stripe: FakeStripe) -> None:
+    accounts = accounts_with_children(stripe, 2)
+    state = sync().last_state
+    old = copy.deepcopy(state)
+    for partition in old["bookmarks"]["connectedaccount"]["partitions"]:
+        partition[RELISTED]["at"] -= 24 * HOUR
+    before = len(stripe.requests)
+
+    result = sync(old)
+
+    ids = sorted(a["id"] for a in accounts)
+    assert listed_accounts(stripe, before) == {"person": ids, "capability": ids}
+    assert versions(result, "person") == [{"_stripe_account": OWN_ACCOUNT_ID}]
+    at = result.entry("connectedaccount")[RELISTED]["at"]
+    assert at > old["bookmarks"]["connectedaccount"]["partitions"][0][RELISTED]["at"]
+
+
+def test_relist_children_hours_0_lists_every_account_every_run(stripe: FakeStripe) -> None:
+    accounts = accounts_with_children(stripe, 2)
+    state = sync(relist_children_hours=0).last_state
+    before = len(stripe.requests)
+
+    sync(state, relist_children_hours=0)
+
+    ids = sorted(a["id"] for a in accounts)
+    assert listed_accounts(stripe, before) == {"person": ids, "capability": ids}
+
+
+def test_a_newly_selected_child_has_every_account_listed(stripe: FakeStripe) -> None:
+    accounts = accounts_with_children(stripe, 2)
+    first = run_tap(base_config(), streams=("connectedaccount", "person"))
+    before = len(stripe.requests)
+
+    sync(first.last_state)
+
+    ids = sorted(a["id"] for a in accounts)
+    assert listed_accounts(stripe, before) == {"person": ids, "capability": ids}
+
+
+@pytest.mark.parametrize(
+    "relisted",
+    ["yesterday", {"at": "noon", "tables": ["capability", "person"], "parents": {}}, None],
+)
+def test_an_unreadable_record_of_the_last_listing_lists_every_account(relisted: object) -> None:
+    entry = {RELISTED: relisted}
+
+    plan = Relisting.plan(entry, ["person", "capability"], now=10 * HOUR, every_hours=24)
+
+    assert plan.whole
+    assert plan.wanted({"id": "acct_1"})
+    assert plan.retired_parents() == []
+
+
+def test_a_negative_relist_children_hours_is_one_clear_error() -> None:
+    with pytest.raises(InputError) as raised:
+        run_tap(base_config(relist_children_hours=-1))
+
+    assert str(raised.value) == (
+        "config: relist_children_hours must be a whole number of hours of 0 or more, not -1"
+    )
