@@ -63,7 +63,8 @@ class Relisting:
         cls, entry: Mapping[str, Any], tables: Sequence[str], now: int, every_hours: int
     ) -> Relisting:
         """This run's choice, from the parent's state ``entry``: every parent when the
-        entry has no usable listing of these tables, or when it is ``every_hours`` old."""
+        entry has no usable listing of these tables, or one ``every_hours`` old (or
+        later than ``now``)."""
         tables = tuple(sorted(tables))
         last = entry.get(RELISTED)
         usable = (
@@ -72,7 +73,8 @@ class Relisting:
             and isinstance(last.get("at"), int)
             and isinstance(last.get("parents"), dict)
         )
-        if not usable or every_hours == 0 or now - last["at"] >= every_hours * 3600:
+        # A listing time ahead of this machine's clock cannot be trusted to age.
+        if not usable or not 0 <= now - last["at"] < every_hours * 3600:
             return cls(tables, True, now, {})
         parents = {str(key): str(value) for key, value in last["parents"].items()}
         return cls(tables, False, last["at"], parents)

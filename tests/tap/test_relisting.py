@@ -130,6 +130,13 @@ def test_every_account_is_listed_again_once_the_listing_is_a_day_old(stripe: Fak
     assert at > old["bookmarks"]["connectedaccount"]["partitions"][0][RELISTED]["at"]
 
 
+def test_a_listing_time_later_than_now_lists_every_account() -> None:
+    entry = {RELISTED: {"at": 20 * HOUR, "tables": ["capability", "person"], "parents": {}}}
+
+    assert Relisting.plan(entry, ["person", "capability"], now=10 * HOUR, every_hours=24).whole
+    assert not Relisting.plan(entry, ["person", "capability"], now=21 * HOUR, every_hours=24).whole
+
+
 def test_relist_children_hours_0_lists_every_account_every_run(stripe: FakeStripe) -> None:
     accounts = accounts_with_children(stripe, 2)
     state = sync(relist_children_hours=0).last_state
