@@ -58,8 +58,8 @@ def changes(spec: TableSpec) -> str:
         parent = TABLES_BY_NAME[spec.parent.table]
         if owner(spec).read is ReadMode.FULL and spec.parent.embedded_field is None:
             return (
-                f"listed again for each new or changed `{parent.name}`, and for every one once "
-                "per `relist_children_hours`; rows such a listing did not see retire "
+                f"listed again for each new or changed `{parent.name}` (upserts), and for every "
+                "one once per `relist_children_hours`; rows that listing did not see retire "
                 "(`ACTIVATE_VERSION`)"
             )
         if owner(spec).read is ReadMode.FULL:

@@ -103,22 +103,19 @@ class PerAccount:
         in this table (when selected) and in its selected children: of the account read
         only (the message's ``scope``), never another account's.
 
-        A child listed for some parents only (``relisting``) has its rows retired for
-        those parents and the parents gone, each by a scope of its own; the state then
-        records the parents as listed.
+        A child listed for some parents only (``relisting`` not whole) retires nothing:
+        its other parents' rows were not read again. The state then records the parents
+        as listed.
         """
         scope = {} if self.account is None else {ACCOUNT_COLUMN: self.account.id}
         streams = [self] if self.selected else []
         for stream in streams + self._selected_children():
-            scopes = [scope]
-            if relisting is not None and stream.name in relisting.tables and not relisting.whole:
-                column = stream.spec.parent.column
-                scopes = [{**scope, column: parent} for parent in relisting.retired_parents()]
+            if relisting is not None and not relisting.whole and stream.name in relisting.tables:
+                continue
             for stream_map in stream.stream_maps:
-                for each in scopes:
-                    self._tap.write_message(
-                        ScopedActivateVersion(stream_map.stream_alias, version, each)
-                    )
+                self._tap.write_message(
+                    ScopedActivateVersion(stream_map.stream_alias, version, scope)
+                )
         if relisting is not None:
             relisting.save(self._table_state())
 

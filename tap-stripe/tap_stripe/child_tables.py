@@ -158,7 +158,8 @@ CHILD_TABLES: tuple[TableSpec, ...] = (
         parent=Parent("setupintent", "setup_intent", ParentParam.QUERY, column="setup_intent"),
     ),
     # A connected account's persons and capabilities: their events are the account's,
-    # not the platform's, so they are listed for every account each run.
+    # not the platform's, so they are listed per account (for the accounts that changed,
+    # and for every one once per relist_children_hours: relisting.py).
     TableSpec(
         name="person",
         path="/v1/accounts/{account}/persons",

@@ -109,7 +109,7 @@ class ListedChild:
     memory, and the parent's writer need not wait for one page's lists to start the
     next's. A parent whose list Stripe refuses (gone since it was listed, or a list the
     key may not read for that parent) is left out, with one warning per table and a count
-    at the end.
+    at the end, and passed to ``on_refused``.
     """
 
     spec: TableSpec
@@ -117,6 +117,7 @@ class ListedChild:
     run: Run
     logger: logging.Logger
     parents_of: Callable[[Mapping[str, Any]], list[Row]] | None = None
+    on_refused: Callable[[str], None] | None = None
     refused: int = 0
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -215,6 +216,8 @@ class ListedChild:
             self._refused(parent_id, reason or f"HTTP {exc.status} {exc.message}")
 
     def _refused(self, parent_id: str, reason: str) -> None:
+        if self.on_refused is not None:
+            self.on_refused(parent_id)
         with self._lock:
             self.refused += 1
             first = self.refused == 1

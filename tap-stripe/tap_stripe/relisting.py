@@ -9,13 +9,16 @@ Instead the parent's state entry keeps a fingerprint of each parent as it was wh
 children were last listed, and a run lists the children only of parents that are new or
 whose object changed since. A capability's status and requirements show in the account's
 ``capabilities`` and ``requirements``, and so does what a person's verification still
-needs; a person's contact details do not. So once every ``relist_children_hours`` a run
-lists the children of every parent, under its new table version, which retires every row
-it did not see; ``0`` lists them every run.
+needs. The rest does not: a person's contact details, a person added or removed without a
+change to what the account requires, its relationship. So once every
+``relist_children_hours`` a run lists the children of every parent, under its new table
+version, which retires every row it did not see; ``0`` lists them every run.
 
-Between those runs the rows of a parent listed again are written under the run's version
-and retired by an ACTIVATE_VERSION scoped to that parent, and so are the rows of a parent
-gone since its last listing: the other parents' rows stay as they are.
+Between those runs the rows listed again are upserts, and nothing is retired: a row a
+parent no longer lists (a person removed, an account gone) goes at the next listing of
+every parent. Retiring it sooner would take an ACTIVATE_VERSION scoped to its parent,
+which a Singer target that ignores the scope applies to the whole table, retiring every
+other parent's rows.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class Relisting:
     listed_at: int
     before: Mapping[str, str]
     seen: dict[str, str] = field(default_factory=dict)
-    chosen: set[str] = field(default_factory=set)
+    refused: set[str] = field(default_factory=set)
 
     @classmethod
     def plan(
@@ -83,24 +86,19 @@ class Relisting:
         """Whether ``parent``'s children are listed this run (recording it as seen)."""
         parent_id = str(parent["id"])
         mark = self.seen.setdefault(parent_id, fingerprint(parent))
-        if self.whole or self.before.get(parent_id) != mark:
-            self.chosen.add(parent_id)
-            return True
-        return False
+        return self.whole or self.before.get(parent_id) != mark
 
-    def retired_parents(self) -> list[str]:
-        """The parents whose rows older than this run's version are retired: those listed
-        again, and those gone since their last listing (none when ``whole``: the table's
-        own version retires every row)."""
-        if self.whole:
-            return []
-        gone = set(self.before) - set(self.seen)
-        return sorted(self.chosen | gone)
+    def refuse(self, parent_id: str) -> None:
+        """Note that Stripe refused a list of ``parent_id``'s (called from the listers'
+        threads): the next run lists its children again."""
+        self.refused.add(parent_id)
 
     def save(self, entry: dict[str, Any]) -> None:
-        """Record, after a complete reading, each parent as listed for the next run."""
+        """Record, after a complete reading, each parent as listed for the next run (but
+        those whose lists Stripe refused)."""
+        listed = {key: mark for key, mark in self.seen.items() if key not in self.refused}
         entry[RELISTED] = {
             "at": self.listed_at,
             "tables": list(self.tables),
-            "parents": dict(sorted(self.seen.items())),
+            "parents": dict(sorted(listed.items())),
         }

@@ -11,7 +11,7 @@ from tap_stripe.relisting import RELISTED, Relisting, fingerprint
 from tap_stripe.settings import InputError
 
 from tests.tap.conftest import OWN_ACCOUNT_ID, SyncResult, base_config, run_tap
-from tests.tap.fake_stripe import FakeStripe, make_object
+from tests.tap.fake_stripe import FakeStripe, error, make_object
 
 CHILDREN = ("person", "capability")
 HOUR = 3600
@@ -88,9 +88,11 @@ def test_a_quiet_run_lists_no_account_and_retires_no_row(stripe: FakeStripe) -> 
     assert second.entry("connectedaccount")[RELISTED] == first.entry("connectedaccount")[RELISTED]
 
 
-def test_a_changed_new_or_gone_account_has_its_rows_listed_again_or_retired(
+def test_a_changed_or_new_account_is_listed_again_and_nothing_retires_before_the_daily_listing(
     stripe: FakeStripe,
 ) -> None:
+    """Between listings of every account no ACTIVATE_VERSION goes out for the children: a
+    target that ignores its scope would retire every unchanged account's rows."""
     changed, same, gone = accounts_with_children(stripe, 3)
     first = sync()
     changed["requirements"] = {"currently_due": ["person_0.verification.document"]}
@@ -104,13 +106,59 @@ def test_a_changed_new_or_gone_account_has_its_rows_listed_again_or_retired(
     relisted = sorted([changed["id"], new["id"]])
     assert listed_accounts(stripe, before) == {"person": relisted, "capability": relisted}
     assert [r["account"] for r in second.records["person"]] == [new["id"]]
-    retired = sorted([changed["id"], new["id"], gone["id"]])
-    for table in CHILDREN:
-        assert versions(second, table) == [
-            {"_stripe_account": OWN_ACCOUNT_ID, "account": account} for account in retired
-        ]
+    assert versions(second, "person") == versions(second, "capability") == []
     parents = second.entry("connectedaccount")[RELISTED]["parents"]
     assert parents == {a["id"]: fingerprint(a) for a in (changed, same, new)}
+
+
+def test_the_daily_listing_retires_the_rows_listed_no_more(stripe: FakeStripe) -> None:
+    """The rows of a removed person and of a gone account retire at the next listing of
+    every account, under a version later than those of the runs between."""
+    changed, same, gone = accounts_with_children(stripe, 3)
+    first = sync()
+    changed["requirements"] = {"currently_due": ["person_0.verification.document"]}
+    stripe.listed["person", changed["id"]] = []
+    stripe.delete("connectedaccount", gone["id"])
+    between = sync(first.last_state)
+    old = copy.deepcopy(between.last_state)
+    for partition in old["bookmarks"]["connectedaccount"]["partitions"]:
+        partition[RELISTED]["at"] -= 24 * HOUR
+
+    daily = sync(old)
+
+    assert sorted(r["account"] for r in daily.records["person"]) == [same["id"]]
+    assert sorted(r["account"] for r in daily.records["capability"]) == sorted(
+        [changed["id"], same["id"]]
+    )
+    (activate,) = [
+        m for m in daily.messages if m["type"] == "ACTIVATE_VERSION" and m["stream"] == "person"
+    ]
+    assert activate.get("scope", {}) == {"_stripe_account": OWN_ACCOUNT_ID}
+    written = [
+        m["version"]
+        for m in between.messages
+        if m["type"] == "RECORD" and m["stream"] == "capability"
+    ]
+    assert written and activate["version"] > max(written)
+
+
+def test_an_account_whose_list_stripe_refused_is_listed_again_next_run(
+    stripe: FakeStripe,
+) -> None:
+    refused, other = accounts_with_children(stripe, 2)
+    stripe.fail_path(f"/v1/accounts/{refused['id']}/persons", error(404))
+    first = sync()
+    assert [r["account"] for r in first.records["person"]] == [other["id"]]
+    assert first.entry("connectedaccount")[RELISTED]["parents"] == {other["id"]: fingerprint(other)}
+    before = len(stripe.requests)
+
+    second = sync(first.last_state)
+
+    assert listed_accounts(stripe, before) == {
+        "person": [refused["id"]],
+        "capability": [refused["id"]],
+    }
+    assert [r["account"] for r in second.records["person"]] == [refused["id"]]
 
 
 def test_every_account_is_listed_again_once_the_listing_is_a_day_old(stripe: FakeStripe) -> None:
@@ -170,7 +218,6 @@ def test_an_unreadable_record_of_the_last_listing_lists_every_account(relisted: 
 
     assert plan.whole
     assert plan.wanted({"id": "acct_1"})
-    assert plan.retired_parents() == []
 
 
 def test_a_negative_relist_children_hours_is_one_clear_error() -> None:

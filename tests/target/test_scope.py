@@ -138,8 +138,8 @@ def test_a_table_keyed_by_id_is_re_keyed_by_account_and_id(tmp_path, warehouse):
 
 
 def test_a_scope_of_two_columns_retires_the_older_rows_of_one_parent(tmp_path, warehouse):
-    """The tap's persons listed again for one connected account: a scope of the account
-    read and the parent's column retires that parent's persons not listed again."""
+    """A scope of two columns (the account read and a parent's column) retires only the
+    older rows holding both values."""
     props = {ACCOUNT: {"type": "string"}, "account": {"type": "string"}, "id": {"type": "string"}}
     person = schema_message("person", props, keys=[ACCOUNT, "id"])
 
