@@ -99,8 +99,9 @@ class _WorkerFailed:
 _WORKER_EXIT = object()
 
 FetchPage = Callable[[Window], tuple[list[RawRecord], bool]]
-# Told how many seconds of the ``created`` range a page finished reading.
-OnCover = Callable[[float], None]
+# Told how many seconds of the ``created`` range a page finished reading, and how many of
+# them it found empty (below the oldest record of a window's last page).
+OnCover = Callable[[float, float], None]
 
 
 class PageFetcher:
@@ -164,19 +165,28 @@ class PageFetcher:
             cont = self._scheduler.continue_after(window, first_created, last_created, last_id)
             self._covered(window, last_created, cont)
         else:
+            oldest = self._cursor(raws[-1])[1] if raws else None
             self._put(Page(raws, window))
             self._scheduler.done(window)
-            self._covered(window, window.lo, None)
+            self._covered(window, window.lo, None, oldest)
 
-    def _covered(self, window: Window, reached: int, cont: Window | None) -> None:
-        """Tell how much of the range ``window``'s page read, down to ``reached``."""
+    def _covered(
+        self, window: Window, reached: int, cont: Window | None, oldest: int | None = None
+    ) -> None:
+        """Tell how much of the range ``window``'s page read, down to ``reached``; the
+        window's last page (``cont`` None) has nothing below its ``oldest`` record (the
+        whole unread part, without records)."""
         if self._on_cover is None:
             return
         with self._tops_lock:
             top = self._unread_tops.pop(window, window.hi)
             if cont is not None:
                 self._unread_tops[cont] = reached
-        self._on_cover(max(0, top - reached))
+        empty = 0
+        if cont is None:
+            bottom = top if oldest is None else min(top, oldest)
+            empty = max(0, bottom - window.lo)
+        self._on_cover(max(0, top - reached), empty)
 
     def _put(self, page: Page) -> None:
         self._budget.acquire(self)

@@ -54,25 +54,36 @@ def _aligned(rows: list[list[str]]) -> list[str]:
 
 @dataclass(frozen=True)
 class Reading:
-    """A meter's values at one moment (``span``: seconds of range, 0 when none is set)."""
+    """A meter's values at one moment (``span``: seconds of range, 0 when none is set).
+
+    ``empty``: the seconds of the range covered and found to hold no object, left out of
+    the share and of the rate: a range from 1970 (no ``start_date``) is mostly years
+    before the account's first object, which a first page or two finds empty, and would
+    otherwise read as nearly done with no time left.
+    """
 
     records: int
     covered: float
     span: int
     first_used: float
     finished_at: float | None
+    empty: float = 0.0
 
     def share(self) -> float | None:
         """The part of the range done, from 0 to 1; ``None`` without a non-empty range."""
-        return min(1.0, self.covered / self.span) if self.span > 0 else None
+        span = self.span - self.empty
+        if self.span <= 0:
+            return None
+        return min(1.0, (self.covered - self.empty) / span) if span > 0 else 1.0
 
     def seconds_left(self, now: float) -> float | None:
-        """The range left at the rate it was covered since the meter's first use;
-        ``None`` without a range, or before any of it was covered."""
-        rate = _per_second(self.covered, now - self.first_used)
-        if self.span <= 0 or rate <= 0:
+        """The range left at the rate it was covered (its empty part aside) since the
+        meter's first use; ``None`` without a range, or before any of it was covered."""
+        left = max(0.0, self.span - self.covered)
+        rate = _per_second(self.covered - self.empty, now - self.first_used)
+        if self.span <= 0 or (left and rate <= 0):
             return None
-        return max(0.0, self.span - self.covered) / rate
+        return left / rate if left else 0.0
 
     def seconds(self, now: float) -> float:
         """From the meter's first use to its finish, or to ``now`` if not finished."""
@@ -89,6 +100,7 @@ class TableMeter:
         self._first_used = clock()
         self._span = 0
         self._covered = 0.0
+        self._empty = 0.0
         self._records = 0
         self._finished_at: float | None = None
 
@@ -98,10 +110,11 @@ class TableMeter:
         with self._lock:
             self._span = max(0, end - start)
 
-    def cover(self, seconds: float) -> None:
-        """``seconds`` more of the range are done."""
+    def cover(self, seconds: float, empty: float = 0.0) -> None:
+        """``seconds`` more of the range are done, ``empty`` of them without an object."""
         with self._lock:
             self._covered += seconds
+            self._empty += empty
 
     def add_records(self, count: int) -> None:
         """``count`` more records were written."""
@@ -118,7 +131,12 @@ class TableMeter:
         """The meter's values now, read together."""
         with self._lock:
             return Reading(
-                self._records, self._covered, self._span, self._first_used, self._finished_at
+                self._records,
+                self._covered,
+                self._span,
+                self._first_used,
+                self._finished_at,
+                self._empty,
             )
 
 

@@ -102,7 +102,7 @@ def test_the_pages_of_a_range_report_covering_all_of_it_once() -> None:
     covered: list[float] = []
     lock = threading.Lock()
 
-    def cover(seconds: float) -> None:
+    def cover(seconds: float, empty: float) -> None:
         with lock:
             covered.append(seconds)
 
@@ -111,6 +111,35 @@ def test_the_pages_of_a_range_report_covering_all_of_it_once() -> None:
 
     assert records == len(rows)
     assert sum(covered) == 10_001
+
+
+def test_the_part_of_a_range_below_its_oldest_object_is_reported_empty() -> None:
+    """Objects only in [900_000, 1_000_000): the range from 0 holds 900,000 seconds without
+    any, which the windows' last pages report as empty, and only those."""
+    created = list(range(999_990, 900_000, -50))
+    rows = [{"id": f"ch_{c}", "created": c} for c in created]
+
+    def fetch(window: Window) -> tuple[list[bytes], bool]:
+        inside = [r for r in rows if window.lo <= r["created"] < window.hi]
+        if window.cursor is not None:
+            inside = [r for r in inside if r["created"] < int(window.cursor[3:])]
+        return [orjson.dumps(r) for r in inside[:100]], len(inside) > 100
+
+    covered: list[tuple[float, float]] = []
+    lock = threading.Lock()
+
+    def cover(seconds: float, empty: float) -> None:
+        with lock:
+            covered.append((seconds, empty))
+
+    fetcher = PageFetcher("t", fetch, [Window(0, 1_000_000)], workers=4, on_cover=cover)
+    assert sum(len(page.raws) for page in fetcher) == len(rows)
+
+    assert sum(seconds for seconds, _ in covered) == 1_000_000
+    empty = sum(empty for _, empty in covered)
+    # Below the oldest object (900,040) nothing; the gaps of 50 s between objects at the
+    # windows' lower edges are found empty too, at most one gap per window.
+    assert 900_040 <= empty < 900_040 + 50 * len(covered)
 
 
 class Row(bytearray):

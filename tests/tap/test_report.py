@@ -106,6 +106,35 @@ def test_share_of_the_range_and_time_left_from_the_cover_rate_so_far(harness) ->
     assert line.endswith("left 30s")
 
 
+def test_the_empty_years_before_the_first_object_leave_the_share_and_the_time_left(
+    harness,
+) -> None:
+    """A range from 1970 whose first pages find the 50 years before the account's first
+    object empty: what counts is the part that holds objects."""
+    meter = harness.report.meter("charges")
+    meter.set_range(0, 1_100_000)
+    harness.clock.advance(10)
+    meter.cover(1_000_000, empty=1_000_000)  # the prehistory, one empty page
+    meter.cover(25_000)  # a quarter of the 100,000 seconds that hold objects, in 10 s
+
+    line = table_line(harness.tick(), "charges")
+
+    assert "25.0% of range" in line
+    assert line.endswith("left 30s")
+
+
+def test_a_range_found_empty_throughout_shows_as_done(harness) -> None:
+    meter = harness.report.meter("topups")
+    meter.set_range(0, 1_000)
+    harness.clock.advance(1)
+    meter.cover(1_000, empty=1_000)
+
+    line = table_line(harness.tick(), "topups")
+
+    assert "100.0% of range" in line
+    assert line.endswith("left 0s")
+
+
 def test_time_left_uses_the_rate_over_the_whole_run_not_the_last_interval(harness) -> None:
     meter = harness.report.meter("invoices")
     meter.set_range(0, 10_000)
