@@ -11,7 +11,8 @@ its parent's id in the child table's parent column.
 A row a parent no longer lists gets a tombstone: the rows of a deleted parent, and those
 an update event's ``previous_attributes`` held but the parent's current list does not
 (an item removed from a subscription, a line removed from a draft invoice). A parent
-read whole under a table version retires its children under the same version.
+read whole under a table version retires its children under the same version, but for
+the children listed between two listings of every parent (``relisting.py``).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class ListedChild:
     memory, and the parent's writer need not wait for one page's lists to start the
     next's. A parent whose list Stripe refuses (gone since it was listed, or a list the
     key may not read for that parent) is left out, with one warning per table and a count
-    at the end, and passed to ``on_refused``.
+    at the end.
     """
 
     spec: TableSpec
@@ -117,7 +118,6 @@ class ListedChild:
     run: Run
     logger: logging.Logger
     parents_of: Callable[[Mapping[str, Any]], list[Row]] | None = None
-    on_refused: Callable[[str], None] | None = None
     refused: int = 0
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -216,8 +216,6 @@ class ListedChild:
             self._refused(parent_id, reason or f"HTTP {exc.status} {exc.message}")
 
     def _refused(self, parent_id: str, reason: str) -> None:
-        if self.on_refused is not None:
-            self.on_refused(parent_id)
         with self._lock:
             self.refused += 1
             first = self.refused == 1

@@ -163,29 +163,32 @@ class PageFetcher:
             first_created = self._cursor(raws[0])[1]
             self._put(Page(raws, None, more=True, created_below=window.hi))
             cont = self._scheduler.continue_after(window, first_created, last_created, last_id)
-            self._covered(window, last_created, cont)
+            self._covered(window, raws, cont)
         else:
-            oldest = self._cursor(raws[-1])[1] if raws else None
             self._put(Page(raws, window))
             self._scheduler.done(window)
-            self._covered(window, window.lo, None, oldest)
+            self._covered(window, raws, None)
 
-    def _covered(
-        self, window: Window, reached: int, cont: Window | None, oldest: int | None = None
-    ) -> None:
-        """Tell how much of the range ``window``'s page read, down to ``reached``; the
-        window's last page (``cont`` None) has nothing below its ``oldest`` record (the
-        whole unread part, without records)."""
+    def _covered(self, window: Window, raws: list[RawRecord], cont: Window | None) -> None:
+        """Tell how much of the range ``window``'s page read (down to its oldest record,
+        or to the window's start on its last page, ``cont`` None), and how much of that
+        holds no object: above the page's newest record, and on the last page below its
+        oldest (all of it when the page is empty)."""
         if self._on_cover is None:
             return
+        created = [self._cursor(raws[0])[1], self._cursor(raws[-1])[1]] if raws else []
+        reached = created[1] if cont is not None else window.lo
         with self._tops_lock:
             top = self._unread_tops.pop(window, window.hi)
             if cont is not None:
                 self._unread_tops[cont] = reached
-        empty = 0
-        if cont is None:
-            bottom = top if oldest is None else min(top, oldest)
-            empty = max(0, bottom - window.lo)
+        if not created:
+            empty = max(0, top - window.lo)
+        else:
+            newest, oldest = created
+            empty = max(0, top - newest - 1)
+            if cont is None:
+                empty += max(0, oldest - window.lo)
         self._on_cover(max(0, top - reached), empty)
 
     def _put(self, page: Page) -> None:

@@ -59,7 +59,6 @@ class Relisting:
     listed_at: int
     before: Mapping[str, str]
     seen: dict[str, str] = field(default_factory=dict)
-    refused: set[str] = field(default_factory=set)
 
     @classmethod
     def plan(
@@ -88,17 +87,12 @@ class Relisting:
         mark = self.seen.setdefault(parent_id, fingerprint(parent))
         return self.whole or self.before.get(parent_id) != mark
 
-    def refuse(self, parent_id: str) -> None:
-        """Note that Stripe refused a list of ``parent_id``'s (called from the listers'
-        threads): the next run lists its children again."""
-        self.refused.add(parent_id)
-
     def save(self, entry: dict[str, Any]) -> None:
-        """Record, after a complete reading, each parent as listed for the next run (but
-        those whose lists Stripe refused)."""
-        listed = {key: mark for key, mark in self.seen.items() if key not in self.refused}
+        """Record, after a complete reading, each parent as listed for the next run. A
+        parent whose list Stripe refused (a key that may not read it: ``family.py``) is
+        recorded too: asking again each run would fail again, with a warning each time."""
         entry[RELISTED] = {
             "at": self.listed_at,
             "tables": list(self.tables),
-            "parents": dict(sorted(listed.items())),
+            "parents": dict(sorted(self.seen.items())),
         }

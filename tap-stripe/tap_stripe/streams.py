@@ -158,8 +158,7 @@ class StripeStream(PerAccount, Stream):
             if child.spec.kind is TableKind.EMBEDDED_CHILD:
                 embedded.append(ChildOutput(child.spec, emitter))
             else:
-                refused = None if relisting is None else relisting.refuse
-                listed.append(_listed(child, emitter, refused))
+                listed.append(_listed(child, emitter))
         return Family(
             self._emitter(version) if self.selected else None,
             embedded,
@@ -387,12 +386,10 @@ def _child_records(child: StripeStream, pages: Iterable[Page]) -> Iterator[dict]
         listed.close()
 
 
-def _listed(
-    child: StripeStream, emitter: Emitter, on_refused: Callable[[str], None] | None = None
-) -> ListedChild:
+def _listed(child: StripeStream, emitter: Emitter) -> ListedChild:
     """``child``, listed per parent, as its top-level ancestor's pages write it: a child of
     a child (usage summaries) is listed for the rows of its parent's list."""
     parent = child.parent
     assert parent is not None
     parents_of = partial(embedded_rows, parent.spec) if parent.parent is not None else None
-    return ListedChild(child.spec, emitter, child._run(), child.logger, parents_of, on_refused)
+    return ListedChild(child.spec, emitter, child._run(), child.logger, parents_of)

@@ -8,6 +8,7 @@ import weakref
 from dataclasses import dataclass
 
 import orjson
+import pytest
 from tap_stripe.baton import Baton
 from tap_stripe.fetcher import Page, PageBudget, PageFetcher
 from tap_stripe.windows import Window
@@ -113,10 +114,13 @@ def test_the_pages_of_a_range_report_covering_all_of_it_once() -> None:
     assert sum(covered) == 10_001
 
 
-def test_the_part_of_a_range_below_its_oldest_object_is_reported_empty() -> None:
-    """Objects only in [900_000, 1_000_000): the range from 0 holds 900,000 seconds without
-    any, which the windows' last pages report as empty, and only those."""
-    created = list(range(999_990, 900_000, -50))
+@pytest.mark.parametrize("band", [(900_000, 1_000_000), (0, 100_000), (450_000, 550_000)])
+def test_the_parts_of_a_range_without_objects_are_reported_empty(band: tuple[int, int]) -> None:
+    """Objects only in ``band`` of [0, 1,000,000), one every 50 s: the windows' pages find
+    the rest of the range empty (above their newest object, and below the oldest of a
+    window's last page), so what is covered and not empty is the band, give or take a
+    50 s gap between two objects per page."""
+    created = list(range(band[1] - 10, band[0], -50))
     rows = [{"id": f"ch_{c}", "created": c} for c in created]
 
     def fetch(window: Window) -> tuple[list[bytes], bool]:
@@ -136,10 +140,9 @@ def test_the_part_of_a_range_below_its_oldest_object_is_reported_empty() -> None
     assert sum(len(page.raws) for page in fetcher) == len(rows)
 
     assert sum(seconds for seconds, _ in covered) == 1_000_000
-    empty = sum(empty for _, empty in covered)
-    # Below the oldest object (900,040) nothing; the gaps of 50 s between objects at the
-    # windows' lower edges are found empty too, at most one gap per window.
-    assert 900_040 <= empty < 900_040 + 50 * len(covered)
+    assert all(0 <= empty <= seconds for seconds, empty in covered)
+    holding = sum(seconds - empty for seconds, empty in covered)
+    assert abs(holding - (created[0] - created[-1])) <= 50 * len(covered)
 
 
 class Row(bytearray):
