@@ -11,13 +11,16 @@ import threading
 from typing import NamedTuple
 
 from tap_stripe.budgets import EndpointBudgets, RateLimiter
+from tap_stripe.in_flight import InFlights
 
 
 class Budgets(NamedTuple):
-    """What one request spends: the account's global budget and its endpoints'."""
+    """What one request spends: the account's global budget and its endpoints', and a
+    place among its requests in flight."""
 
     rate: RateLimiter
     endpoints: EndpointBudgets
+    in_flight: InFlights
 
 
 class AccountBudgets:
@@ -39,5 +42,6 @@ class AccountBudgets:
                 budgets = self._own[account] = Budgets(
                     RateLimiter(self.shared.rate.max_rate),
                     EndpointBudgets(self.shared.endpoints.max_rate),
+                    InFlights(self.shared.in_flight.ceiling),
                 )
             return budgets

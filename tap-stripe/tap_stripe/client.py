@@ -32,6 +32,7 @@ from tap_stripe.budgets import (
     default_rate_for_key,
     endpoint_of,
 )
+from tap_stripe.in_flight import ENDPOINT_CONCURRENCY, GLOBAL_CONCURRENCY, InFlights
 from tap_stripe.log_once import OncePerMinute
 from tap_stripe.responses import (
     Cancelled,
@@ -85,7 +86,8 @@ class StripeClient:
         self.rate_limiter = rate_limiter or RateLimiter(default_rate_for_key(api_key))
         self.endpoint_budgets = EndpointBudgets(endpoint_rate)
         self.budgets = AccountBudgets(
-            Budgets(self.rate_limiter, self.endpoint_budgets), per_account=budget_per_account
+            Budgets(self.rate_limiter, self.endpoint_budgets, InFlights(max(pool_size, 1))),
+            per_account=budget_per_account,
         )
         self.baton = baton or Baton()
         # Requests in flight at once, whoever makes them (fetchers, pools, writers).
@@ -210,7 +212,7 @@ class StripeClient:
             with self._count_lock:
                 self.requests_by_stream[stream] += 1
             try:
-                with self._in_flight:
+                with budgets.in_flight.place(endpoint) as place, self._in_flight:
                     response = self.session.get(
                         url, params=params, headers=headers, timeout=self.timeout
                     )
@@ -236,7 +238,10 @@ class StripeClient:
                     continue
                 budgets.rate.succeeded()
                 endpoint_budget.succeeded()
+                place.succeeded()
                 return body
+            if status == 429:
+                place.refused(response.headers.get("Stripe-Rate-Limited-Reason", ""))
             self._handle_error_response(stream, attempt, response, endpoint, budgets)
 
     def learn_stripe_time(self, path: str = "/v1/account") -> float | None:
@@ -291,12 +296,17 @@ class StripeClient:
             wait = retry_after(response)
             reason = response.headers.get("Stripe-Rate-Limited-Reason") or "rate limited"
             pause = wait if wait is not None else self._backoff(attempt)
-            if reason.startswith("endpoint"):
+            retry_pause = 0.0
+            if reason in (GLOBAL_CONCURRENCY, ENDPOINT_CONCURRENCY):
+                # Too many in flight, not too fast: the limit of requests in flight was
+                # cut (in_flight.py), and the retry waits for a place among them.
+                retry_pause = wait or 0.0
+            elif reason.startswith("endpoint"):
                 budgets.endpoints.throttled(endpoint, pause)
             else:
                 budgets.rate.throttled(pause)
             self._retry_or_raise(
-                stream, endpoint, attempt, f"HTTP 429 ({reason})", response, pause=0.0
+                stream, endpoint, attempt, f"HTTP 429 ({reason})", response, retry_pause
             )
             return
         if status in (409,) or status >= 500 or should_retry == "true":

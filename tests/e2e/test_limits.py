@@ -41,3 +41,26 @@ def test_a_full_sync_and_a_quiet_run_under_stripes_limits_see_almost_no_429(
     assert quiet["total"] == expected_quiet
     # Retries are said once a minute per endpoint, not once per request.
     assert run.stderr.count("retry ") <= len(full["rate_limited"]["by_endpoint"])
+
+
+def test_stripes_concurrency_limiter_cuts_requests_in_flight_not_the_rate(
+    tmp_path: Path,
+) -> None:
+    """4 requests in flight per account and 2 per endpoint, 50 ms each: the tap's first
+    requests overlap past them, and each 429 they get teaches a limit of requests in
+    flight (``in_flight.py``). Halving the rate instead (before) left them as concurrent
+    and had 8 % of the requests refused."""
+    knobs = {**SIM_KNOBS, "latency_ms": 50}
+    limits = {"concurrency_limit": 4, "endpoint_concurrency_limit": 2}
+    with run_simulator(**knobs, **limits, limits=True, api_key=LIVE_KEY) as sim:
+        configs = write_configs(tmp_path, sim)
+        tap = json.loads(configs.tap.read_text())
+        del tap["max_requests_per_second"]
+        configs.tap.write_text(json.dumps(tap))
+
+        run_pipe(configs)
+        full = sim.stats()
+        assert_matches_truth(configs.database, sim)
+
+    by_reason = full["rate_limited"]["by_reason"]
+    assert sum(by_reason.values()) <= full["total"] // 40, by_reason

@@ -16,6 +16,7 @@ import pytest
 from tap_stripe.account_budgets import AccountBudgets, Budgets
 from tap_stripe.accounts import Account, unfinished_first
 from tap_stripe.budgets import EndpointBudgets, RateLimiter
+from tap_stripe.in_flight import InFlights
 
 from tests.tap.conftest import base_config, entry_of, partition_of, run_tap
 from tests.tap.fake_stripe import OWN_ACCOUNT_ID, FakeStripe, make_object
@@ -197,7 +198,7 @@ def test_accounts_whose_first_sync_is_unfinished_go_first() -> None:
 
 
 def test_one_budget_for_the_key_unless_each_account_gets_its_own() -> None:
-    shared = Budgets(RateLimiter(95), EndpointBudgets(24))
+    shared = Budgets(RateLimiter(95), EndpointBudgets(24), InFlights(8))
 
     assert AccountBudgets(shared, per_account=False).of(ALICE) is shared
     own = AccountBudgets(shared, per_account=True)
@@ -206,6 +207,8 @@ def test_one_budget_for_the_key_unless_each_account_gets_its_own() -> None:
     assert own.of(ALICE) is not own.of(BOB)
     assert own.of(ALICE).rate.max_rate == 95
     assert own.of(ALICE).endpoints.max_rate == 24
+    assert own.of(ALICE).in_flight is not shared.in_flight
+    assert own.of(ALICE).in_flight.ceiling == 8
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,132 @@
+"""Requests in flight (``in_flight.py``): a 429 from Stripe's concurrency limiter cuts the
+requests in flight, not the rate; successes win them back, slowly at the level refused."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests_mock
+from tap_stripe.budgets import RateLimiter
+from tap_stripe.client import StripeClient
+from tap_stripe.in_flight import CUT, PROBE, InFlight
+
+from tests.tap.fake_stripe import API_KEY, API_URL
+
+
+def hold(limit: InFlight, count: int) -> list:
+    """``count`` slots held (their context managers, entered), and the rounds they got."""
+    slots = [limit.slot() for _ in range(count)]
+    return [(slot, slot.__enter__()) for slot in slots]
+
+
+def let_go(held: list) -> None:
+    for slot, _ in held:
+        slot.__exit__(None, None, None)
+
+
+def test_a_refusal_cuts_the_limit_to_nine_tenths_of_its_level_once_per_round() -> None:
+    limit = InFlight(40)
+    held = hold(limit, 20)  # the 21st request was refused: 20 still in flight
+    burst = [round_ for _, round_ in held]
+
+    for started_in in burst:
+        limit.refused(started_in)
+
+    assert limit.limit == pytest.approx(21 * CUT)
+    let_go(held)
+
+
+def test_a_refusal_of_a_request_started_after_the_cut_cuts_again() -> None:
+    limit = InFlight(40)
+    first = hold(limit, 20)
+    limit.refused(first[0][1])
+    let_go(first)
+    (late,) = hold(limit, 1)
+    let_go([late])  # refused: its slot is let go, and none other is in flight
+
+    limit.refused(late[1])
+
+    assert limit.limit == 1.0  # nine tenths of one, and never less than one
+
+
+def test_the_limit_comes_back_quickly_below_the_refused_level_then_slowly() -> None:
+    limit = InFlight(40)
+    held = hold(limit, 20)
+    limit.refused(held[0][1])
+    let_go(held)
+
+    successes = 0
+    while limit.limit + 1 < 21:
+        limit.succeeded()
+        successes += 1
+    assert successes <= 2 * 21  # a request in flight back per `limit` successes
+    while limit.limit < 21:
+        limit.succeeded()
+        successes += 1
+
+    assert successes > PROBE * 20  # the last one back, at the level refused
+    for _ in range(PROBE * 40 * 40):
+        limit.succeeded()
+    assert limit.limit == 40  # never past the ceiling
+
+
+def test_a_full_limit_makes_the_next_request_wait_until_one_ends() -> None:
+    limit = InFlight(2)
+    held = hold(limit, 2)
+    order: list[str] = []
+    asking = threading.Event()
+
+    def third() -> None:
+        asking.set()
+        with limit.slot():
+            order.append("third in flight")
+
+    thread = threading.Thread(target=third)
+    thread.start()
+    assert asking.wait(timeout=10)
+    order.append("one ends")
+    let_go(held[:1])
+    thread.join(timeout=10)
+
+    assert order == ["one ends", "third in flight"]
+    let_go(held[1:])
+
+
+def concurrency_refusal(reason: str) -> dict:
+    return {
+        "status_code": 429,
+        "headers": {"Stripe-Rate-Limited-Reason": reason},
+        "json": {"error": {"type": "rate_limit_error", "message": "Too many concurrent"}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("reason", "cut"), [("global-concurrency", "account"), ("endpoint-concurrency", "endpoint")]
+)
+def test_a_concurrency_429_cuts_what_it_blames_and_leaves_the_rates_alone(
+    reason: str, cut: str
+) -> None:
+    customer = {"id": "cus_1", "object": "customer"}
+    with requests_mock.Mocker() as mocker:
+        mocker.get(
+            f"{API_URL}/v1/customers/cus_1", [concurrency_refusal(reason), {"json": customer}]
+        )
+        client = StripeClient(
+            api_key=API_KEY,
+            api_url=API_URL,
+            rate_limiter=RateLimiter(90),
+            endpoint_rate=24,
+            pool_size=16,
+            sleep=lambda seconds: pytest.fail(f"slept {seconds} s: the retry waits for a slot"),
+        )
+
+        assert client.get("/v1/customers/cus_1", stream="customer") == customer
+
+    in_flight = client.budgets.of(None).in_flight
+    limits = {"account": in_flight.account, "endpoint": in_flight.of("/v1/customers/{id}")}
+    assert limits[cut].limit < 2  # one request in flight, refused: the limit fell to it
+    assert all(limit.limit == 16 for name, limit in limits.items() if name != cut)
+    assert client.rate_limiter.rate == 90
+    assert client.endpoint_budgets.get("/v1/customers/{id}").rate == 24
+    assert client.throttled_by_stream["customer"] == 1
