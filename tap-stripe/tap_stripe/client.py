@@ -102,25 +102,7 @@ class StripeClient:
         self.throttled_by_stream: Counter[str] = Counter()
         self._count_lock = threading.Lock()
         self._cancelled = threading.Event()
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1))
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        self.session.headers.update(
-            {
-                "Authorization": f"Bearer {api_key}",
-                "Stripe-Version": api_version,
-                "User-Agent": "tap-stripe (Singer tap)",
-                "Accept": "application/json",
-            }
-        )
-        # Resolve proxy and CA settings from the environment once, not on every request
-        # (requests otherwise re-reads them, and ~/.netrc, per request; a netrc entry
-        # would even replace the Authorization header).
-        env = self.session.merge_environment_settings(self.api_url, {}, None, None, None)
-        self.session.proxies.update(env["proxies"])
-        self.session.verify = env["verify"]
-        self.session.trust_env = False
+        self.session = _session(self.api_url, api_key, api_version, max(pool_size, 1))
 
     def cancel(self, cancelled: bool = True) -> None:
         """Make every request from now on fail at once (or work again), e.g. when the
@@ -201,6 +183,10 @@ class StripeClient:
         endpoint_budget = budgets.endpoints.get(endpoint)
         headers = {"Stripe-Account": account} if account else None
         attempt = 0
+
+        def stopped() -> bool:
+            return self.cancelled or (stop is not None and stop.is_set())
+
         while True:
             attempt += 1
             endpoint_budget.acquire()
@@ -211,8 +197,9 @@ class StripeClient:
                 raise Cancelled(f"stream '{stream}': request cancelled, the sync is ending")
             with self._count_lock:
                 self.requests_by_stream[stream] += 1
+            place = budgets.in_flight.place(endpoint, self._in_flight, stopped)
             try:
-                with budgets.in_flight.place(endpoint) as place, self._in_flight:
+                with place:
                     response = self.session.get(
                         url, params=params, headers=headers, timeout=self.timeout
                     )
@@ -299,8 +286,10 @@ class StripeClient:
             retry_pause = 0.0
             if reason in (GLOBAL_CONCURRENCY, ENDPOINT_CONCURRENCY):
                 # Too many in flight, not too fast: the limit of requests in flight was
-                # cut (in_flight.py), and the retry waits for a place among them.
-                retry_pause = wait or 0.0
+                # cut (in_flight.py). The first retry waits for a place only, later ones
+                # back off too: the places may be another integration's.
+                backoff = self._backoff(attempt - 1) if attempt > 1 else 0.0
+                retry_pause = wait if wait is not None else backoff
             elif reason.startswith("endpoint"):
                 budgets.endpoints.throttled(endpoint, pause)
             else:
@@ -359,3 +348,27 @@ class StripeClient:
         """Exponential backoff with jitter, bounded by ``backoff_max``."""
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         return ceiling * (0.5 + random.random() / 2)
+
+
+def _session(api_url: str, api_key: str, api_version: str, pool_size: int) -> requests.Session:
+    """The HTTP session of every request: Stripe's headers, a pool of ``pool_size``."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers.update(
+        {
+            "Authorization": f"Bearer {api_key}",
+            "Stripe-Version": api_version,
+            "User-Agent": "tap-stripe (Singer tap)",
+            "Accept": "application/json",
+        }
+    )
+    # Resolve proxy and CA settings from the environment once, not on every request
+    # (requests otherwise re-reads them, and ~/.netrc, per request; a netrc entry would
+    # even replace the Authorization header).
+    env = session.merge_environment_settings(api_url, {}, None, None, None)
+    session.proxies.update(env["proxies"])
+    session.verify = env["verify"]
+    session.trust_env = False
+    return session

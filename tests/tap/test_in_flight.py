@@ -9,7 +9,8 @@ import pytest
 import requests_mock
 from tap_stripe.budgets import RateLimiter
 from tap_stripe.client import StripeClient
-from tap_stripe.in_flight import CUT, PROBE, InFlight
+from tap_stripe.in_flight import CUT, PROBE, InFlight, InFlights
+from tap_stripe.responses import Cancelled
 
 from tests.tap.fake_stripe import API_KEY, API_URL
 
@@ -27,33 +28,33 @@ def let_go(held: list) -> None:
 
 def test_a_refusal_cuts_the_limit_to_nine_tenths_of_its_level_once_per_round() -> None:
     limit = InFlight(40)
-    held = hold(limit, 20)  # the 21st request was refused: 20 still in flight
+    held = hold(limit, 25)
     burst = [round_ for _, round_ in held]
 
-    for started_in in burst:
-        limit.refused(started_in)
+    for started_in in burst:  # all sent in the same round, the first at level 21
+        limit.refused(started_in, 21)
 
-    assert limit.limit == pytest.approx(21 * CUT)
+    assert limit.limit == int(21 * CUT)
     let_go(held)
 
 
 def test_a_refusal_of_a_request_started_after_the_cut_cuts_again() -> None:
     limit = InFlight(40)
     first = hold(limit, 20)
-    limit.refused(first[0][1])
+    limit.refused(first[0][1], 21)
     let_go(first)
     (late,) = hold(limit, 1)
-    let_go([late])  # refused: its slot is let go, and none other is in flight
+    let_go([late])
 
-    limit.refused(late[1])
+    limit.refused(late[1], 1)  # sent alone, and refused
 
-    assert limit.limit == 1.0  # nine tenths of one, and never less than one
+    assert limit.limit == 1.0  # never less than one
 
 
 def test_the_limit_comes_back_quickly_below_the_refused_level_then_slowly() -> None:
     limit = InFlight(40)
     held = hold(limit, 20)
-    limit.refused(held[0][1])
+    limit.refused(held[0][1], 21)
     let_go(held)
 
     successes = 0
@@ -130,3 +131,51 @@ def test_a_concurrency_429_cuts_what_it_blames_and_leaves_the_rates_alone(
     assert client.rate_limiter.rate == 90
     assert client.endpoint_budgets.get("/v1/customers/{id}").rate == 24
     assert client.throttled_by_stream["customer"] == 1
+
+
+def test_a_place_counts_the_level_a_request_is_sent_at_not_those_waiting_behind() -> None:
+    """Requests holding an endpoint's place while they wait for the account's are not in
+    flight at Stripe: a refusal cuts from the requests sent."""
+    limits = InFlights(8)
+    gate = threading.BoundedSemaphore(8)
+    waiting = hold(limits.of("/v1/charges"), 5)  # places taken, nothing sent
+
+    with limits.place("/v1/charges", gate, lambda: False) as place:
+        pass
+    place.refused("endpoint-concurrency")
+
+    assert limits.of("/v1/charges").limit == 1.0  # sent alone: never below one
+    assert limits.account.limit == 8
+    let_go(waiting)
+
+
+def test_a_request_waiting_for_its_place_is_cancelled_once_the_sync_ends() -> None:
+    limits = InFlights(1)
+    gate = threading.BoundedSemaphore(1)
+    held = hold(limits.account, 1)
+    ending = threading.Event()
+
+    with pytest.raises(Cancelled):
+        ending.set()
+        with limits.place("/v1/charges", gate, ending.is_set):
+            pytest.fail("sent while the sync was ending")
+
+    assert gate.acquire(blocking=False)  # the places taken before the wait were let go
+    with limits.of("/v1/charges").slot():
+        pass
+    let_go(held)
+
+
+def test_concurrency_refusals_again_and_again_back_off_after_the_first_retry() -> None:
+    """Another integration holding the account's places: retrying at once each time would
+    spend the attempts in a fraction of a second and fail the sync."""
+    pauses: list[float] = []
+    refusal = concurrency_refusal("global-concurrency")
+    with requests_mock.Mocker() as mocker:
+        mocker.get(f"{API_URL}/v1/charges", [refusal] * 4 + [{"json": {"object": "list"}}])
+        client = StripeClient(api_key=API_KEY, api_url=API_URL, sleep=pauses.append)
+
+        client.get("/v1/charges", stream="charge")
+
+    # None before the first retry, then 1, 2 and 4 s, each with jitter down to half.
+    assert sum(pauses) >= (1 + 2 + 4) / 2
