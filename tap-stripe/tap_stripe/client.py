@@ -193,7 +193,7 @@ class StripeClient:
             budgets.rate.acquire()
             if shutdown.stopping():
                 raise StripeError(f"stream '{stream}': request cancelled, the sync is ending")
-            if self._cancelled.is_set() or (stop is not None and stop.is_set()):
+            if stopped():
                 raise Cancelled(f"stream '{stream}': request cancelled, the sync is ending")
             with self._count_lock:
                 self.requests_by_stream[stream] += 1

@@ -22,9 +22,8 @@ cut says nothing the cut did not take into account.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from tap_stripe.responses import Cancelled
 
@@ -51,7 +50,7 @@ class InFlight:
         self._refused_at = float("inf")  # the level of the last refusal, until passed
         self._cond = threading.Condition()
 
-    def acquire(self, stopped: Callable[[], bool] = lambda: False) -> int | None:
+    def acquire(self, stopped: Callable[[], bool]) -> int | None:
         """Take a place among the requests in flight, waiting for one to be free; returns
         the round the request starts in (for :meth:`refused`), or None once ``stopped``."""
         with self._cond:
@@ -67,16 +66,6 @@ class InFlight:
         with self._cond:
             self._active -= 1
             self._cond.notify()
-
-    @contextlib.contextmanager
-    def slot(self) -> Iterator[int]:
-        """A place held while the block runs (see :meth:`acquire`)."""
-        started_in = self.acquire()
-        assert started_in is not None
-        try:
-            yield started_in
-        finally:
-            self.release()
 
     def send(self) -> int:
         """A request goes out: the requests in flight as Stripe sees them, itself included."""

@@ -15,15 +15,18 @@ from tap_stripe.responses import Cancelled
 from tests.tap.fake_stripe import API_KEY, API_URL
 
 
-def hold(limit: InFlight, count: int) -> list:
-    """``count`` slots held (their context managers, entered), and the rounds they got."""
-    slots = [limit.slot() for _ in range(count)]
-    return [(slot, slot.__enter__()) for slot in slots]
+def never() -> bool:
+    return False
 
 
-def let_go(held: list) -> None:
-    for slot, _ in held:
-        slot.__exit__(None, None, None)
+def hold(limit: InFlight, count: int) -> list[tuple[InFlight, int]]:
+    """``count`` places taken in ``limit``, each with the round it got."""
+    return [(limit, started_in) for started_in in (limit.acquire(never) for _ in range(count))]
+
+
+def let_go(held: list[tuple[InFlight, int]]) -> None:
+    for limit, _ in held:
+        limit.release()
 
 
 def test_a_refusal_cuts_the_limit_to_nine_tenths_of_its_level_once_per_round() -> None:
@@ -80,8 +83,9 @@ def test_a_full_limit_makes_the_next_request_wait_until_one_ends() -> None:
 
     def third() -> None:
         asking.set()
-        with limit.slot():
-            order.append("third in flight")
+        limit.acquire(never)
+        order.append("third in flight")
+        limit.release()
 
     thread = threading.Thread(target=third)
     thread.start()
@@ -140,7 +144,7 @@ def test_a_place_counts_the_level_a_request_is_sent_at_not_those_waiting_behind(
     gate = threading.BoundedSemaphore(8)
     waiting = hold(limits.of("/v1/charges"), 5)  # places taken, nothing sent
 
-    with limits.place("/v1/charges", gate, lambda: False) as place:
+    with limits.place("/v1/charges", gate, never) as place:
         pass
     place.refused("endpoint-concurrency")
 
@@ -161,8 +165,7 @@ def test_a_request_waiting_for_its_place_is_cancelled_once_the_sync_ends() -> No
             pytest.fail("sent while the sync was ending")
 
     assert gate.acquire(blocking=False)  # the places taken before the wait were let go
-    with limits.of("/v1/charges").slot():
-        pass
+    let_go(hold(limits.of("/v1/charges"), 1))
     let_go(held)
 
 
