@@ -46,6 +46,9 @@ def check_schema(stream: str, schema: object, checked: dict | None = None) -> di
             f"SCHEMA for stream '{stream}' has properties '{collision[0]}' and "
             f"'{collision[1]}', one column in DuckDB (its names ignore case)"
         )
+    whole = msgspec.json.encode(schema, order="sorted")
+    if whole in _PASSED:
+        return properties
     to_check = schema
     if checked is not None and _only_adds_properties(checked, schema):
         added = {name: properties[name] for name in properties.keys() - checked["properties"]}
@@ -53,7 +56,8 @@ def check_schema(stream: str, schema: object, checked: dict | None = None) -> di
         to_check["properties"] = added
     key = msgspec.json.encode(to_check, order="sorted")
     if key in _PASSED or ("$schema" not in to_check and _passes_draft7(to_check)):
-        _PASSED.add(key)
+        # The schema passes whole: the stream's sink checks it again without `checked`.
+        _PASSED.update((key, whole))
         return properties
     try:
         validator = jsonschema.validators.validator_for(
@@ -65,15 +69,17 @@ def check_schema(stream: str, schema: object, checked: dict | None = None) -> di
         raise BadSchemaError(
             f"SCHEMA for stream '{stream}' is not a valid JSON Schema at {where}: {error.message}"
         ) from error
-    _PASSED.add(key)
+    _PASSED.update((key, whole))
     return properties
 
 
 @functools.cache
 def _draft7_check() -> Callable[[object], object]:
     """Draft 7's meta-schema compiled (fastjsonschema): several times quicker than
-    jsonschema's check, which stays the one that words a refusal."""
-    return fastjsonschema.compile(jsonschema.Draft7Validator.META_SCHEMA)
+    jsonschema's check, which stays the one that words a refusal. Without `use_default`
+    the check would write the meta-schema's defaults (`"items": true`, ...) into the
+    tap's schema."""
+    return fastjsonschema.compile(jsonschema.Draft7Validator.META_SCHEMA, use_default=False)
 
 
 def _passes_draft7(schema: dict) -> bool:
@@ -101,7 +107,9 @@ def validator(schema: dict) -> Callable[[dict], str | None]:
     faster than jsonschema); jsonschema is the fallback for schemas it cannot compile.
     """
     try:
-        compiled = fastjsonschema.compile(schema)
+        # Without `use_default` the check would fill in the schema's defaults: values the
+        # tap never sent.
+        compiled = fastjsonschema.compile(schema, use_default=False)
     except fastjsonschema.JsonSchemaDefinitionException:
         checker = jsonschema.validators.validator_for(schema)(schema)
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+
+from target_duckdb.schemas import check_schema
+
 from tests.target.helpers import column_types, query, record, run, schema_message, state
 
 PROPS = {"id": {"type": "integer"}, "v": {"type": ["string", "null"]}}
@@ -187,6 +191,27 @@ def test_full_validation_checks_nested_properties(tmp_path, caplog) -> None:
     assert query(tmp_path, "SELECT id, o ->> '$.n' FROM t ORDER BY id") == [(1, "1"), (2, "x")]
     # Without full validation nested values are not checked (top-level types always are).
     assert run(tmp_path, messages).exit_code == 0
+
+
+def test_checks_never_fill_in_a_schema_s_defaults(tmp_path) -> None:
+    # A compiled JSON Schema check fills in `default` values unless told not to: neither the
+    # meta-schema check of a SCHEMA nor the full validation of records may change them.
+    props = {
+        "id": {"type": "integer"},
+        "v": {"type": ["string", "null"], "default": "filled"},
+        "o": {"type": "object", "properties": {"n": {"type": "string", "default": "filled"}}},
+    }
+    sent = schema_message("t", props)
+    pristine = copy.deepcopy(sent["schema"])
+    check_schema("t", sent["schema"])
+    assert sent["schema"] == pristine
+    messages = [sent, record("t", id=1, o={})]
+    assert run(tmp_path, messages, validate_records=True).exit_code == 0
+    assert query(tmp_path, "SELECT id, v, o FROM t") == [(1, None, "{}")]
+    # A mapped record is loaded from the dict the validation saw, not from its text.
+    mapped = run(tmp_path, messages, validate_records=True, stream_maps={"t": {"w": "str(id)"}})
+    assert mapped.exit_code == 0, mapped.stderr
+    assert query(tmp_path, "SELECT id, v, o, w FROM t") == [(1, None, "{}", "1")]
 
 
 def test_table_names_match_case_insensitively_across_runs(tmp_path) -> None:
