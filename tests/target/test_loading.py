@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 from target_duckdb.schemas import check_schema
 
 from tests.target.helpers import column_types, query, record, run, schema_message, state
@@ -46,6 +47,54 @@ def test_composite_keys_upsert(tmp_path) -> None:
     assert run(tmp_path, messages).exit_code == 0
     assert run(tmp_path, [messages[0], record("t", a="x", b=2, v=4)]).exit_code == 0
     assert query(tmp_path, "SELECT a, b, v FROM t ORDER BY b") == [("x", 1, 3), ("x", 2, 4)]
+
+
+@pytest.mark.parametrize(
+    ("key_schema", "values"),
+    [
+        # Keys read back from a keys file of their own (strings, integers, booleans, raw).
+        ({"type": "string"}, ["ch_1", "ch_'2", 'ch_"3\u00e9']),
+        ({"type": "integer"}, [1, -2, 2**62]),
+        ({"type": "boolean"}, [True, False]),
+        ({"type": ["string", "object"]}, ["cus_1", {"id": "cus_2"}, "cus_3"]),  # raw
+        # Keys whose text may not read back as sent: the batch file is read again.
+        (
+            {"type": "string", "format": "date-time"},
+            ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00.1234567Z"],
+        ),
+        ({"type": "number"}, [1.5, 1e300, 2]),
+        ({"type": "integer"}, [1, 2**70, 3]),  # HUGEINT
+        ({"type": ["string", "integer"]}, ["a", 5]),  # an integer in a VARCHAR column
+    ],
+)
+def test_upserts_replace_rows_of_every_kind_of_key(tmp_path, key_schema, values) -> None:
+    props = {"id": key_schema, "v": {"type": "integer"}}
+    first = [schema_message("t", props), *(record("t", id=k, v=1) for k in values)]
+    assert run(tmp_path, first).exit_code == 0
+    again = [schema_message("t", props)] + [record("t", id=k, v=n) for n in (2, 3) for k in values]
+    result = run(tmp_path, again, batch_size_rows=2)
+    assert result.exit_code == 0, result.stderr
+    assert query(tmp_path, "SELECT count(*), count(DISTINCT id), min(v) FROM t") == [
+        (len(values), len(values), 3)
+    ]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[("x", 1), ("x'", 2**62)], [("x", 1), ({"raw": 1}, 2)], [("x", 1.5), ("y", 2.5)]],
+)
+def test_upserts_replace_rows_of_composite_keys(tmp_path, values) -> None:
+    props = {
+        "a": {"type": ["string", "object"]},
+        "b": {"type": "number" if isinstance(values[0][1], float) else "integer"},
+        "v": {"type": "integer"},
+    }
+    head = schema_message("t", props, keys=["a", "b"])
+    first = [head, *(record("t", a=a, b=b, v=1) for a, b in values)]
+    assert run(tmp_path, first).exit_code == 0
+    again = [head] + [record("t", a=a, b=b, v=n) for n in (2, 3) for a, b in values]
+    assert run(tmp_path, again, batch_size_rows=3).exit_code == 0
+    assert query(tmp_path, "SELECT count(*), min(v) FROM t") == [(len(values), 3)]
 
 
 def test_append_only_and_streams_without_keys_keep_every_record(tmp_path) -> None:
