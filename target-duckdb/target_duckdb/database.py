@@ -230,29 +230,28 @@ def _arrived_keys(batch: Batch, key_columns: Mapping[str, str]) -> str:
 
     The keys are written to a file of their own, one JSON array (of the key values, or of
     objects of their columns), for DuckDB to parse instead of the batch file again (a
-    tenth of its bytes, or less). When a value might read back otherwise than from its
-    record's text (see `_EXACT_KEYS`), the batch file is read again instead.
+    twentieth of a Stripe batch's bytes). When a value might read back otherwise than from
+    its record's text (see `_EXACT_KEYS`), the batch file is read again instead.
     """
     keys = batch.record_keys
     if keys is None:
         return _read_json(batch.file, key_columns)
     kinds = [_EXACT_KEYS.get(type_) for type_ in key_columns.values()]
-    if len(kinds) == 1:
-        values = _as_written(keys, kinds[0])
-        if values is None:
-            return _read_json(batch.file, key_columns)
-        payload, records = msgspec.json.encode(values), "false"
+    values = [keys] if len(kinds) == 1 else [[key[i] for key in keys] for i in range(len(kinds))]
+    written = [_as_written(column, kind) for column, kind in zip(values, kinds, strict=True)]
+    if any(column is None for column in written):
+        return _read_json(batch.file, key_columns)
+    if len(written) == 1:
+        payload = msgspec.json.encode(written[0])
     else:
-        columns = [_as_written([key[i] for key in keys], kind) for i, kind in enumerate(kinds)]
-        if any(column is None for column in columns):
-            return _read_json(batch.file, key_columns)
         names = list(key_columns)
-        objects = [dict(zip(names, key, strict=True)) for key in zip(*columns, strict=True)]
-        payload, records = msgspec.json.encode(objects), "true"
+        payload = msgspec.json.encode(
+            [dict(zip(names, key, strict=True)) for key in zip(*written, strict=True)]
+        )
     file = batch.file + ".keys"
     with open(file, "wb") as handle:
         handle.write(payload)
-    return _read_json(file, key_columns, array=True, records=records)
+    return _read_json(file, key_columns, array=True, records=len(written) > 1)
 
 
 def _as_written(values: list, kind: type | None) -> list | None:
@@ -268,13 +267,13 @@ def _as_written(values: list, kind: type | None) -> list | None:
 
 
 def _read_json(
-    file: str, columns: Mapping[str, str], *, array: bool = False, records: str = "true"
+    file: str, columns: Mapping[str, str], *, array: bool = False, records: bool = True
 ) -> str:
     """DuckDB's read of these columns (name → type) from a batch file (one record a line),
-    or from one JSON `array` of records (`records = false`: of values, one column)."""
+    or from one JSON `array` of records (without `records`: of values, one column)."""
     spec = ", ".join(f"{literal(name)}: {literal(type_)}" for name, type_ in columns.items())
     layout = "array" if array else "newline_delimited"
     return (
         f"read_json({literal(file)}, columns = {{{spec}}}, format = '{layout}', "
-        f"records = {records})"
+        f"records = {str(records).lower()})"
     )

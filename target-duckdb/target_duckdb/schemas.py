@@ -54,7 +54,7 @@ def check_schema(stream: str, schema: object, checked: dict | None = None) -> di
         added = {name: properties[name] for name in properties.keys() - checked["properties"]}
         to_check = {key: value for key, value in schema.items() if key != "properties"}
         to_check["properties"] = added
-    key = msgspec.json.encode(to_check, order="sorted")
+    key = whole if to_check is schema else msgspec.json.encode(to_check, order="sorted")
     if key in _PASSED or ("$schema" not in to_check and _passes_draft7(to_check)):
         # The schema passes whole: the stream's sink checks it again without `checked`.
         _PASSED.update((key, whole))
