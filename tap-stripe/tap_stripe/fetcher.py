@@ -127,9 +127,6 @@ class PageFetcher:
     ) -> None:
         self._fetch = fetch
         self._on_cover = on_cover
-        # The newest ``created`` not read yet of each window continuing after a cursor.
-        self._unread_tops: dict[Window, int] = {}
-        self._tops_lock = threading.Lock()
         self._cursor = cursor
         self._baton = baton or Baton()
         self._budget = budget or PageBudget()
@@ -162,32 +159,29 @@ class PageFetcher:
             last_id, last_created = self._cursor(raws[-1])
             first_created = self._cursor(raws[0])[1]
             self._put(Page(raws, None, more=True, created_below=window.hi))
-            cont = self._scheduler.continue_after(window, first_created, last_created, last_id)
-            self._covered(window, raws, cont)
+            self._scheduler.continue_after(window, first_created, last_created, last_id)
+            self._covered(window, raws, continued=True)
         else:
             self._put(Page(raws, window))
             self._scheduler.done(window)
-            self._covered(window, raws, None)
+            self._covered(window, raws, continued=False)
 
-    def _covered(self, window: Window, raws: list[RawRecord], cont: Window | None) -> None:
+    def _covered(self, window: Window, raws: list[RawRecord], *, continued: bool) -> None:
         """Tell how much of the range ``window``'s page read (down to its oldest record,
-        or to the window's start on its last page, ``cont`` None), and how much of that
+        or to the window's start on its last page), and how much of that
         holds no object: above the page's newest record, and on the last page below its
         oldest (all of it when the page is empty)."""
         if self._on_cover is None:
             return
         created = [self._cursor(raws[0])[1], self._cursor(raws[-1])[1]] if raws else []
-        reached = created[1] if cont is not None else window.lo
-        with self._tops_lock:
-            top = self._unread_tops.pop(window, window.hi)
-            if cont is not None:
-                self._unread_tops[cont] = reached
+        reached = created[1] if continued else window.lo
+        top = window.unread_top
         if not created:
             empty = max(0, top - window.lo)
         else:
             newest, oldest = created
             empty = max(0, top - newest - 1)
-            if cont is None:
+            if not continued:
                 empty += max(0, oldest - window.lo)
         self._on_cover(max(0, top - reached), empty)
 

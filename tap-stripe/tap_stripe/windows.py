@@ -22,11 +22,22 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Window:
-    """``created`` in ``[lo, hi)``, continuing after object ``cursor`` when set."""
+    """``created`` in ``[lo, hi)``, continuing after object ``cursor`` when set.
+
+    ``top``: when continuing, the newest ``created`` not read yet (the cursor object's);
+    it travels with the window because another worker may take the window the moment it
+    is queued.
+    """
 
     lo: int
     hi: int
     cursor: str | None = None
+    top: int | None = None
+
+    @property
+    def unread_top(self) -> int:
+        """The newest ``created`` of the window not read yet."""
+        return self.hi if self.top is None else self.top
 
 
 class Scheduler:
@@ -93,7 +104,7 @@ class Scheduler:
                     piece *= 2
             else:
                 cont_lo = lo
-            cont = Window(cont_lo, window.hi, last_id)
+            cont = Window(cont_lo, window.hi, last_id, last_created)
             self._push(cont)
             self._in_flight -= 1
             self._cond.notify_all()

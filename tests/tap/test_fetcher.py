@@ -181,4 +181,4 @@ def test_a_worker_waiting_for_its_next_request_holds_no_page() -> None:
     writer.join(timeout=10)
 
     assert not alive, "the last page was held while the next one was asked for"
-    assert [page.finished for page in rest] == [Window(0, 10, "ch_2")]
+    assert [page.finished for page in rest] == [Window(0, 10, "ch_2", top=6)]

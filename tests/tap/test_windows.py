@@ -23,7 +23,7 @@ def test_a_dense_window_splits_into_pieces_of_several_pages() -> None:
     cont = scheduler.continue_after(window, first_created=900, last_created=800, last_id="ch_1")
 
     # The continuation keeps its cursor and still contains the cursor object.
-    assert cont == Window(601, 1000, "ch_1")
+    assert cont == Window(601, 1000, "ch_1", top=800)
     pieces = sorted((w.lo, w.hi) for w in drain(scheduler))
     assert pieces == [(0, 401), (401, 601), (601, 1000)]
 
@@ -47,7 +47,7 @@ def test_no_split_when_little_is_left() -> None:
 
     cont = scheduler.continue_after(window, first_created=500, last_created=400, last_id="x")
 
-    assert cont == Window(0, 1000, "x")
+    assert cont == Window(0, 1000, "x", top=400)
 
 
 def test_no_split_when_every_worker_is_busy_and_spares_are_queued() -> None:
@@ -58,7 +58,7 @@ def test_no_split_when_every_worker_is_busy_and_spares_are_queued() -> None:
 
     cont = scheduler.continue_after(first, first_created=90, last_created=50, last_id="x")
 
-    assert cont == Window(0, 100, "x")
+    assert cont == Window(0, 100, "x", top=50)
 
 
 def test_windows_are_handed_out_oldest_first() -> None:
