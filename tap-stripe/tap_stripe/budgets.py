@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from tap_stripe.tables import TABLES
@@ -53,6 +54,8 @@ class RateLimiter:
         self._sleep = sleep or time.sleep
         self._next = 0.0
         self._lock = threading.Lock()
+        # When this budget's last requests left (``sent_now``), newest last.
+        self._sent: deque[float] = deque()
 
     def acquire(self) -> None:
         """Wait for this request's slot in the budget."""
@@ -78,6 +81,50 @@ class RateLimiter:
         if self.rate is not None and self.rate < self.max_rate:
             with self._lock:
                 self.rate = min(self.max_rate, self.rate + self.max_rate / 50)
+
+    def wait_before_sending(self, now: float) -> float:
+        """Seconds a request leaving at ``now`` must wait so that no second holds more
+        than the rate's requests, counted when they leave (0: it may go)."""
+        if self.rate is None:
+            return 0.0
+        sent = self._sent
+        while sent and now - sent[0] >= 1.0:
+            sent.popleft()
+        if len(sent) < max(1, int(self.rate)):
+            return 0.0
+        return 1.0 - (now - sent[0])
+
+    def note_sent(self, now: float) -> None:
+        """A request left at ``now``."""
+        if self.rate is not None:
+            self._sent.append(now)
+
+
+# Guards the check and the note of ``send_when_clear`` across the budgets of a request.
+_SENDING = threading.Lock()
+
+
+def send_when_clear(limiters: tuple[RateLimiter, ...]) -> None:
+    """Wait until a request may leave under every one of ``limiters``, counted when it
+    leaves, and note that it does.
+
+    ``acquire`` hands out evenly spaced slots, but a request may leave long after its
+    slot: it waits for the next budget and for a place among the requests in flight, and
+    a busy machine wakes sleeping threads late, all at once. Requests whose slots passed
+    together would then reach Stripe together, many more in one second than the budget.
+    Counting them as they leave keeps every second of every endpoint under its budget.
+    """
+    clock = limiters[0]._clock
+    sleep = limiters[0]._sleep
+    while True:
+        with _SENDING:
+            now = clock()
+            wait = max(limiter.wait_before_sending(now) for limiter in limiters)
+            if wait <= 0:
+                for limiter in limiters:
+                    limiter.note_sent(now)
+                return
+        sleep(wait)
 
 
 def endpoint_of(path: str) -> str:

@@ -31,6 +31,7 @@ from tap_stripe.budgets import (
     Sleep,
     default_rate_for_key,
     endpoint_of,
+    send_when_clear,
 )
 from tap_stripe.in_flight import ENDPOINT_CONCURRENCY, GLOBAL_CONCURRENCY, InFlights
 from tap_stripe.log_once import OncePerMinute
@@ -200,6 +201,7 @@ class StripeClient:
             place = budgets.in_flight.place(endpoint, self._in_flight, stopped)
             try:
                 with place:
+                    send_when_clear((endpoint_budget, budgets.rate))
                     response = self.session.get(
                         url, params=params, headers=headers, timeout=self.timeout
                     )

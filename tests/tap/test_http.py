@@ -15,6 +15,7 @@ from tap_stripe.budgets import (
     RateLimiter,
     default_rate_for_key,
     endpoint_of,
+    send_when_clear,
 )
 from tap_stripe.client import PAUSE_STEP_SECONDS, StripeAPIError, StripeClient, StripeError
 from tap_stripe.log_once import OncePerMinute
@@ -367,6 +368,26 @@ def test_each_endpoint_is_paced_under_its_own_budget_inside_the_global_one() -> 
     # 48 requests over both endpoints took about one second, not two.
     assert clock.now - 100.0 == pytest.approx(23 / 24, abs=0.05)
     assert budgets.get("/v1/charges") is charges
+
+
+def test_requests_whose_slots_passed_together_leave_no_faster_than_the_budget() -> None:
+    """60 requests of one endpoint take their slots (1/24 s apart), then a busy machine
+    wakes them 3 s late, all at once: the global budget alone would send them at 90/s.
+    Counted as they leave, no second holds more than the endpoint's 24."""
+    clock = FakeClock()
+    endpoint = RateLimiter(24, clock=clock, sleep=clock.sleep)
+    global_budget = RateLimiter(90, clock=clock, sleep=clock.sleep)
+    for _ in range(60):
+        endpoint.acquire()
+    clock.now += 3.0
+    left: list[float] = []
+    for _ in range(60):
+        global_budget.acquire()
+        send_when_clear((endpoint, global_budget))
+        left.append(clock.now)
+
+    assert max(sum(1 for t in left if start <= t < start + 1.0) for start in left) == 24
+    assert left[-1] - left[0] < 3.0  # waits only for what the second allows
 
 
 def test_a_429_on_an_unlimited_endpoint_gives_it_stripes_default_budget() -> None:
