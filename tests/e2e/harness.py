@@ -180,7 +180,9 @@ def write_configs(
     tap_config = {
         "api_key": sim.api_key,
         "api_url": sim.url,
+        # The simulator here has no limits (test_limits.py turns them on): no budgets.
         "max_requests_per_second": 0,
+        "max_requests_per_second_per_endpoint": 0,
         "retry_backoff_seconds": 0.05,
         **(tap or {}),
     }

@@ -24,7 +24,8 @@ def test_a_full_sync_and_a_quiet_run_under_stripes_limits_see_almost_no_429(
     with run_simulator(**SIM_KNOBS, limits=True, api_key=LIVE_KEY) as sim:
         configs = write_configs(tmp_path, sim)
         tap = json.loads(configs.tap.read_text())
-        del tap["max_requests_per_second"]  # the defaults: 95/s, 24/s per endpoint
+        # The defaults: 95/s, 24/s per endpoint.
+        del tap["max_requests_per_second"], tap["max_requests_per_second_per_endpoint"]
         configs.tap.write_text(json.dumps(tap))
 
         run = run_pipe(configs)
@@ -56,7 +57,7 @@ def test_stripes_concurrency_limiter_cuts_requests_in_flight_not_the_rate(
     with run_simulator(**knobs, **limits, limits=True, api_key=LIVE_KEY) as sim:
         configs = write_configs(tmp_path, sim)
         tap = json.loads(configs.tap.read_text())
-        del tap["max_requests_per_second"]
+        del tap["max_requests_per_second"], tap["max_requests_per_second_per_endpoint"]
         configs.tap.write_text(json.dumps(tap))
 
         run_pipe(configs)

@@ -36,6 +36,7 @@ def _settings(sim: SimHandle, database: Path) -> dict[str, str]:
         "TAP_STRIPE_API_URL": sim.url,
         "TAP_STRIPE_API_KEY": sim.api_key,
         "TAP_STRIPE_MAX_REQUESTS_PER_SECOND": "0",
+        "TAP_STRIPE_MAX_REQUESTS_PER_SECOND_PER_ENDPOINT": "0",
         "TARGET_DUCKDB_PATH": str(database),
     }
 
