@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from tap_stripe.tables import TABLES_BY_NAME, platform_only
 
 from stripe_sim.runner import SimHandle, run_simulator
@@ -43,11 +44,11 @@ KNOBS = {
 }
 
 
-def lake_rows(lake: Lake, table: str, account: str) -> list[dict[str, Any]]:
+def lake_rows(lake: duckdb.DuckDBPyConnection, table: str, account: str) -> list[dict[str, Any]]:
     """``table``'s rows of ``account`` in the lake, as ``read_table`` gives a file's."""
-    rows = lake.query(
+    rows = lake.execute(
         f'select to_json(t) from {SCHEMA}."{table}" t where {ACCOUNT_COLUMN} = ?', [account]
-    )
+    ).fetchall()
     found = (without_version(json.loads(row)) for (row,) in rows)
     return sorted(found, key=lambda row: key_of(table, row))
 
@@ -57,8 +58,10 @@ READ = tuple(stream for stream in STREAMS if not platform_only(TABLES_BY_NAME[st
 
 
 def assert_account_in_lake_matches_truth(lake: Lake, sim: SimHandle, account: str) -> None:
-    for stream in READ:
-        assert_rows_match(lake_rows(lake, stream, account), truth(sim, stream, account), stream)
+    with lake.reader() as connection:
+        for stream in READ:
+            rows = lake_rows(connection, stream, account)
+            assert_rows_match(rows, truth(sim, stream, account), stream)
 
 
 def pipeline_configs(folder: Path, sim: SimHandle, lake: Lake, account: str, n: int) -> Configs:
