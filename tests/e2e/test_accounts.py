@@ -23,7 +23,7 @@ from tests.e2e.harness import (
     connect,
     persisted_state,
     quiet_run_requests,
-    read_account_table,
+    read_tables,
     run_pipe,
     truth,
     write_configs,
@@ -51,8 +51,7 @@ def accounts_of(sim: SimHandle) -> list[str]:
 def assert_account_matches_truth(database: Path, sim: SimHandle, account: str) -> None:
     """Every table holds ``account``'s objects exactly (the platform's own tables: none
     for a connected account)."""
-    for stream in STREAMS:
-        rows = read_account_table(database, stream, account)
+    for stream, rows in read_tables(database, STREAMS, account).items():
         if account != sim.account_id and platform_only(TABLES_BY_NAME[stream]):
             assert rows == [], (account, stream)
             continue

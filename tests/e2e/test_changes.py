@@ -52,6 +52,7 @@ from tests.e2e.harness import (
     owner,
     persisted_state,
     read_table,
+    read_tables,
     run_pipe,
     tables,
     tap_records,
@@ -199,8 +200,8 @@ class Deletions:
 def live_keys(database: Path) -> dict[str, set[tuple[Any, ...]]]:
     """Per child table, the keys of its live rows (to check their removals next run)."""
     return {
-        stream: {key_of(stream, r) for r in read_table(database, stream) if not r.get(DELETED_AT)}
-        for stream in CHILDREN
+        stream: {key_of(stream, r) for r in rows if not r.get(DELETED_AT)}
+        for stream, rows in read_tables(database, CHILDREN).items()
     }
 
 
@@ -217,9 +218,9 @@ def assert_equals_truth(
     removed, among them every one that was live before (``live_before``). None is left
     marked under ``hard_delete``."""
     assert tables(database) == set(STREAMS)
-    for stream in STREAMS:
+    for stream, read in read_tables(database, STREAMS).items():
         left = unannounced(sim, stream, deleted)
-        rows = [row for row in read_table(database, stream) if not left(row)]
+        rows = [row for row in read if not left(row)]
         live = [row for row in rows if row.get(DELETED_AT) is None]
         assert_rows_match(live, truth(sim, stream), stream)
         if stream in CHILDREN:
