@@ -14,10 +14,12 @@ from __future__ import annotations
 import typing as t
 from collections.abc import Mapping, Sequence
 
+import duckdb
 import msgspec
 
 from target_duckdb import conflicts, types
 from target_duckdb.connection import literal, quote
+from target_duckdb.errors import StatementError
 from target_duckdb.names import REBUILT_SUFFIX
 from target_duckdb.session import DEFAULT_MEMORY_LIMIT, Session
 from target_duckdb.state_table import StateTable
@@ -48,6 +50,7 @@ class Database(Session):
             memory_limit=memory_limit,
         )
         self._schemas: set[str] = set()
+        self._catalog: str | None = None
         self.states = StateTable(self, state_schema)
 
     # Tables and columns
@@ -59,14 +62,24 @@ class Database(Session):
             self._schemas.add(schema)
 
     def columns(self, schema: str, table: str) -> dict[str, str]:
-        """Existing columns of a table (name → type), empty when there is no table."""
-        rows = self.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() "
-            "WHERE database_name = current_database() AND lower(schema_name) = lower(?) "
-            "AND lower(table_name) = lower(?) ORDER BY column_index",
-            [schema, table],
-        ).fetchall()
-        return {name: types.normalize(data_type) for name, data_type in rows}
+        """Existing columns of a table (name → type), empty when there is no table.
+
+        DESCRIBE finds the one table (0.5 ms); duckdb_columns() lists every column of the
+        database first (4 ms with Stripe's 60 tables, and a run asks about 150 times).
+        DuckDB's names ignore case, so a table or schema spelt in another case is found.
+        The name is qualified with the catalog: a schema that does not exist yet could
+        otherwise be taken for a catalog of that name.
+        """
+        if self._catalog is None:
+            self._catalog = self.execute("SELECT current_database()").fetchone()[0]
+        name = f"{quote(self._catalog)}.{quote(schema)}.{quote(table)}"
+        try:
+            rows = self.execute(f"DESCRIBE {name}").fetchall()
+        except StatementError as error:
+            if isinstance(error.__cause__, duckdb.CatalogException):
+                return {}  # no such table or schema (an error that leaves a transaction open)
+            raise
+        return {row[0]: types.normalize(row[1]) for row in rows}
 
     def create_table(self, schema: str, table: str, columns: Mapping[str, str]) -> None:
         """CREATE TABLE with the given columns."""

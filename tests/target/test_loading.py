@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 
+import duckdb
 import pytest
+from target_duckdb.database import Database
 from target_duckdb.schemas import check_schema
 
 from tests.target.helpers import column_types, query, record, run, schema_message, state
@@ -277,3 +279,19 @@ def test_table_names_match_case_insensitively_across_runs(tmp_path) -> None:
     )
     assert second.exit_code == 0, second.stderr
     assert query(tmp_path, "SELECT id, v FROM orders") == [(1, "b")]
+
+
+def test_columns_are_those_of_the_named_schemas_table_whatever_its_case(tmp_path) -> None:
+    """In stripe.duckdb (catalog `stripe`) with only `main.orders`, the name
+    `"stripe"."orders"` means that table; the target's lookup of `orders` in schema
+    `stripe` (qualified with the catalog) finds none, and finds `main.ORDERS` in any case."""
+    path = tmp_path / "stripe.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("CREATE TABLE main.orders (other INTEGER)")
+        assert connection.execute('DESCRIBE "stripe"."orders"').fetchall()[0][0] == "other"
+    database = Database(str(path), "stripe")
+    try:
+        assert database.columns("stripe", "orders") == {}
+        assert list(database.columns("main", "ORDERS")) == ["other"]
+    finally:
+        database.close()
