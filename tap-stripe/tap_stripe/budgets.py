@@ -54,7 +54,8 @@ class RateLimiter:
         self._sleep = sleep or time.sleep
         self._next = 0.0
         self._lock = threading.Lock()
-        # When this budget's last requests left (``sent_now``), newest last.
+        # When this budget's requests of the last second left (``note_sent``), newest
+        # last; read and written under ``_SENDING`` only.
         self._sent: deque[float] = deque()
 
     def acquire(self) -> None:

@@ -5,12 +5,9 @@ the lake's state. Each account ends equal to its truth, each pipeline with its o
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
-import duckdb
 from tap_stripe.tables import TABLES_BY_NAME, platform_only
 
 from stripe_sim.runner import SimHandle, run_simulator
@@ -24,12 +21,11 @@ from tests.e2e.harness import (
     Pipeline,
     assert_rows_match,
     bookmarks,
-    key_of,
     persisted_state,
     pipe_command,
     run_pipe,
+    table_rows,
     truth,
-    without_version,
     write_configs,
 )
 from tests.postgres_server import Lake, PostgresServer, postgres
@@ -44,15 +40,6 @@ KNOBS = {
 }
 
 
-def lake_rows(lake: duckdb.DuckDBPyConnection, table: str, account: str) -> list[dict[str, Any]]:
-    """``table``'s rows of ``account`` in the lake, as ``read_table`` gives a file's."""
-    rows = lake.execute(
-        f'select to_json(t) from {SCHEMA}."{table}" t where {ACCOUNT_COLUMN} = ?', [account]
-    ).fetchall()
-    found = (without_version(json.loads(row)) for (row,) in rows)
-    return sorted(found, key=lambda row: key_of(table, row))
-
-
 # Connected accounts only: the platform's own tables are read by no pipeline here.
 READ = tuple(stream for stream in STREAMS if not platform_only(TABLES_BY_NAME[stream]))
 
@@ -60,7 +47,7 @@ READ = tuple(stream for stream in STREAMS if not platform_only(TABLES_BY_NAME[st
 def assert_account_in_lake_matches_truth(lake: Lake, sim: SimHandle, account: str) -> None:
     with lake.reader() as connection:
         for stream in READ:
-            rows = lake_rows(connection, stream, account)
+            rows = table_rows(connection, stream, account)
             assert_rows_match(rows, truth(sim, stream, account), stream)
 
 
