@@ -68,7 +68,7 @@ class Database(Session):
         database first (4 ms with Stripe's 60 tables, and a run asks about 150 times).
         DuckDB's names ignore case, so a table or schema spelt in another case is found.
         The name is qualified with the catalog: a schema that does not exist yet could
-        otherwise be taken for a catalog of that name.
+        otherwise be taken for a catalog of that name (every connection has `memory`).
         """
         if self._catalog is None:
             self._catalog = self.execute("SELECT current_database()").fetchone()[0]

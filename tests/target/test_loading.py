@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import duckdb
 import pytest
 from target_duckdb.database import Database
 from target_duckdb.schemas import check_schema
@@ -282,16 +281,20 @@ def test_table_names_match_case_insensitively_across_runs(tmp_path) -> None:
 
 
 def test_columns_are_those_of_the_named_schemas_table_whatever_its_case(tmp_path) -> None:
-    """In stripe.duckdb (catalog `stripe`) with only `main.orders`, the name
-    `"stripe"."orders"` means that table; the target's lookup of `orders` in schema
-    `stripe` (qualified with the catalog) finds none, and finds `main.ORDERS` in any case."""
-    path = tmp_path / "stripe.duckdb"
-    with duckdb.connect(str(path)) as connection:
-        connection.execute("CREATE TABLE main.orders (other INTEGER)")
-        assert connection.execute('DESCRIBE "stripe"."orders"').fetchall()[0][0] == "other"
-    database = Database(str(path), "stripe")
+    """Every connection has a catalog `memory`: with only `memory.main.orders`, the name
+    `"memory"."orders"` means that table. The target's lookup of `orders` in a schema
+    `memory` of its own file (qualified with the catalog) finds none, even inside a
+    transaction, which stays usable; and it finds `main.ORDERS` in any case."""
+    database = Database(str(tmp_path / "out.duckdb"), "main")
     try:
-        assert database.columns("stripe", "orders") == {}
-        assert list(database.columns("main", "ORDERS")) == ["other"]
+        database.execute("CREATE TABLE memory.main.orders (other INTEGER)")
+        database.execute("CREATE TABLE main.orders (id INTEGER)")
+        assert database.execute('DESCRIBE "memory"."orders"').fetchall()[0][0] == "other"
+        with database.transaction():
+            assert database.columns("memory", "orders") == {}
+            assert database.columns("main", "missing") == {}
+            database.execute("INSERT INTO main.orders VALUES (1)")
+        assert list(database.columns("MAIN", "ORDERS")) == ["id"]
+        assert database.execute("SELECT id FROM main.orders").fetchall() == [(1,)]
     finally:
         database.close()
