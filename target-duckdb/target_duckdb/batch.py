@@ -52,6 +52,9 @@ class Batch:
     payload: bytes
     lines: list[int]
     record_keys: list | None
+    # Upserts: the keys that may have rows already, whose rows the load deletes (None: any
+    # of the keys may, see `table_history`).
+    replaced: list | None
     superseded: list[tuple[int, t.Any, Text]]
     columns: dict[str, str]
     keys: list[str]
@@ -81,7 +84,7 @@ class Batch:
         """
         if self.record_keys is None:
             chosen = [(n, text) for n, text in zip(self.lines, texts, strict=True) if n < line]
-            kept_keys = None
+            kept_keys = replaced = None
         else:
             versions = sorted(
                 [*zip(self.lines, self.record_keys, texts, strict=True), *self.superseded],
@@ -93,6 +96,7 @@ class Batch:
                     last[key] = (n, text)
             chosen = list(last.values())
             kept_keys = list(last)
+            replaced = None if self.replaced is None else list(set(self.replaced) & last.keys())
         if not chosen:
             return None
         return dataclasses.replace(
@@ -100,6 +104,7 @@ class Batch:
             payload=b"\n".join(text for _, text in chosen) + b"\n",
             lines=[n for n, _ in chosen],
             record_keys=kept_keys,
+            replaced=replaced,
             superseded=[],
         )
 

@@ -48,12 +48,14 @@ class Columns:
         # Property names this run has used (SCHEMA or records): another differing only in
         # case would be the same DuckDB column, so it is refused.
         self.claimed: set[str] = set()
+        self.created = False  # whether this run created the table (empty until it loads)
 
     def adopt(self, wanted: Mapping[str, str]) -> None:
         """Create the table with the `wanted` columns, or add and widen its columns to them."""
         existing = self._db.columns(self.schema_name, self.table)
         if not existing:
             self._db.create_table(self.schema_name, self.table, wanted)
+            self.created = True
             existing = self._db.columns(self.schema_name, self.table)
         # Keep this run's spelling of each column: pending records use it.
         spelling = {name.lower(): name for name in self.types}

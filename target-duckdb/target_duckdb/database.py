@@ -177,7 +177,7 @@ class Database(Session):
         source = _read_json(batch.file, columns)
         if batch.method == "overwrite":
             self.execute(f"DELETE FROM {target}")
-        elif batch.method == "upsert" and keys:
+        elif batch.method == "upsert" and keys and batch.replaced != []:
             # The rows whose keys arrive are deleted by a join with the keys read from a file
             # (a list of keys bound as a parameter costs DuckDB ~0.1 ms a key): the keys
             # alone when they are sure to read back as the records' own, else the batch
@@ -246,7 +246,7 @@ def _arrived_keys(batch: Batch, key_columns: Mapping[str, str]) -> str:
     twentieth of a Stripe batch's bytes). When a value might read back otherwise than from
     its record's text (see `_EXACT_KEYS`), the batch file is read again instead.
     """
-    keys = batch.record_keys
+    keys = batch.record_keys if batch.replaced is None else batch.replaced
     if keys is None:
         return _read_json(batch.file, key_columns)
     kinds = [_EXACT_KEYS.get(type_) for type_ in key_columns.values()]

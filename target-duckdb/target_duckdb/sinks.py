@@ -38,6 +38,7 @@ from target_duckdb.errors import (
     MissingKeyError,
 )
 from target_duckdb.schemas import allowed, check_schema, json_kind, validator
+from target_duckdb.table_history import TableHistory
 
 logger = logging.getLogger("target-duckdb")
 
@@ -110,15 +111,16 @@ class Sink:
         schema: dict,
         key_properties: Sequence[str],
         settings: SinkSettings,
-        overwritten: set[str],
+        history: TableHistory,
     ) -> None:
-        """Create or evolve the table for the stream's schema."""
+        """Create or evolve the table for the stream's schema (`history`: the run's)."""
         self.stream = stream
         self.schema_name = schema_name
         self.table = table
         self.settings = settings
         self._db = settings.database
-        self._overwritten = overwritten
+        self._history = history
+        self._table_id = f"{schema_name}.{table}"
         handle, self._file = tempfile.mkstemp(dir=settings.temp_dir, suffix=".json")
         os.close(handle)
         self.columns = Columns(self._db, schema_name, table, stream)
@@ -128,6 +130,8 @@ class Sink:
         self._legacy_keys: tuple[str, ...] = ()
         self._legacy_of: tuple[str, ...] | None = None  # the keys _legacy_keys was found for
         self.update_schema(schema, key_properties)
+        if self.columns.created and not self._db.kind.shared:  # only this run writes it
+            history.track(self._table_id)
 
     # Schema and columns
 
@@ -149,6 +153,7 @@ class Sink:
         self._validator = validator(schema) if self.settings.validate_records else None
         self.columns.adopt({name: types.column_type(prop) for name, prop in properties.items()})
         if self._legacy_of != tuple(key_properties):  # asked once per key set
+            self._history.forget(self._table_id)  # keys of other columns say nothing
             self._legacy_of = tuple(key_properties)
             self._legacy_keys = tuple(
                 self._db.legacy_keys(self.schema_name, self.table, self.key_properties)
@@ -348,17 +353,12 @@ class Sink:
         Upserts load the last record per key; the records it replaced stay with the batch
         (rarely any), so that a load failing at a later line can still commit them.
         """
-        method = self.method
-        table_id = f"{self.schema_name}.{self.table}"
-        if method == "overwrite":
-            if table_id in self._overwritten:
-                method = "append-only"
-            else:
-                self._overwritten.add(table_id)
         texts, lines, keys = self._texts, self._lines, self._keys
         superseded: list[tuple[int, t.Any, bytes | msgspec.Raw]] = []
+        replaced = None
         if keys is not None:
             texts, lines, keys, superseded = last_per_key(texts, lines, keys)
+            replaced = self._history.replaced(self._table_id, keys)
         batch = Batch(
             schema_name=self.schema_name,
             table=self.table,
@@ -367,10 +367,11 @@ class Sink:
             payload=b"\n".join(texts) + b"\n",
             lines=lines,
             record_keys=keys,
+            replaced=replaced,
             superseded=superseded,
             columns=dict(self.columns.types),
             keys=list(self.key_properties),
-            method=method,
+            method=self._history.load_method(self._table_id, self.method),
             hard_delete=self.settings.hard_delete,
             legacy_keys=self._legacy_keys,
         )

@@ -45,6 +45,7 @@ from target_duckdb.schemas import check_schema
 from target_duckdb.settings import CONFIG_SCHEMA, DEFAULT_BATCH_SIZE_ROWS
 from target_duckdb.sinks import Sink, SinkSettings
 from target_duckdb.state_table import STATE_TABLE
+from target_duckdb.table_history import TableHistory
 
 if t.TYPE_CHECKING:
     from types import FrameType
@@ -86,7 +87,7 @@ class TargetDuckDB(Target):
         self._tables = names.Tables(
             self.config.get("default_target_schema"), (self.state_schema, STATE_TABLE)
         )
-        self._overwritten: set[str] = set()
+        self._history = TableHistory()
         self._states = States(self.config.get("state_id", "default"))
         self._batch_size = int(self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS)
         self._max_age = float(self.config.get("max_batch_age_seconds", 60))
@@ -160,7 +161,7 @@ class TargetDuckDB(Target):
                     schema=stream_map.transformed_schema,
                     key_properties=map_keys,
                     settings=self._settings(),
-                    overwritten=self._overwritten,
+                    history=self._history,
                 )
                 self._sinks[alias] = sink
             else:

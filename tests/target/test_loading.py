@@ -50,7 +50,8 @@ def test_composite_keys_upsert(tmp_path) -> None:
     assert query(tmp_path, "SELECT a, b, v FROM t ORDER BY b") == [("x", 1, 3), ("x", 2, 4)]
 
 
-@pytest.mark.parametrize(
+# Every kind of key, as (its schema, some values).
+KEY_KINDS = pytest.mark.parametrize(
     ("key_schema", "values"),
     [
         # Keys read back from a keys file of their own (strings, integers, booleans, raw).
@@ -68,6 +69,9 @@ def test_composite_keys_upsert(tmp_path) -> None:
         ({"type": ["string", "integer"]}, ["a", 5]),  # an integer in a VARCHAR column
     ],
 )
+
+
+@KEY_KINDS
 def test_upserts_replace_rows_of_every_kind_of_key(tmp_path, key_schema, values) -> None:
     props = {"id": key_schema, "v": {"type": "integer"}}
     first = [schema_message("t", props), *(record("t", id=k, v=1) for k in values)]
@@ -78,6 +82,49 @@ def test_upserts_replace_rows_of_every_kind_of_key(tmp_path, key_schema, values)
     assert query(tmp_path, "SELECT count(*), count(DISTINCT id), min(v) FROM t") == [
         (len(values), len(values), 3)
     ]
+
+
+@KEY_KINDS
+def test_a_first_load_replaces_the_rows_its_earlier_batches_loaded(tmp_path, key_schema, values):
+    # The table is new: the upserts delete only the rows of keys an earlier batch loaded.
+    props = {"id": key_schema, "v": {"type": "integer"}}
+    messages = [schema_message("t", props)]
+    messages += [record("t", id=k, v=n) for n in (1, 2, 3) for k in values]
+    result = run(tmp_path, messages, batch_size_rows=2)
+    assert result.exit_code == 0, result.stderr
+    assert query(tmp_path, "SELECT count(*), count(DISTINCT id), min(v) FROM t") == [
+        (len(values), len(values), 3)
+    ]
+
+
+def test_a_first_load_deletes_only_what_earlier_batches_of_the_run_loaded(
+    tmp_path, monkeypatch
+) -> None:
+    deletes: list[tuple[str, list | None]] = []
+    execute = Database.execute
+
+    def spy(self, sql, parameters=None):
+        if sql.startswith('DELETE FROM "main"."t"'):
+            deletes.append((sql, parameters))
+        return execute(self, sql, parameters)
+
+    monkeypatch.setattr(Database, "execute", spy)
+    head = schema_message("t", PROPS)
+    new_keys = [head, *(record("t", id=i, v="a") for i in range(6))]
+    assert run(tmp_path, new_keys, batch_size_rows=2).exit_code == 0
+    assert deletes == []  # three batches of new keys into a table the run created
+
+    resent = [head, *(record("t", id=i, v="b") for i in (6, 7, 8, 1))]
+    assert run(tmp_path, resent, batch_size_rows=2).exit_code == 0
+    assert len(deletes) == 2  # a table of an earlier run: every batch deletes its keys
+    assert query(tmp_path, "SELECT count(*) FROM t WHERE v = 'b'") == [(4,)]
+
+    deletes.clear()
+    (tmp_path / "out.duckdb").unlink()
+    again = [head, *(record("t", id=i, v="c") for i in (1, 2, 3, 4, 2, 5))]
+    assert run(tmp_path, again, batch_size_rows=2).exit_code == 0
+    assert len(deletes) == 1  # only the third batch re-sends a key (2)
+    assert query(tmp_path, "SELECT id FROM t ORDER BY id") == [(1,), (2,), (3,), (4,), (5,)]
 
 
 @pytest.mark.parametrize(
