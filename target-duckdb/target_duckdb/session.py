@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +22,12 @@ from target_duckdb.connection import Kind, connect, first_line
 from target_duckdb.errors import DatabaseError, StatementError
 
 DEFAULT_MEMORY_LIMIT = "128MB"
+# DuckDB's Python binding takes the GIL back between the tasks of a query, and a thread
+# waiting for the GIL waits Python's switch interval (5 ms by default) before the running
+# thread is asked to let go: the loader waited so at every task while the main thread
+# decoded the next batch. At 0.2 ms the benchmark's 100,000 records loaded in 2.00 s against
+# 2.16 s (best of 10 interleaved runs each; medians 2.28 s and 2.32 s).
+SWITCH_INTERVAL = 0.0002
 
 
 class Session:
@@ -50,6 +57,7 @@ class Session:
         self.connection = self._connect()
         self._in_transaction = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-load")
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self._job: Future | None = None
         self._failure: BaseException | None = None
         self._worker: int | None = None
