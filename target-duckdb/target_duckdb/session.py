@@ -57,7 +57,8 @@ class Session:
         self.connection = self._connect()
         self._in_transaction = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-load")
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+        self._switch_interval = sys.getswitchinterval()  # the process's, back at close
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL))
         self._job: Future | None = None
         self._failure: BaseException | None = None
         self._worker: int | None = None
@@ -70,10 +71,13 @@ class Session:
         """
         self._executor.shutdown(wait=True)
         self._job = None
-        if self._checkpoints is not None and self._checkpoints.wal_bytes():
-            # Before DuckDB's own checkpoint at close, which has no more memory than a load.
-            self._checkpoints.run(self.connection)
-        self.connection.close()
+        try:
+            if self._checkpoints is not None and self._checkpoints.wal_bytes():
+                # Before DuckDB's own checkpoint at close, which has no more memory than a load.
+                self._checkpoints.run(self.connection)
+            self.connection.close()
+        finally:
+            sys.setswitchinterval(self._switch_interval)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         connection = self._open()

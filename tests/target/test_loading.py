@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import sys
 
 import pytest
 from target_duckdb.database import Database
 from target_duckdb.schemas import check_schema
+from target_duckdb.session import SWITCH_INTERVAL
 
 from tests.target.helpers import column_types, query, record, run, schema_message, state
 
@@ -345,3 +347,13 @@ def test_columns_are_those_of_the_named_schemas_table_whatever_its_case(tmp_path
         assert database.execute("SELECT id FROM main.orders").fetchall() == [(1,)]
     finally:
         database.close()
+
+
+def test_the_gil_changes_hands_quickly_while_the_loader_thread_runs(tmp_path) -> None:
+    before = sys.getswitchinterval()
+    database = Database(str(tmp_path / "out.duckdb"), "main")
+    try:
+        assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL))
+    finally:
+        database.close()
+    assert sys.getswitchinterval() == before
