@@ -235,7 +235,7 @@ class Database(Session):
 # the type as the record's own text does. Others may not: a float (`1e2`), a timestamp
 # (`.1234567`), a number in a VARCHAR column (`1.50`), an integer beyond 64 bits (which
 # DuckDB's reader of a JSON array refuses).
-_EXACT_KEYS: Mapping[str, type] = {types.VARCHAR: str, types.BIGINT: int, types.BOOLEAN: bool}
+EXACT_KEYS: Mapping[str, type] = {types.VARCHAR: str, types.BIGINT: int, types.BOOLEAN: bool}
 
 
 def _arrived_keys(batch: Batch, key_columns: Mapping[str, str]) -> str:
@@ -244,12 +244,12 @@ def _arrived_keys(batch: Batch, key_columns: Mapping[str, str]) -> str:
     The keys are written to a file of their own, one JSON array (of the key values, or of
     objects of their columns), for DuckDB to parse instead of the batch file again (a
     twentieth of a Stripe batch's bytes). When a value might read back otherwise than from
-    its record's text (see `_EXACT_KEYS`), the batch file is read again instead.
+    its record's text (see `EXACT_KEYS`), the batch file is read again instead.
     """
     keys = batch.record_keys if batch.replaced is None else batch.replaced
     if keys is None:
         return _read_json(batch.file, key_columns)
-    kinds = [_EXACT_KEYS.get(type_) for type_ in key_columns.values()]
+    kinds = [EXACT_KEYS.get(type_) for type_ in key_columns.values()]
     values = [keys] if len(kinds) == 1 else [[key[i] for key in keys] for i in range(len(kinds))]
     written = [_as_written(column, kind) for column, kind in zip(values, kinds, strict=True)]
     if any(column is None for column in written):

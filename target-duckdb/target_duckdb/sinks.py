@@ -30,7 +30,7 @@ import msgspec
 from target_duckdb import names, types
 from target_duckdb.batch import Batch, last_per_key
 from target_duckdb.columns import SDC_COLUMNS, SDC_SCHEMAS, VERSION_COLUMNS, Columns
-from target_duckdb.database import Database
+from target_duckdb.database import EXACT_KEYS, Database
 from target_duckdb.errors import (
     BadMessageError,
     BadSchemaError,
@@ -358,7 +358,8 @@ class Sink:
         replaced = None
         if keys is not None:
             texts, lines, keys, superseded = last_per_key(texts, lines, keys)
-            replaced = self._history.replaced(self._table_id, keys)
+            kinds = [EXACT_KEYS.get(self.columns.types[key]) for key in self.key_properties]
+            replaced = self._history.replaced(self._table_id, keys, kinds)
         batch = Batch(
             schema_name=self.schema_name,
             table=self.table,

@@ -50,10 +50,22 @@ class TableHistory:
         """The keys of `table` change columns: the ones loaded so far say nothing."""
         self._tracked.discard(table)
 
-    def replaced(self, table: str, keys: Sequence[t.Any]) -> list[t.Any] | None:
-        """Note `keys` (hashable, each once) as loaded into `table`; the ones that may have
-        rows there already (None: any of them may, the table is not tracked)."""
+    def replaced(
+        self, table: str, keys: Sequence[t.Any], kinds: Sequence[type | None]
+    ) -> list[t.Any] | None:
+        """Note `keys` (each once) as loaded into `table`; the ones that may have rows there
+        already (None: any of them may).
+
+        `kinds` are the Python types, one per key column, whose values are equal exactly
+        when their column's values are (`database.EXACT_KEYS`: a `str` in a VARCHAR, an
+        `int` in a BIGINT, ...). A key of any other type (the number 1 and the text "1" are
+        one VARCHAR value, and two texts of one JSON object one JSON value) ends the table's
+        tracking: from then on every key may have a row.
+        """
         if table not in self._tracked:
+            return None
+        if not _of_kinds(keys, kinds):
+            self.forget(table)
             return None
         if self._bits is None:
             self._bits = bytearray(_BITS >> 3)
@@ -70,3 +82,18 @@ class TableHistory:
                 bits[a_byte] |= a_bit
                 bits[b_byte] |= b_bit
         return seen
+
+
+def _of_kinds(keys: Sequence[t.Any], kinds: Sequence[type | None]) -> bool:
+    """Whether every key's value (a tuple's values, for several columns) is exactly of its
+    column's kind."""
+    if None in kinds:
+        return False
+    if len(kinds) == 1:
+        (kind,) = kinds
+        return all(type(key) is kind for key in keys)
+    return all(type(key) is tuple and all(map(_is_of, key, kinds)) for key in keys)
+
+
+def _is_of(value: t.Any, kind: type) -> bool:
+    return type(value) is kind

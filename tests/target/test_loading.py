@@ -99,6 +99,17 @@ def test_a_first_load_replaces_the_rows_its_earlier_batches_loaded(tmp_path, key
     ]
 
 
+def test_a_first_load_replaces_a_key_sent_once_as_text_and_once_as_a_number(tmp_path) -> None:
+    props = {"id": {"type": ["string", "integer"]}, "v": {"type": "integer"}}
+    for first, then in (("1", 1), (1, "1")):
+        messages = [schema_message("t", props), record("t", id=first, v=1)]
+        messages += [record("t", id=then, v=2), record("t", id="2", v=3)]
+        result = run(tmp_path, messages, batch_size_rows=1)
+        assert result.exit_code == 0, result.stderr
+        assert query(tmp_path, "SELECT id, v FROM t ORDER BY id") == [("1", 2), ("2", 3)]
+        (tmp_path / "out.duckdb").unlink()
+
+
 def test_a_first_load_deletes_only_what_earlier_batches_of_the_run_loaded(
     tmp_path, monkeypatch
 ) -> None:
