@@ -25,8 +25,8 @@ DEFAULT_MEMORY_LIMIT = "128MB"
 # DuckDB's Python binding takes the GIL back between the tasks of a query, and a thread
 # waiting for the GIL waits Python's switch interval (5 ms by default) before the running
 # thread is asked to let go: the loader waited so at every task while the main thread
-# decoded the next batch. At 0.2 ms the benchmark's 100,000 records loaded in 2.00 s against
-# 2.16 s (best of 10 interleaved runs each; medians 2.28 s and 2.32 s).
+# decoded the next batch. At 0.2 ms the benchmark's 100,000 records loaded in 1.96 s against
+# 2.16 s (medians of 16 interleaved runs each; best 1.83 s and 1.98 s).
 SWITCH_INTERVAL = 0.0002
 
 
