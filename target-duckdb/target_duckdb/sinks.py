@@ -216,10 +216,8 @@ class Sink:
     def add_raw(
         self, raw: bytes, version: int | None, time_extracted: str | None, line: int
     ) -> int:
-        """Add a record given as its raw JSON text (the fast path); returns its size.
-
-        `line` is the record's input line number.
-        """
+        """Add a record given as its raw JSON text (the fast path), of input line `line`;
+        returns its size."""
         if version is not None:
             self._ensure_version_columns()
         if self._fast:
