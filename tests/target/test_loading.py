@@ -7,10 +7,19 @@ import sys
 
 import pytest
 from target_duckdb.database import Database
+from target_duckdb.messages import STDIN_BUFFER
 from target_duckdb.schemas import check_schema
 from target_duckdb.session import SWITCH_INTERVAL
 
-from tests.target.helpers import column_types, query, record, run, schema_message, state
+from tests.target.helpers import (
+    column_types,
+    query,
+    record,
+    run,
+    run_process,
+    schema_message,
+    state,
+)
 
 PROPS = {"id": {"type": "integer"}, "v": {"type": ["string", "null"]}}
 
@@ -368,3 +377,17 @@ def test_the_gil_changes_hands_quickly_while_the_loader_thread_runs(tmp_path) ->
     finally:
         database.close()
     assert sys.getswitchinterval() == before
+
+
+def test_standard_input_is_read_whole_across_its_buffer(tmp_path) -> None:
+    """Lines that straddle the reads of standard input, and one longer than a read."""
+    long_text = "x" * (2 * STDIN_BUFFER + 1)
+    messages = [schema_message("t", PROPS)]
+    messages += [record("t", id=i, v=f"{i}-" + "y" * (i % 997)) for i in range(5_000)]
+    messages += [record("t", id=5_000, v=long_text), state({"n": 5_000})]
+    result = run_process(tmp_path, messages)
+    assert result.exit_code == 0, result.stderr
+    assert result.states == [{"n": 5_000}]
+    rows = query(tmp_path, "SELECT count(*), sum(length(v)), max(length(v)) FROM t")
+    expected = sum(len(f"{i}-") + i % 997 for i in range(5_000)) + len(long_text)
+    assert rows == [(5_001, expected, len(long_text))]
