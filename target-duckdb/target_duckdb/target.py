@@ -15,6 +15,7 @@ line by `commit.Commit`.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import sys
 import tempfile
@@ -330,6 +331,10 @@ class TargetDuckDB(Target):
             # The file opens at the first message, not before: in `tap --state
             # <(target-duckdb-state ...) | target-duckdb` the state command must read it first.
             target = cls(config=config_dict, validate_config=True, parse_env_config=parse_env)
+            # What exists now (mostly the modules imported) lives as long as the process: out
+            # of the collector's sight, the exit no longer spends 70-140 ms collecting it
+            # (20-25 ms left, measured on the benchmark's target-alone run).
+            gc.freeze()
             target.listen(file_input)
         except Terminated:
             sys.exit(0)
